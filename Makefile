@@ -1,0 +1,46 @@
+# The two commands in README.md: `make demo` (the main job) and `make test` (the tests).
+# Both set up everything first; a second run skips what is already done.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.introdl-installed
+
+.PHONY: setup system demo test test-slow lint format releases data calibrate benchmark clean
+
+setup: system $(STAMP)
+
+system:
+	@scripts/setup-system
+
+# Reinstall only when the dependency list changes.
+$(STAMP): pyproject.toml scripts/setup-python
+	@PYTHON=$(PYTHON) scripts/setup-python $(VENV)
+	@touch $@
+
+demo: setup
+	@$(BIN)/introdl demo
+
+test: setup
+	@$(BIN)/ruff format --check .
+	@$(BIN)/ruff check .
+	@$(BIN)/mypy
+	@INTRODL_BUDGET=smoke $(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+
+test-slow: setup
+	@$(BIN)/pytest -m slow $(PYTEST_ARGS)
+
+lint: setup
+	@$(BIN)/ruff format --check . && $(BIN)/ruff check . && $(BIN)/mypy
+
+format: setup
+	@$(BIN)/ruff format . && $(BIN)/ruff check --fix .
+
+releases: setup
+	@$(BIN)/introdl release all
+
+data: setup
+	@$(BIN)/introdl data fetch all
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache gradebook.db
