@@ -34,7 +34,7 @@ lint: setup
 	@$(BIN)/ruff format --check . && $(BIN)/ruff check . && $(BIN)/mypy
 
 format: setup
-	@$(BIN)/ruff format . && $(BIN)/ruff check --fix .
+	@$(BIN)/nbstripout --keep-id $$(git ls-files "*.ipynb") && $(BIN)/ruff format . && $(BIN)/ruff check --fix .
 
 releases: setup
 	@$(BIN)/introdl release all
