@@ -21,7 +21,14 @@ c.CourseDirectory.assignments = ["lab1_tensorflow"]
 # music RNN are ~50 MB and students may save several checkpoints: allow 1 GB.
 c.CourseDirectory.max_file_size = 1_000_000
 # Data and checkpoints never travel with a release or a submission.
-c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "data", "training_checkpoints"]
+c.CourseDirectory.ignore = [
+    ".ipynb_checkpoints",
+    "*.pyc",
+    "__pycache__",
+    "feedback",
+    "data",
+    "training_checkpoints",
+]
 
 # --- Student stubs ----------------------------------------------------------------------------
 c.ClearSolutions.code_stub = {"python": "# TODO: your code here\nraise NotImplementedError"}

@@ -26,14 +26,24 @@ def notice(source_path: str) -> str:
 class StampRelease(Preprocessor):  # type: ignore[misc]
     """Adds a generated-from notice (first cell) and metadata to a release notebook."""
 
-    def preprocess(self, nb: NotebookNode, resources: dict[str, Any]) -> tuple[NotebookNode, dict[str, Any]]:
+    def preprocess(
+        self, nb: NotebookNode, resources: dict[str, Any]
+    ) -> tuple[NotebookNode, dict[str, Any]]:
         assignment = resources.get("nbgrader", {}).get("assignment", "")
         notebook = resources.get("nbgrader", {}).get("notebook", "")
         source_path = f"source/{assignment}/{notebook}.ipynb"
         nb.cells = [c for c in nb.cells if c.get("id") != STAMP_CELL_ID]
         cell = from_dict(
-            {"cell_type": "markdown", "id": STAMP_CELL_ID, "metadata": {}, "source": notice(source_path)}
+            {
+                "cell_type": "markdown",
+                "id": STAMP_CELL_ID,
+                "metadata": {},
+                "source": notice(source_path),
+            }
         )
         nb.cells.insert(0, cell)
-        nb.metadata["introdl"] = {"generated_from": source_path, "generated_by": "nbgrader generate_assignment"}
+        nb.metadata["introdl"] = {
+            "generated_from": source_path,
+            "generated_by": "nbgrader generate_assignment",
+        }
         return nb, resources

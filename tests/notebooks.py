@@ -14,7 +14,9 @@ from nbformat import NotebookNode
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def execute(path: Path, *, budget: str = "smoke", allow_errors: bool = False, timeout: int = 900) -> NotebookNode:
+def execute(
+    path: Path, *, budget: str = "smoke", allow_errors: bool = False, timeout: int = 900
+) -> NotebookNode:
     """Execute a notebook in its own folder with INTRODL_BUDGET set; returns the executed copy."""
     nb = nbformat.read(path, as_version=4)
     env_before = os.environ.get("INTRODL_BUDGET")

@@ -17,14 +17,21 @@ from tests.notebooks import assigned_names, errors, execute, is_grade_cell
 
 # Metadata that legitimately differs between two generations of the same release.
 VOLATILE_NOTEBOOK_KEYS = {"widgets", "toc", "varInspector"}
-SOLUTION_MARKERS = re.compile(r"BEGIN SOLUTION|END SOLUTION|BEGIN HIDDEN TESTS|END HIDDEN TESTS|BEGIN MARK SCHEME")
+SOLUTION_MARKERS = re.compile(
+    r"BEGIN SOLUTION|END SOLUTION|BEGIN HIDDEN TESTS|END HIDDEN TESTS|BEGIN MARK SCHEME"
+)
 
 
 def comparable(path: Path) -> dict[str, object]:
     nb = nbformat.read(path, as_version=4)
     meta = {k: v for k, v in nb.metadata.items() if k not in VOLATILE_NOTEBOOK_KEYS}
     cells = [
-        {"type": c.cell_type, "source": c.source, "metadata": c.get("metadata", {}), "id": c.get("id")}
+        {
+            "type": c.cell_type,
+            "source": c.source,
+            "metadata": c.get("metadata", {}),
+            "id": c.get("id"),
+        }
         for c in nb.cells
     ]
     return {"metadata": meta, "cells": cells}
@@ -34,7 +41,9 @@ def test_every_lab_has_a_release() -> None:
     """Does every lab with a source notebook have a committed release notebook?"""
     assert LABS, "no source notebooks found under source/"
     for lab in LABS:
-        assert (ROOT / "release" / lab / f"{lab}.ipynb").is_file(), f"release/{lab}/{lab}.ipynb is missing: run `make releases`"
+        assert (ROOT / "release" / lab / f"{lab}.ipynb").is_file(), (
+            f"release/{lab}/{lab}.ipynb is missing: run `make releases`"
+        )
 
 
 @pytest.mark.parametrize("lab", LABS)
@@ -46,9 +55,19 @@ def test_release_is_current(lab: str, tmp_path: Path) -> None:
         f"release/{lab}/{lab}.ipynb is stale: the source notebook changed without regenerating. "
         "Run `make releases` and commit the result."
     )
-    fresh_files = sorted(p.relative_to(tmp_path / "release" / lab) for p in (tmp_path / "release" / lab).rglob("*") if p.is_file())
-    committed_files = sorted(p.relative_to(ROOT / "release" / lab) for p in (ROOT / "release" / lab).rglob("*") if p.is_file())
-    assert fresh_files == committed_files, f"release/{lab}/ has other files than a fresh generation: {committed_files} vs {fresh_files}"
+    fresh_files = sorted(
+        p.relative_to(tmp_path / "release" / lab)
+        for p in (tmp_path / "release" / lab).rglob("*")
+        if p.is_file()
+    )
+    committed_files = sorted(
+        p.relative_to(ROOT / "release" / lab)
+        for p in (ROOT / "release" / lab).rglob("*")
+        if p.is_file()
+    )
+    assert fresh_files == committed_files, (
+        f"release/{lab}/ has other files than a fresh generation: {committed_files} vs {fresh_files}"
+    )
 
 
 @pytest.mark.parametrize("lab", LABS)
@@ -56,7 +75,10 @@ def test_release_has_no_solutions_or_hidden_material(lab: str) -> None:
     """Does the release hold no solution code, solution markers, or hidden tests?"""
     hidden_sources = [p.read_text() for p in (ROOT / "grader_tests").rglob("*.py")]
     hidden_lines = {
-        line.strip() for text in hidden_sources for line in text.splitlines() if len(line.strip()) > 30
+        line.strip()
+        for text in hidden_sources
+        for line in text.splitlines()
+        if len(line.strip()) > 30
     }
     for path in (ROOT / "release" / lab).rglob("*"):
         if not path.is_file():
@@ -67,7 +89,9 @@ def test_release_has_no_solutions_or_hidden_material(lab: str) -> None:
         assert not leaked, f"{path} contains lines of the hidden tests: {leaked[:3]}"
     source = nbformat.read(ROOT / "source" / lab / f"{lab}.ipynb", as_version=4)
     release = nbformat.read(ROOT / "release" / lab / f"{lab}.ipynb", as_version=4)
-    solution_cells = [c for c in source.cells if c.get("metadata", {}).get("nbgrader", {}).get("solution")]
+    solution_cells = [
+        c for c in source.cells if c.get("metadata", {}).get("nbgrader", {}).get("solution")
+    ]
     assert solution_cells, f"source/{lab} has no solution cells"
     by_id = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in release.cells}
     for cell in solution_cells:
@@ -104,7 +128,10 @@ def test_untouched_release_fails_only_with_not_implemented(lab: str) -> None:
             undefined_by_todo |= assigned_names(cell.source)
             continue
         name = re.search(r"name '(\w+)' is not defined", output.evalue or "")
-        assert output.ename == "NameError" and name and name.group(1) in undefined_by_todo, (
+        cascade = (
+            output.ename == "NameError" and name is not None and name.group(1) in undefined_by_todo
+        )
+        assert cascade, (
             f"release/{lab}: cell {index} failed with {output.ename}: {output.evalue} "
             "(an untouched release may only fail with NotImplementedError)"
         )
@@ -123,15 +150,21 @@ def test_source_notebook_runs_and_its_checks_pass(lab: str) -> None:
     for index, cell in enumerate(nb.cells):
         if is_grade_cell(cell):
             stderr = [o for o in cell.outputs if o.output_type == "stream" and o.name == "stderr"]
-            assert not stderr, f"source/{lab}: grade cell {index} writes to stderr (nbgrader scores it 0): {stderr[0].text[:200]}"
+            assert not stderr, (
+                f"source/{lab}: grade cell {index} writes to stderr (nbgrader scores it 0): {stderr[0].text[:200]}"
+            )
 
 
 def test_notebooks_are_stored_without_outputs() -> None:
     """Is every committed notebook free of outputs and execution counts?"""
-    tracked = subprocess.run(["git", "ls-files", "*.ipynb"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    tracked = subprocess.run(
+        ["git", "ls-files", "*.ipynb"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
     assert tracked, "no notebooks tracked"
     for rel in tracked:
         nb = json.loads((ROOT / rel).read_text())
         for i, cell in enumerate(nb["cells"]):
-            assert not cell.get("outputs"), f"{rel}: cell {i} has outputs; strip them (nbstripout or `make format`)"
+            assert not cell.get("outputs"), (
+                f"{rel}: cell {i} has outputs; strip them (nbstripout or `make format`)"
+            )
             assert cell.get("execution_count") is None, f"{rel}: cell {i} has an execution count"

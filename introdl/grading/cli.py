@@ -23,13 +23,18 @@ Command = Callable[..., Any]
 
 def _commands() -> dict[str, tuple[Command, dict[str, str]]]:
     """Command name -> (function, {parameter: help}). Imported lazily: TensorFlow is slow to load."""
-    from introdl.grading import demo, release
-    from introdl.grading import data_cli
+    from introdl.grading import data_cli, demo, release
 
     return {
         "release": (release.release, {"lab": "a lab id, or `all`"}),
-        "data": (data_cli.data, {"action": "`list` or `fetch`", "name": "a data set name, or `all`"}),
-        "demo": (demo.demo, {"workdir": "where to build the demo course (default: a fresh temporary folder)"}),
+        "data": (
+            data_cli.data,
+            {"action": "`list` or `fetch`", "name": "a data set name, or `all`"},
+        ),
+        "demo": (
+            demo.demo,
+            {"workdir": "where to build the demo course (default: a fresh temporary folder)"},
+        ),
     }
 
 
@@ -48,13 +53,29 @@ def build_parser(commands: dict[str, tuple[Command, dict[str, str]]]) -> argpars
             flag = param.name.replace("_", "-")
             help_text = helps.get(param.name, "")
             if param.name in POSITIONAL.get(name, []):
-                p.add_argument(param.name, nargs="?", default=default, help=f"{help_text} (default: {default})")
+                p.add_argument(
+                    param.name, nargs="?", default=default, help=f"{help_text} (default: {default})"
+                )
             elif isinstance(default, bool):
-                p.add_argument(f"--{flag}", dest=param.name, action="store_true", default=default, help=help_text)
+                p.add_argument(
+                    f"--{flag}",
+                    dest=param.name,
+                    action="store_true",
+                    default=default,
+                    help=help_text,
+                )
             elif isinstance(default, tuple | list):
-                p.add_argument(f"--{flag}", dest=param.name, action="append", default=None, help=help_text)
+                p.add_argument(
+                    f"--{flag}", dest=param.name, action="append", default=None, help=help_text
+                )
             else:
-                p.add_argument(f"--{flag}", dest=param.name, default=default, type=type(default) if default is not None else str, help=f"{help_text} (default: {default})")
+                p.add_argument(
+                    f"--{flag}",
+                    dest=param.name,
+                    default=default,
+                    type=type(default) if default is not None else str,
+                    help=f"{help_text} (default: {default})",
+                )
     return parser
 
 
@@ -79,7 +100,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"introdl {name}: {err}", file=sys.stderr)
         return 2
     if as_json:
-        payload = dataclasses.asdict(result) if dataclasses.is_dataclass(result) and not isinstance(result, type) else result
+        payload = (
+            dataclasses.asdict(result)
+            if dataclasses.is_dataclass(result) and not isinstance(result, type)
+            else result
+        )
         print(json.dumps(payload, indent=2, default=str))
     else:
         print(render(result))

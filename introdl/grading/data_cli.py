@@ -26,12 +26,18 @@ def data(*, action: str = "list", name: str = "all") -> DataResult:
         raise BadInput(f"no data set named {unknown[0]!r}; known: {', '.join(registry.REGISTRY)}")
     if action == "list":
         rows = tuple(
-            (n, "cached" if registry.is_cached(n) else "not cached", registry.REGISTRY[n].description)
+            (
+                n,
+                "cached" if registry.is_cached(n) else "not cached",
+                registry.REGISTRY[n].description,
+            )
             for n in names
         )
         return DataResult(action, rows)
     if action != "fetch":
-        raise BadInput(f"unknown action {action!r}: use `introdl data list` or `introdl data fetch NAME|all`")
+        raise BadInput(
+            f"unknown action {action!r}: use `introdl data list` or `introdl data fetch NAME|all`"
+        )
     rows_list: list[tuple[str, str, str]] = []
     for n in names:
         ds = registry.REGISTRY[n]

@@ -16,7 +16,9 @@ def course_root(start: Path | None = None) -> Path:
     if env:
         root = Path(env).resolve()
         if not (root / "nbgrader_config.py").is_file():
-            raise BadInput(f"INTRODL_COURSE_ROOT={env} has no nbgrader_config.py; point it at the course repository")
+            raise BadInput(
+                f"INTRODL_COURSE_ROOT={env} has no nbgrader_config.py; point it at the course repository"
+            )
         return root
     here = (start or Path.cwd()).resolve()
     for candidate in (here, *here.parents):

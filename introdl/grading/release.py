@@ -22,7 +22,11 @@ class ReleaseResult:
 def nbgrader(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """Run a real nbgrader command from the course root; raise BadInput with its log on failure."""
     proc = subprocess.run(
-        [sys.executable, "-m", "nbgrader", *args], cwd=cwd, capture_output=True, text=True, check=False
+        [sys.executable, "-m", "nbgrader", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if proc.returncode != 0:
         raise BadInput(f"`nbgrader {' '.join(args)}` failed in {cwd}:\n{proc.stdout}{proc.stderr}")
@@ -41,7 +45,9 @@ def check_source_notebook(path: Path) -> None:
     try:
         json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
-        raise BadInput(f"{path} is not a readable notebook ({err}); fix or restore it from git") from err
+        raise BadInput(
+            f"{path} is not a readable notebook ({err}); fix or restore it from git"
+        ) from err
 
 
 def release(*, lab: str = "all") -> ReleaseResult:

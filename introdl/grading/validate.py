@@ -37,5 +37,7 @@ def validate_source(root: Path, lab: str) -> str:
             for kind, items in result.items()
             for item in items
         )
-        raise BadInput(f"{path.relative_to(root)} does not validate; fix the source notebook:\n{problems}")
+        raise BadInput(
+            f"{path.relative_to(root)} does not validate; fix the source notebook:\n{problems}"
+        )
     return str(path.relative_to(root))
