@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-SourceKind = Literal["network", "registry", "local"]
+# "generated": data the project makes itself (a later lab adds such a source).
+SourceKind = Literal["network", "registry", "local", "generated"]
 SUBPROCESS_TIMEOUT = 600  # seconds; pip and npm normally take a few
 URL_TIMEOUT = 60  # seconds without a byte before a download is given up
 
