@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from introdl import data as registry
+import introdl.data as registry
 from introdl.grading.paths import course_root, labs_with_source
 from introdl.grading.release import generate
 from introdl.grading.validate import validate_source
