@@ -54,20 +54,24 @@ def calling(what: str, hint: str = "") -> Iterator[None]:
     except (NotImplementedError, CheckFailed):
         raise
     except Exception as err:
-        fail(
+        raise CheckFailed(
             f"{what} raised {type(err).__name__}: {first_line(err)}\n"
             + (f"{hint}\n" if hint else "")
             + "Read the traceback above to see which line of your code failed, fix it, "
             "re-run that cell, then re-run this check."
-        )
+        ) from err
 
 
 def first_line(err: BaseException) -> str:
-    """The first non-empty line of an exception's message, without colour codes."""
-    for line in _ANSI.sub("", str(err)).splitlines():
-        if line.strip():
-            return line.strip()
-    return "(no message)"
+    """The first informative line of an exception's message, without colour codes.
+
+    Keras prefixes errors raised inside `call` with "Exception encountered when calling X.call()."
+    and puts the original message on a later line; that original line is the informative one.
+    """
+    lines = [line.strip() for line in _ANSI.sub("", str(err)).splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].startswith("Exception encountered when calling"):
+        return f"in {lines[0].removeprefix('Exception encountered when calling').strip(' .')}: {lines[1]}"
+    return lines[0] if lines else "(no message)"
 
 
 def as_array(value: Any, what: str) -> np.ndarray:
@@ -90,8 +94,11 @@ def as_array(value: Any, what: str) -> np.ndarray:
 
 def describe(array: np.ndarray, limit: int = 6) -> str:
     """A short rendering of ARRAY for a message: its values when small, else shape and range."""
+    if array.ndim == 0:
+        return f"{array.item():.6g}" if np.issubdtype(array.dtype, np.number) else str(array.item())
     if array.size <= limit:
         return np.array2string(array, precision=4, separator=", ")
-    return (
-        f"an array of shape {array.shape} with values from {array.min():.4g} to {array.max():.4g}"
-    )
+    low, high = array.min(), array.max()
+    if low == high:
+        return f"an array of shape {array.shape} with every value {low:.4g}"
+    return f"an array of shape {array.shape} with values from {low:.4g} to {high:.4g}"

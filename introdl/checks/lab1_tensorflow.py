@@ -75,6 +75,12 @@ def _expect_tensor(value: Any, what: str) -> tf.Tensor:
     )
 
 
+def _order_hint(got: tuple[Any, ...], want: tuple[int, ...]) -> str:
+    if sorted(got) == sorted(want):
+        return " The order of the dimensions is (batch, height, width, channels)."
+    return ""
+
+
 def tensors(make_matrix: Callable[[], Any], make_images: Callable[..., Any]) -> None:
     """make_matrix() gives a 2-d tensor; make_images(...) gives zeros shaped (batch, h, w, c)."""
     with calling("make_matrix()"):
@@ -95,6 +101,7 @@ def tensors(make_matrix: Callable[[], Any], make_images: Callable[..., Any]) -> 
         fail(
             "make_images() with its default arguments should have shape (10, 256, 256, 3): "
             f"10 images of 256 x 256 pixels with 3 colour channels; got {tuple(images.shape)}."
+            + _order_hint(tuple(images.shape), (10, 256, 256, 3))
         )
     small = (2, 5, 4, 1)
     with calling("make_images(batch=2, height=5, width=4, channels=1)"):
@@ -103,10 +110,8 @@ def tensors(make_matrix: Callable[[], Any], make_images: Callable[..., Any]) -> 
             "make_images(batch=2, height=5, width=4, channels=1)",
         )
     if tuple(few.shape) != small:
-        hint = (
-            " The order of the dimensions is (batch, height, width, channels)."
-            if sorted(few.shape) == sorted(small)
-            else " Build the shape from the arguments instead of fixed numbers."
+        hint = _order_hint(tuple(few.shape), small) or (
+            " Build the shape from the arguments instead of fixed numbers."
         )
         fail(
             f"make_images(batch=2, height=5, width=4, channels=1) should have shape {small}; "
@@ -269,7 +274,10 @@ def _check_output(model: keras.Model, what: str, n: int) -> None:
     if y.shape != (4, n):
         fail(f"{what} on a (4, 2) input should return shape (4, {n}); got {y.shape}.")
     if not np.all((y > 0) & (y < 1)):
-        fail(f"{what} should output sigmoid values in (0, 1); got {describe(y)}.")
+        fail(
+            f"{what} should output sigmoid values in (0, 1); got {describe(y)}. "
+            "Give its Dense layer activation='sigmoid'."
+        )
 
 
 def sequential_model(build_sequential_model: Callable[[int], Any]) -> None:
@@ -333,15 +341,21 @@ def identity_model(IdentityModel: type) -> None:
     for inputs in (x, _inputs((3, 2), seed=_SEED + 1)):
         with calling("IdentityModel(3)(x, isidentity=True)"), _quiet():
             same = as_array(model(inputs, isidentity=True), "IdentityModel(3)(x, isidentity=True)")
-        if same.shape != tuple(inputs.shape) or not np.array_equal(same, inputs.numpy()):
+        want = tuple(inputs.shape)
+        if same.shape != want:
             hint = (
                 " The model ignores isidentity: return the inputs themselves when it is True."
-                if same.shape == (inputs.shape[0], n)
+                if same.shape == (want[0], n)
                 else ""
             )
             fail(
-                f"with isidentity=True the model should return its input unchanged (shape {tuple(inputs.shape)}); "
-                f"got {describe(same)} of shape {same.shape}.{hint}"
+                f"with isidentity=True the model should return its input unchanged, of shape {want}; "
+                f"got shape {same.shape}.{hint}"
+            )
+        if not np.array_equal(same, inputs.numpy()):
+            fail(
+                "with isidentity=True the model should return its input unchanged, but the values "
+                f"differ by up to {np.abs(same - inputs.numpy()).max():.3g}. Return `inputs` itself."
             )
     passed(
         "IdentityModel applies its dense layer by default and returns the input when isidentity=True"
