@@ -16,7 +16,6 @@ c.CourseDirectory.course_id = "introdl"
 c.CourseDirectory.root = str(HERE)
 # Gradebook: embedded SQLite by default; a real course may point this at PostgreSQL.
 c.CourseDirectory.db_url = f"sqlite:///{HERE / 'gradebook.db'}"
-c.CourseDirectory.assignments = ["lab1_tensorflow"]
 # Files above this size are silently dropped by nbgrader (in kB). Model weights of the full-size
 # music RNN are ~50 MB and students may save several checkpoints: allow 1 GB.
 c.CourseDirectory.max_file_size = 1_000_000
@@ -36,7 +35,7 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
 # --- Releases say where they came from ------------------------------------------------------
 c.GenerateAssignment.preprocessors = [
-    *GenerateAssignment.preprocessors.default_value,
+    *GenerateAssignment.class_traits()["preprocessors"].default(),
     "introdl.release_stamp.StampRelease",
 ]
 
@@ -44,7 +43,6 @@ c.GenerateAssignment.preprocessors = [
 # ML cells train models: a generous per-cell budget; the grading engine has its own budgets.
 c.Execute.timeout = 1800
 c.Execute.interrupt_on_timeout = True
-c.Execute.allow_errors = True
 c.Execute.extra_arguments = []
 # TensorFlow, absl and Keras write warnings and progress bars to stderr. nbgrader scores a grade
 # cell with any stderr output 0, so strip that noise before scoring.

@@ -26,6 +26,8 @@ def notice(source_path: str) -> str:
 class StampRelease(Preprocessor):  # type: ignore[misc]
     """Adds a generated-from notice (first cell) and metadata to a release notebook."""
 
+    enabled = True  # nbconvert preprocessors are off unless enabled
+
     def preprocess(
         self, nb: NotebookNode, resources: dict[str, Any]
     ) -> tuple[NotebookNode, dict[str, Any]]:

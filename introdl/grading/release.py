@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -21,8 +22,14 @@ class ReleaseResult:
 
 def nbgrader(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """Run a real nbgrader command from the course root; raise BadInput with its log on failure."""
+    # nbgrader runs `alembic` (database migrations) from PATH: put this environment's bin first.
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
     proc = subprocess.run(
         [sys.executable, "-m", "nbgrader", *args],
+        env=env,
         cwd=cwd,
         capture_output=True,
         text=True,
