@@ -1,0 +1,552 @@
+"""The test phase: run a lab's hidden pytest suite in the grader's own process.
+
+`run_hidden_tests` calls `pytest.main` in-process with a plugin that
+
+- registers `@pytest.mark.grade(grade_id, points=N)` (every hidden test needs one; the points of
+  the tests sharing a grade id must add up to that grade cell's points in the source notebook) and
+  `@pytest.mark.budget(seconds=S)` (a test's wall-clock budget, setup and teardown included);
+- provides the fixtures `student` (the only door into the student's kernel), `rng` (a NumPy
+  generator seeded from the grading seed and the test's id) and `seed` (an int from the same source,
+  for code that wants a plain seed);
+- turns each test's outcome into a `TestResult` whose `output` is the authored message only: the
+  `assert cond, "message"` text, the `AssertionError(message)` a helper raised, or for any other
+  exception its type and message. Assertion rewriting is off (`--assert=plain`) and no traceback is
+  ever rendered, so test source, grader paths and locals cannot reach feedback.
+
+A broken suite (an import error, a test without a grade marker, points that do not add up) raises
+`HiddenSuiteError` naming the file before any student is scored. One run at a time per process:
+pytest keeps global state, so batch grading runs suites in separate worker processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import io
+import math
+import signal
+import sys
+import threading
+import time
+from collections.abc import Generator, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any, Protocol, cast, runtime_checkable
+
+import numpy as np
+import pytest
+
+from introdl.grading.errors import BadInput
+from introdl.grading.results import VISIBILITIES, Status, TestResult, Visibility
+
+DEFAULT_BUDGET = 60.0  # seconds per test when it names no budget
+MAX_MESSAGE = 1500  # characters of feedback per test; a message is a sentence, not a dump
+NO_MESSAGE = "a hidden check failed (this check gives no message)"
+
+MARKERS = (
+    "grade(grade_id, points): the grade cell a hidden test scores and the points it is worth",
+    "budget(seconds): the wall-clock budget of a hidden test, setup and teardown included",
+)
+
+
+@runtime_checkable
+class StudentLike(Protocol):
+    """What hidden tests may do with the student's kernel (the bridge's `Student` implements it)."""
+
+    def call(self, name: str, *args: Any, timeout: float = ..., **kwargs: Any) -> Any:
+        """Call the student's function NAME on plain-data arguments; returns plain data."""
+        ...
+
+    def run(self, code: str) -> Any:
+        """Run CODE in the student's kernel."""
+        ...
+
+    def get(self, name: str) -> Any:
+        """The value of the student's variable NAME, as plain data."""
+        ...
+
+
+class HiddenSuiteError(BadInput):
+    """The hidden suite is broken (an authoring error): fix grader_tests/, nobody is scored."""
+
+
+class BudgetExceeded(Exception):
+    """Raised inside a hidden test that ran past its budget, and again every second until it stops.
+
+    An Exception (not a BaseException) because pytest's fixture bookkeeping only survives those;
+    the repeat defeats a test whose own `except Exception` swallows the first one.
+    """
+
+
+@dataclass
+class _Phase:
+    outcome: str  # pytest's: passed, failed, skipped
+    message: str = ""
+    xfail: bool = False
+
+
+@dataclass
+class _Timing:
+    budget: float
+    started: float = field(default_factory=time.monotonic)
+    ended: float | None = None
+
+
+class HiddenTestPlugin:
+    """The pytest plugin behind `run_hidden_tests`; one instance per run."""
+
+    def __init__(
+        self,
+        student: StudentLike,
+        *,
+        seed: int,
+        points: Mapping[str, float],
+        only: Sequence[str] = (),
+        scrub: Sequence[str] = (),
+        default_budget: float = DEFAULT_BUDGET,
+    ) -> None:
+        # Underscored: the public names are the fixtures `student` and `seed` below.
+        self._student = student
+        self._seed = seed
+        self.points = dict(points)
+        self.only = tuple(only)
+        self.scrub = tuple(sorted({s for s in scrub if s}, key=len, reverse=True))
+        self.default_budget = default_budget
+        self.problems: list[str] = []
+        self.items: list[pytest.Item] = []
+        self.phases: dict[str, dict[str, _Phase]] = {}
+        self.timings: dict[str, _Timing] = {}
+        self.interrupted = False
+
+    # --- configuration and collection ----------------------------------------------------------
+    def pytest_configure(self, config: pytest.Config) -> None:
+        for line in MARKERS:
+            config.addinivalue_line("markers", line)
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            where = report.nodeid or str(getattr(report, "fspath", "?"))
+            self.problems.append(
+                f"{where} could not be collected (fix its import):\n{report.longreprtext}"
+            )
+
+    def pytest_collection_modifyitems(
+        self, config: pytest.Config, items: list[pytest.Item]
+    ) -> None:
+        self._check_markers(items)
+        self._check_points(items)
+        selected = self._select(items)
+        if self.problems:
+            selected = []
+        deselected = [it for it in items if it not in selected]
+        if deselected:
+            config.hook.pytest_deselected(items=deselected)
+        items[:] = selected
+        self.items = list(selected)
+
+    def _check_markers(self, items: list[pytest.Item]) -> None:
+        names: dict[str, str] = {}
+        for item in items:
+            where = _where(item)
+            try:
+                grade_of(item)
+                budget_of(item, self.default_budget)
+            except ValueError as err:
+                self.problems.append(f"{where}: {err}")
+                continue
+            if item.name in names:
+                self.problems.append(
+                    f"{where}: another hidden test is also named {item.name!r} ({names[item.name]}); "
+                    "feedback shows test names, so make them unique"
+                )
+            names[item.name] = where
+
+    def _check_points(self, items: list[pytest.Item]) -> None:
+        carried: dict[str, list[tuple[str, float]]] = {}
+        for item in items:
+            with contextlib.suppress(ValueError):  # already reported by _check_markers
+                grade_id, pts, _ = grade_of(item)
+                carried.setdefault(grade_id, []).append((_where(item), pts))
+        known = ", ".join(sorted(self.points)) or "none"
+        for grade_id, tests in carried.items():
+            if grade_id not in self.points:
+                self.problems.append(
+                    f"{tests[0][0]}: grade id {grade_id!r} is not an autograded grade cell of the "
+                    f"source notebook (grade cells: {known})"
+                )
+                continue
+            total = math.fsum(p for _, p in tests)
+            if not math.isclose(total, self.points[grade_id], rel_tol=1e-9, abs_tol=1e-9):
+                detail = ", ".join(f"{w.rsplit('::', 1)[-1]} {p:g}" for w, p in tests)
+                self.problems.append(
+                    f"{tests[0][0].split('::')[0]}: grade cell {grade_id!r} is worth "
+                    f"{self.points[grade_id]:g} points in the source notebook, but its hidden tests "
+                    f"carry {total:g} ({detail}); make the marker points add up"
+                )
+        for grade_id, pts in self.points.items():
+            if grade_id not in carried:
+                self.problems.append(
+                    f"grade cell {grade_id!r} ({pts:g} points) has no hidden test; add tests marked "
+                    f"@pytest.mark.grade({grade_id!r}, points=...)"
+                )
+
+    def _select(self, items: list[pytest.Item]) -> list[pytest.Item]:
+        if not self.only:
+            return list(items)
+        wanted = set(self.only)
+        chosen: list[pytest.Item] = []
+        matched: set[str] = set()
+        for item in items:
+            keys = {item.name, item.nodeid, getattr(item, "originalname", item.name)}
+            with contextlib.suppress(ValueError):
+                keys.add(grade_of(item)[0])
+            hits = keys & wanted
+            if hits:
+                chosen.append(item)
+                matched |= hits
+        missing = sorted(wanted - matched)
+        if missing:
+            self.problems.append(f"`only` names no hidden test or grade id: {', '.join(missing)}")
+        return chosen
+
+    # --- fixtures --------------------------------------------------------------------------------
+    @pytest.fixture(scope="session")
+    def student(self) -> StudentLike:
+        """The student's kernel: `call`, `run`, `get` bring back plain data only."""
+        return self._student
+
+    @pytest.fixture
+    def rng(self, request: pytest.FixtureRequest) -> np.random.Generator:
+        """A generator seeded from the grading seed and this test's id: fresh per grading seed,
+        reproducible from the seed recorded in results.json."""
+        return np.random.default_rng(
+            np.random.SeedSequence([self._seed, _node_key(request.node.nodeid)])
+        )
+
+    @pytest.fixture
+    def seed(self, request: pytest.FixtureRequest) -> int:
+        """A 31-bit seed drawn the same way as `rng`, for code that takes a plain int seed."""
+        seq = np.random.SeedSequence([self._seed, _node_key(request.node.nodeid), 1])
+        return int(seq.generate_state(1)[0] >> 1)
+
+    # --- running: budgets ----------------------------------------------------------------------
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, None, None]:
+        self.timings[item.nodeid] = _Timing(budget=budget_of(item, self.default_budget))
+        with self._alarm(item):
+            return (yield)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
+        try:
+            with self._alarm(item):
+                return (yield)
+        finally:
+            self.timings[item.nodeid].ended = time.monotonic()
+
+    @contextlib.contextmanager
+    def _alarm(self, item: pytest.Item) -> Iterator[None]:
+        """Interrupt setup or call when the budget runs out (SIGALRM; main thread only).
+
+        Teardown is never interrupted: pytest cannot clean up after a half-run teardown. Off the
+        main thread the budget is still checked after the test (see `_resolve`).
+        """
+        timing = self.timings.get(item.nodeid)
+        usable = threading.current_thread() is threading.main_thread() and hasattr(
+            signal, "setitimer"
+        )
+        if timing is None or not usable:
+            yield
+            return
+        remaining = timing.budget - (time.monotonic() - timing.started)
+        budget = timing.budget
+
+        def on_alarm(signum: int, frame: FrameType | None) -> None:
+            raise BudgetExceeded(
+                f"the test ran past its time budget of {budget:g} s and was stopped"
+            )
+
+        previous = signal.signal(signal.SIGALRM, on_alarm)
+        try:
+            if remaining <= 0:
+                raise BudgetExceeded(
+                    f"the test ran past its time budget of {budget:g} s and was stopped"
+                )
+            signal.setitimer(signal.ITIMER_REAL, remaining, 1.0)
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+
+    # --- running: outcomes ---------------------------------------------------------------------
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        message = ""
+        if call.excinfo is not None:
+            exc = call.excinfo.value
+            message = feedback_message(exc, self.scrub)
+            if isinstance(exc, BudgetExceeded):
+                self._interrupt_student()
+        self.phases.setdefault(item.nodeid, {})[call.when] = _Phase(
+            outcome=report.outcome,
+            message=message,
+            xfail=report.outcome == "skipped" and hasattr(report, "wasxfail"),
+        )
+        return report
+
+    def pytest_keyboard_interrupt(self) -> None:
+        self.interrupted = True
+
+    def _interrupt_student(self) -> None:
+        """Stop whatever the student's kernel was doing for the overrun test, if it can be told."""
+        interrupt = getattr(self._student, "interrupt", None)
+        if callable(interrupt):
+            with contextlib.suppress(Exception):
+                interrupt()
+
+    def outcomes(self) -> list[TestResult]:
+        return [self._resolve(item) for item in self.items]
+
+    def _resolve(self, item: pytest.Item) -> TestResult:
+        grade_id, points, visibility = grade_of(item)
+        phases = self.phases.get(item.nodeid, {})
+        setup, call, teardown = phases.get("setup"), phases.get("call"), phases.get("teardown")
+        timing = self.timings.get(item.nodeid)
+        elapsed = 0.0
+        if timing is not None:
+            elapsed = (timing.ended or time.monotonic()) - timing.started
+        status: Status
+        if setup is None or (setup.outcome == "passed" and call is None):
+            status, message = "error", "the test did not run"
+        elif setup.outcome == "skipped":
+            status, message = "skipped", setup.message
+        elif setup.outcome == "failed":
+            status, message = "error", f"the test could not be set up: {setup.message}"
+        elif call is not None and (call.outcome == "failed" or call.xfail):
+            status, message = "failed", call.message
+        elif call is not None and call.outcome == "skipped":
+            status, message = "skipped", call.message
+        elif timing is not None and elapsed > timing.budget:
+            status = "failed"
+            message = f"the test took {elapsed:.1f} s, past its time budget of {timing.budget:g} s"
+        elif teardown is not None and teardown.outcome == "failed":
+            status, message = "error", f"the test's clean-up failed: {teardown.message}"
+        else:
+            status, message = "passed", ""
+        return TestResult(
+            name=item.name,
+            grade_id=grade_id,
+            score=points if status == "passed" else 0.0,
+            max_score=points,
+            status=status,
+            output=message,
+            visibility=visibility,
+            duration=elapsed,
+        )
+
+
+def run_hidden_tests(
+    suite_dir: Path,
+    student: StudentLike,
+    *,
+    seed: int,
+    points: Mapping[str, float],
+    only: Sequence[str] = (),
+    default_budget: float = DEFAULT_BUDGET,
+) -> list[TestResult]:
+    """Run the hidden suite in SUITE_DIR against STUDENT; one `TestResult` per test, in order.
+
+    POINTS maps each autograded grade cell of the lab to its points (from the source notebook);
+    the suite's markers must add up to it. ONLY keeps the tests whose grade id, name or node id is
+    listed (calibration grades a known-wrong variant against just the tests meant to catch it).
+    Raises `HiddenSuiteError` naming the file when the suite itself is broken.
+    """
+    suite_dir = suite_dir.resolve()
+    if not suite_dir.is_dir():
+        raise HiddenSuiteError(
+            f"no hidden test suite at {suite_dir}; create it (grader_tests/<lab>/)"
+        )
+    if seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed}")
+    scope = suite_dir.parent  # the suite and a shared grader_tests/conftest.py, nothing above
+    plugin = HiddenTestPlugin(
+        student,
+        seed=seed,
+        points=points,
+        only=only,
+        scrub=(str(scope), str(suite_dir)),
+        default_budget=default_budget,
+    )
+    args = [
+        str(suite_dir),
+        "-c", "/dev/null",  # no ini file: the course's pytest settings are for the project's tests
+        "--rootdir", str(suite_dir),
+        "--confcutdir", str(scope),
+        "--assert=plain",  # rewritten asserts put source lines into messages
+        "--capture=sys",  # hidden tests' prints are discarded; the grader's own fds stay untouched
+        "--strict-markers",
+        "-p", "no:terminal",  # nothing printed, so no traceback is ever rendered
+        "-p", "no:cacheprovider",  # writes nothing into grader_tests/
+        "-p", "no:logging",
+        "-p", "no:randomly",
+    ]  # fmt: skip
+    hypothesis = importlib.util.find_spec("_hypothesis_pytestplugin") is not None
+    if hypothesis:
+        args.append(f"--hypothesis-seed={seed}")
+    console = io.StringIO()
+    with (
+        _fresh_imports(scope),
+        _hypothesis_profile(hypothesis),
+        contextlib.redirect_stdout(console),
+        contextlib.redirect_stderr(console),
+    ):
+        code = pytest.main(args, plugins=[plugin])
+    if plugin.interrupted:
+        raise KeyboardInterrupt
+    if plugin.problems:
+        raise HiddenSuiteError(
+            f"the hidden suite {suite_dir} is broken:\n- " + "\n- ".join(plugin.problems)
+        )
+    if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+        raise HiddenSuiteError(
+            f"pytest could not run the hidden suite {suite_dir} (exit code {int(code)}):\n{console.getvalue()}"
+        )
+    return plugin.outcomes()
+
+
+def grade_of(item: pytest.Item) -> tuple[str, float, Visibility]:
+    """(grade_id, points, visibility) from a test's `grade` marker; ValueError when it is missing or bad."""
+    marker = item.get_closest_marker("grade")
+    if marker is None:
+        raise ValueError(
+            "has no @pytest.mark.grade(grade_id, points=N) marker; every hidden test needs one"
+        )
+    args = list(marker.args)
+    grade_id = args[0] if args else marker.kwargs.get("grade_id")
+    pts = args[1] if len(args) > 1 else marker.kwargs.get("points")
+    visibility = marker.kwargs.get("visibility", "visible")
+    if not isinstance(grade_id, str) or not grade_id:
+        raise ValueError(f"grade marker needs a grade id string first, got {grade_id!r}")
+    if (
+        isinstance(pts, bool)
+        or not isinstance(pts, int | float)
+        or not math.isfinite(pts)
+        or pts <= 0
+    ):
+        raise ValueError(f"grade marker for {grade_id!r} needs points=N with N > 0, got {pts!r}")
+    if visibility not in VISIBILITIES:
+        raise ValueError(
+            f"grade marker visibility must be one of {', '.join(VISIBILITIES)}, got {visibility!r}"
+        )
+    return grade_id, float(pts), cast(Visibility, visibility)
+
+
+def budget_of(item: pytest.Item, default: float) -> float:
+    """Seconds from a test's `budget` marker (`@pytest.mark.budget(seconds=60)`), else DEFAULT."""
+    marker = item.get_closest_marker("budget")
+    if marker is None:
+        return default
+    seconds = marker.args[0] if marker.args else marker.kwargs.get("seconds")
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0:
+        raise ValueError(f"budget marker needs seconds=S with S > 0, got {seconds!r}")
+    return float(seconds)
+
+
+def feedback_message(exc: BaseException, scrub: Sequence[str] = ()) -> str:
+    """What a student may read about EXC: an authored message, or an exception's type and message.
+
+    Never a traceback. Platform exceptions (the bridge's StudentError, timeouts) carry messages
+    written for students and are shown as they are; grader paths in SCRUB are blanked out.
+    """
+    if isinstance(exc, BudgetExceeded | pytest.fail.Exception | pytest.skip.Exception):
+        text = str(getattr(exc, "msg", "") or exc)
+    elif isinstance(exc, AssertionError):
+        text = str(exc).strip() or NO_MESSAGE
+    elif type(exc).__module__.startswith("introdl."):
+        text = str(exc).strip() or type(exc).__name__
+    else:
+        detail = str(exc).strip()
+        text = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+    for path in scrub:
+        text = text.replace(path, "<grader>")
+    if len(text) > MAX_MESSAGE:
+        text = text[: MAX_MESSAGE - 1] + "…"
+    return text
+
+
+def assert_close(
+    got: Any, expected: Any, message: str, *, rtol: float = 1e-5, atol: float = 1e-6
+) -> None:
+    """Fail with MESSAGE unless GOT matches EXPECTED elementwise; adds shapes or the size of the miss.
+
+    Unlike numpy.testing, the failure never prints the expected values.
+    """
+    got_a, exp_a = np.asarray(got), np.asarray(expected)
+    if got_a.shape != exp_a.shape:
+        raise AssertionError(f"{message} (expected shape {exp_a.shape}, got {got_a.shape})")
+    try:
+        close = np.isclose(got_a, exp_a, rtol=rtol, atol=atol)
+    except TypeError:
+        raise AssertionError(
+            f"{message} (expected numbers, got values of type {got_a.dtype})"
+        ) from None
+    if not close.all():
+        with np.errstate(all="ignore"):
+            worst = float(np.max(np.abs(got_a.astype(float) - exp_a.astype(float))[~close]))
+        raise AssertionError(
+            f"{message} ({int((~close).sum())} of {close.size} values differ; largest difference {worst:.3g})"
+        )
+
+
+def _where(item: pytest.Item) -> str:
+    """A test's file and name for authoring errors (course staff read these, never students)."""
+    return f"{item.path}::{item.name}"
+
+
+def _node_key(nodeid: str) -> int:
+    """A stable 63-bit number for a test id (Python's hash() changes between processes)."""
+    return int.from_bytes(hashlib.sha256(nodeid.encode()).digest()[:8], "big") >> 1
+
+
+@contextlib.contextmanager
+def _fresh_imports(scope: Path) -> Iterator[None]:
+    """Forget the suite's modules and sys.path entries afterwards.
+
+    The next grading re-imports them: no state leaks from one student to the next, and two labs
+    may both have a `test_hidden.py`.
+    """
+    path_before = list(sys.path)
+    modules_before = set(sys.modules)
+    try:
+        yield
+    finally:
+        sys.path[:] = path_before
+        for name in set(sys.modules) - modules_before:
+            file = getattr(sys.modules[name], "__file__", None)
+            if file and Path(file).resolve().is_relative_to(scope):
+                del sys.modules[name]
+
+
+@contextlib.contextmanager
+def _hypothesis_profile(enabled: bool) -> Iterator[None]:
+    """Hypothesis without its example database (one student's failing input must not be replayed
+    for the next) and without reproduction blobs; seeded by --hypothesis-seed."""
+    if not enabled:
+        yield
+        return
+    from hypothesis import settings
+
+    previous = settings.get_current_profile_name()
+    settings.register_profile(
+        "introdl-grading", parent=settings.get_profile(previous), database=None, print_blob=False
+    )
+    settings.load_profile("introdl-grading")
+    try:
+        yield
+    finally:
+        settings.load_profile(previous)
