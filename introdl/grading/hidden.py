@@ -72,12 +72,15 @@ class HiddenSuiteError(BadInput):
     """The hidden suite is broken (an authoring error): fix grader_tests/, nobody is scored."""
 
 
-class BudgetExceeded(Exception):
+class BudgetExceeded(BaseException):
     """Raised inside a hidden test that ran past its budget, and again every second until it stops.
 
-    An Exception (not a BaseException) because pytest's fixture bookkeeping only survives those;
-    the repeat defeats a test whose own `except Exception` swallows the first one.
+    A BaseException, so that a test's own `except Exception` cannot swallow it.
     """
+
+
+class SetupBudgetExceeded(Exception):
+    """BudgetExceeded for fixture setup, where pytest's bookkeeping only survives Exceptions."""
 
 
 @dataclass
@@ -235,19 +238,19 @@ class HiddenTestPlugin:
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, None, None]:
         self.timings[item.nodeid] = _Timing(budget=budget_of(item, self.default_budget))
-        with self._alarm(item):
+        with self._alarm(item, SetupBudgetExceeded):
             return (yield)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
         try:
-            with self._alarm(item):
+            with self._alarm(item, BudgetExceeded):
                 return (yield)
         finally:
             self.timings[item.nodeid].ended = time.monotonic()
 
     @contextlib.contextmanager
-    def _alarm(self, item: pytest.Item) -> Iterator[None]:
+    def _alarm(self, item: pytest.Item, error: type[BaseException]) -> Iterator[None]:
         """Interrupt setup or call when the budget runs out (SIGALRM; main thread only).
 
         Teardown is never interrupted: pytest cannot clean up after a half-run teardown. Off the
@@ -290,7 +293,7 @@ class HiddenTestPlugin:
         if call.excinfo is not None:
             exc = call.excinfo.value
             message = feedback_message(exc, self.scrub)
-            if isinstance(exc, BudgetExceeded):
+            if isinstance(exc, BudgetExceeded | SetupBudgetExceeded):
                 self._interrupt_student()
         self.phases.setdefault(item.nodeid, {})[call.when] = _Phase(
             outcome=report.outcome,
@@ -299,8 +302,10 @@ class HiddenTestPlugin:
         )
         return report
 
-    def pytest_keyboard_interrupt(self) -> None:
-        self.interrupted = True
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        # pytest reports collection errors as Session.Interrupted, a KeyboardInterrupt subclass.
+        if not isinstance(excinfo.value, pytest.Session.Interrupted | pytest.Session.Failed):
+            self.interrupted = True
 
     def _interrupt_student(self) -> None:
         """Stop whatever the student's kernel was doing for the overrun test, if it can be told."""
@@ -463,7 +468,9 @@ def feedback_message(exc: BaseException, scrub: Sequence[str] = ()) -> str:
     Never a traceback. Platform exceptions (the bridge's StudentError, timeouts) carry messages
     written for students and are shown as they are; grader paths in SCRUB are blanked out.
     """
-    if isinstance(exc, BudgetExceeded | pytest.fail.Exception | pytest.skip.Exception):
+    if isinstance(
+        exc, BudgetExceeded | SetupBudgetExceeded | pytest.fail.Exception | pytest.skip.Exception
+    ):
         text = str(getattr(exc, "msg", "") or exc)
     elif isinstance(exc, AssertionError):
         text = str(exc).strip() or NO_MESSAGE
@@ -515,16 +522,21 @@ def _node_key(nodeid: str) -> int:
 
 @contextlib.contextmanager
 def _fresh_imports(scope: Path) -> Iterator[None]:
-    """Forget the suite's modules and sys.path entries afterwards.
+    """Import the suite afresh, unrewritten, and forget its modules and sys.path entries afterwards.
 
     The next grading re-imports them: no state leaks from one student to the next, and two labs
-    may both have a `test_hidden.py`.
+    may both have a `test_hidden.py`. When the grader itself runs under pytest (the project's own
+    tests), the outer session's assertion-rewriting import hook would rewrite the hidden tests and
+    put their source into messages: it is taken off sys.meta_path for the run.
     """
     path_before = list(sys.path)
     modules_before = set(sys.modules)
+    meta_before = list(sys.meta_path)
+    sys.meta_path[:] = [f for f in meta_before if type(f).__name__ != "AssertionRewritingHook"]
     try:
         yield
     finally:
+        sys.meta_path[:] = meta_before
         sys.path[:] = path_before
         for name in set(sys.modules) - modules_before:
             file = getattr(sys.modules[name], "__file__", None)
