@@ -122,17 +122,19 @@ class HiddenTestPlugin:
         self.phases: dict[str, dict[str, _Phase]] = {}
         self.timings: dict[str, _Timing] = {}
         self.interrupted = False
+        self.rootpath = Path()
 
     # --- configuration and collection ----------------------------------------------------------
     def pytest_configure(self, config: pytest.Config) -> None:
         for line in MARKERS:
             config.addinivalue_line("markers", line)
+        self.rootpath = config.rootpath
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
-            where = report.nodeid or str(getattr(report, "fspath", "?"))
+            where = self.rootpath / report.nodeid if report.nodeid else self.rootpath
             self.problems.append(
-                f"{where} could not be collected (fix its import):\n{report.longreprtext}"
+                f"{where} could not be imported or collected:\n{report.longreprtext}"
             )
 
     def pytest_collection_modifyitems(
