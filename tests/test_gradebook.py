@@ -27,10 +27,12 @@ from introdl.grading.gradebook import (
     generate_feedback,
     grade_points_from_notebook,
     land_grades,
+    report_hidden_tests,
+    submission_timestamp,
 )
 from introdl.grading.hidden import run_hidden_tests
 from introdl.grading.release import nbgrader
-from introdl.grading.results import Results, Sandbox, results_path
+from introdl.grading.results import Results, Sandbox, TestResult, results_path
 from tests.fixtures.notebook_student import NotebookStudent
 
 REPO = Path(__file__).resolve().parents[1]
@@ -125,6 +127,7 @@ class Course:
     alice_results: Results
     bob: LandedGrades  # unreadable submission
     carol: LandedGrades  # damaged nbgrader metadata
+    erin: LandedGrades  # late, under a "zero" late-penalty policy
     grade_rows: tuple[int, int]  # Grade rows after the first and after the second grading of alice
     feedback: Path
     export: Path
@@ -195,19 +198,35 @@ def course(tmp_path_factory: pytest.TempPathFactory) -> Course:
     carol_results = grade(root, "carol", damaged, seed=4, points=points)
     carol = land_grades(root, LAB, "carol", NotebookStudent(damaged).executed, carol_results)
 
+    # A late submission under the course's late policy (set here, after the others are graded).
+    with (root / "nbgrader_config.py").open("a") as fh:
+        fh.write('\nc.LateSubmissionPlugin.penalty_method = "zero"\n')
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+        gb.update_or_create_assignment(LAB, duedate="2026-11-03 00:00:00 UTC")
+    erin_results = grade(root, "erin", correct, seed=5, points=points)
+    erin = land_grades(
+        root,
+        LAB,
+        "erin",
+        NotebookStudent(correct).executed,
+        erin_results,
+        timestamp=datetime(2026, 11, 4, 9),
+    )
+
     feedback = generate_feedback(root, LAB, "alice")
     export = export_grades(root, root / "exports" / "grades.csv")
     return Course(
-        root,
-        points,
-        first,
-        alice,
-        alice_results,
-        bob,
-        carol,
-        (rows_first, rows_second),
-        feedback,
-        export,
+        root=root,
+        points=points,
+        first=first,
+        alice=alice,
+        alice_results=alice_results,
+        bob=bob,
+        carol=carol,
+        erin=erin,
+        grade_rows=(rows_first, rows_second),
+        feedback=feedback,
+        export=export,
     )
 
 
@@ -228,6 +247,7 @@ def test_gradebook_holds_the_scores_the_hidden_tests_earned(course: Course) -> N
         assert stored == {**earned, "explain": None}
         assert {g.name for g in notebook.grades if g.needs_manual_grade} == {"explain"}
         assert gb.find_submission(LAB, "alice").timestamp == datetime(2026, 11, 2, 10, 0, 0)
+    assert submission_timestamp(course.root, LAB, "alice") == datetime(2026, 11, 2, 10, 0, 0)
     assert course.alice.scores == stored
     assert course.alice.score == 2.0
     assert course.alice.max_score == 6.0
@@ -278,6 +298,18 @@ def test_damaged_grading_metadata_falls_back_to_the_release(course: Course) -> N
     assert DAMAGED_NOTE.split("(")[0] in course.carol.notebook.read_text()
 
 
+def test_late_submissions_get_the_course_late_penalty(course: Course) -> None:
+    """Does nbgrader's late-penalty plugin apply to hidden-test scores, with an explicit timestamp?"""
+    assert course.erin.scores == {"add": 2.0, "scale": 3.0, "explain": None}
+    assert course.erin.late_penalty == 5.0
+    assert course.erin.score == 0.0
+    assert course.erin.timestamp == datetime(2026, 11, 4, 9)
+    assert (
+        course.erin.notebook.parent / "timestamp.txt"
+    ).read_text() == "2026-11-04 09:00:00.000000 UTC\n"
+    assert course.alice.late_penalty == 0.0
+
+
 def test_feedback_shows_test_names_and_messages_but_no_test_source(course: Course) -> None:
     """Does the real feedback HTML show each hidden test's name and message, and none of its source?"""
     raw = course.feedback.read_text(encoding="utf-8")
@@ -295,11 +327,14 @@ def test_feedback_shows_test_names_and_messages_but_no_test_source(course: Cours
 def test_export_csv_has_the_hidden_test_totals(course: Course) -> None:
     """Does the real `nbgrader export` CSV carry each student's hidden-test score?"""
     rows = {row["student_id"]: row for row in csv.DictReader(course.export.open())}
-    assert {s: float(rows[s]["raw_score"]) for s in ("alice", "bob", "carol")} == {
+    assert {s: float(rows[s]["raw_score"]) for s in ("alice", "bob", "carol", "erin")} == {
         "alice": 2.0,
         "bob": 0.0,
         "carol": 5.0,
+        "erin": 5.0,
     }
+    assert float(rows["erin"]["late_submission_penalty"]) == 5.0
+    assert float(rows["erin"]["score"]) == 0.0
     assert float(rows["alice"]["max_score"]) == 6.0
     assert rows["alice"]["timestamp"].startswith("2026-11-02 10:00:00")
 
@@ -326,3 +361,48 @@ def hidden_source_lines() -> list[str]:
                 lines.append(s)
     assert len(lines) > 10
     return lines
+
+
+def test_report_lists_tests_and_hides_what_is_marked_hidden() -> None:
+    """What does a grade cell show for visible, hidden and never-run tests?"""
+    cells = [
+        nbformat.v4.new_code_cell(
+            "check_a()", metadata=nbgrader_meta("a", grade=True, solution=False, points=2)
+        ),
+        nbformat.v4.new_code_cell(
+            "check_b()", metadata=nbgrader_meta("b", grade=True, solution=False, points=1)
+        ),
+    ]
+    cells[0].outputs = [nbformat.v4.new_output("stream", name="stderr", text="a warning\n")]
+    nb = nbformat.v4.new_notebook(cells=cells)
+    results = Results(
+        LAB,
+        "s",
+        0,
+        {"a": 2.0, "b": 1.0},
+        Sandbox("none", sandboxed=False),
+        tests=(
+            TestResult("test_visible", "a", 1.0, 1.0, "passed"),
+            TestResult(
+                "test_secret",
+                "a",
+                0.0,
+                1.0,
+                "failed",
+                output="the secret is 42",
+                visibility="hidden",
+            ),
+        ),
+        errors=("the kernel died",),
+    )
+    report_hidden_tests(nb, results)
+    a, b = nb.cells
+    assert [o.output_type for o in a.outputs] == ["stream", "stream", "execute_result"]
+    assert a.outputs[0].name == "stdout"
+    assert a.outputs[1].text == (
+        "Hidden tests for 'a': 1 of 2 points\n  PASSED  test_visible\n  FAILED  hidden test 2\n"
+    )
+    assert a.outputs[2].data == {"text/plain": "1.0"}
+    assert (
+        b.outputs[0].text == "Hidden tests for 'b': 0 of 1 points\n  NOT GRADED  the kernel died\n"
+    )

@@ -23,7 +23,7 @@ import copy
 import os
 import tempfile
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -107,7 +107,7 @@ def autograded_points(
         }
 
 
-def grade_points_from_notebook(nb: NotebookNode) -> Mapping[str, float]:
+def grade_points_from_notebook(nb: NotebookNode) -> dict[str, float]:
     """{grade_id: points} of the autograded grade cells of a source notebook (no gradebook needed)."""
     return {
         cell.metadata.nbgrader["grade_id"]: float(cell.metadata.nbgrader.get("points", 0))

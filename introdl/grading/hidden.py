@@ -53,7 +53,11 @@ MARKERS = (
 
 @runtime_checkable
 class StudentLike(Protocol):
-    """What hidden tests may do with the student's kernel (the bridge's `Student` implements it)."""
+    """What hidden tests may do with the student's kernel (the bridge's `Student` implements it).
+
+    An object that also has an `interrupt()` method gets it called when a test runs out of budget
+    in the middle of a call, so the kernel stops working on the abandoned request.
+    """
 
     def call(self, name: str, *args: Any, timeout: float = ..., **kwargs: Any) -> Any:
         """Call the student's function NAME on plain-data arguments; returns plain data."""
@@ -283,7 +287,8 @@ class HiddenTestPlugin:
             yield
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
+            # None: the old handler was not installed from Python; the default is what was there.
+            signal.signal(signal.SIGALRM, signal.SIG_DFL if previous is None else previous)
 
     # --- running: outcomes ---------------------------------------------------------------------
     @pytest.hookimpl(wrapper=True)
@@ -419,6 +424,8 @@ def run_hidden_tests(
         raise HiddenSuiteError(
             f"the hidden suite {suite_dir} is broken:\n- " + "\n- ".join(plugin.problems)
         )
+    if code == pytest.ExitCode.NO_TESTS_COLLECTED and not points:
+        return []  # a lab without autograded cells
     if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
         raise HiddenSuiteError(
             f"pytest could not run the hidden suite {suite_dir} (exit code {int(code)}):\n{console.getvalue()}"
