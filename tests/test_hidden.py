@@ -11,7 +11,13 @@ from typing import Any
 import nbformat
 import pytest
 
-from introdl.grading.hidden import NO_MESSAGE, HiddenSuiteError, StudentLike, run_hidden_tests
+from introdl.grading.hidden import (
+    NO_MESSAGE,
+    HiddenSuiteError,
+    StudentLike,
+    feedback_message,
+    run_hidden_tests,
+)
 from introdl.grading.results import (
     CellRun,
     Event,
@@ -494,3 +500,16 @@ def test_results_round_trip_and_derive_grade_scores(tmp_path: Path) -> None:
             Sandbox("none", False),
             tests=(TestResult("t", "z", 0, 1, "failed"),),
         )
+
+
+def test_platform_errors_speak_to_students_as_written() -> None:
+    """Is the bridge's own error ("compute_loss raised ValueError: ...") shown without a type prefix?"""
+
+    class StudentError(Exception):
+        pass
+
+    StudentError.__module__ = "introdl.grading.bridge"
+    err = StudentError("compute_loss raised ValueError: shapes (4,) and (5,) differ")
+    assert feedback_message(err) == "compute_loss raised ValueError: shapes (4,) and (5,) differ"
+    assert feedback_message(KeyError("logits")) == "KeyError: 'logits'"
+    assert feedback_message(AssertionError("x" * 5000)).endswith("…")
