@@ -157,7 +157,8 @@ class Student:
         result = self._execute(code, "installing the grader's bridge", None)
         if result.status != "ok":
             raise BridgeError(
-                f"could not install the grader's bridge in the kernel ({result.ename}: {result.evalue})"
+                f"could not install the grader's bridge in the kernel ({result.ename}: "
+                f"{result.evalue}); the submission may have exhausted its processes or memory"
             )
         self._installed = True
 

@@ -41,7 +41,8 @@ class Cgroups:
         self.name = name
         self.memory_bytes = memory_bytes
         self.pids = pids
-        self.dirs: dict[str, Path] = {}
+        self.dirs: dict[str, Path] = {}  # controller -> its cgroup, while it exists
+        self.created: list[Path] = []  # every cgroup ever made, for checks after removal
         self.notes: list[str] = []
 
     def create(self) -> None:
@@ -70,6 +71,7 @@ class Cgroups:
                     path.rmdir()
                 continue
             self.dirs[controller] = path
+            self.created.append(path)
 
     def join_prefix(self) -> list[str]:
         """A command prefix that moves the launched process into the cgroups, then execs."""

@@ -26,6 +26,7 @@ import collections
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -57,6 +58,11 @@ KERNEL_NAME = "introdl-sandbox"
 # The lab helpers (never the grading engine's secrets: there are none in introdl/) are importable
 # inside the sandbox from here.
 INTRODL_INSIDE = "/opt/introdl"
+# ipykernel's start-up notice on stdout, which says nothing about why a kernel died
+BANNER = re.compile(
+    r"--existing|To connect another client|ipython kernel. entry point|Ctrl-C will not work|"
+    r"To exit, you will have to|\"quit\" from a client|To read more about this|ipython/issues/2049"
+)
 # Largest single ZeroMQ message the grader accepts from the kernel; bigger ones drop the link.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
@@ -92,6 +98,7 @@ class SandboxedKernel:
         self._log: collections.deque[bytes] = collections.deque()
         self._log_thread: threading.Thread | None = None
         self._shut = False
+        self._launcher_pid: int | None = None
 
     # --- events and state --------------------------------------------------------------------
     def record(self, kind: str, detail: str, cell: int | None = None) -> None:
@@ -102,6 +109,11 @@ class SandboxedKernel:
     @property
     def alive(self) -> bool:
         return not self.dead and self._km is not None and self._km.is_alive()
+
+    @property
+    def launcher_pid(self) -> int | None:
+        """Pid of the process the kernel manager started (bwrap, or the docker launcher)."""
+        return self._launcher_pid
 
     def kernel_log(self) -> str:
         """The tail of the kernel process's own stdout/stderr (not the cells' outputs)."""
@@ -142,6 +154,8 @@ class SandboxedKernel:
         finally:
             os.close(write_fd)
         self._km = km
+        process = getattr(km.provisioner, "process", None)
+        self._launcher_pid = process.pid if isinstance(process, subprocess.Popen) else None
         self._log_thread = threading.Thread(target=self._read_log, args=(read_fd,), daemon=True)
         self._log_thread.start()
         self._context = zmq.Context()
@@ -234,8 +248,12 @@ class SandboxedKernel:
         provisioner = getattr(self._km, "provisioner", None)
         process = getattr(provisioner, "process", None)
         code = process.poll() if isinstance(process, subprocess.Popen) else None
-        tail = self.kernel_log().strip().splitlines()[-3:]
-        detail = f"the kernel process exited (exit code {code})"
+        lines = [line for line in self.kernel_log().splitlines() if line.strip()]
+        tail = [line for line in lines if not BANNER.search(line)][-3:]
+        detail = f"the kernel process exited (exit code {code}"
+        if isinstance(code, int) and code > 128:
+            detail += f", signal {code - 128}"
+        detail += ")"
         return detail + (": " + " | ".join(tail) if tail else "")
 
     def note_death(self, cell: int | None) -> None:

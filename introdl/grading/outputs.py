@@ -46,7 +46,10 @@ class OutputCollector:
             return
         if self._clear_on_next:
             self._clear()
-        output = _to_output(msg_type, content)
+        try:
+            output = _to_output(msg_type, content)
+        except (TypeError, ValueError, AttributeError):
+            return  # a malformed message (the kernel can forge them): nothing worth keeping
         if output is not None:
             self._add(output)
 
