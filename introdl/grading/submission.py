@@ -126,6 +126,21 @@ def is_locked(cell: NotebookNode) -> bool:
     return bool(meta.get("locked") or meta.get("grade")) and not meta.get("solution")
 
 
+def grade_points(nb: NotebookNode) -> dict[str, float]:
+    """{grade_id: points} of the autograded grade cells (code cells that are graded, not answers).
+
+    The same cells nbgrader scores automatically; kept here so grading workers need not import
+    nbgrader (whose import costs seconds).
+    """
+    points: dict[str, float] = {}
+    for cell in nb.cells:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        gid = grade_id(cell)
+        if cell.cell_type == "code" and meta.get("grade") and not meta.get("solution") and gid:
+            points[gid] = float(meta.get("points", 0))
+    return points
+
+
 def check_lab(nb: NotebookNode, release: NotebookNode, lab: str) -> None:
     """Reject the notebook of another lab (none of this lab's cells, or another lab's stamp)."""
     stamped = nb.metadata.get("introdl", {}).get("generated_from", "")
