@@ -99,10 +99,13 @@ def read_notebook(path: Path) -> NotebookNode:
             f"{path.name} is larger than {MAX_NOTEBOOK_BYTES // 2**20} MB; clear its outputs and resubmit"
         )
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        nb: NotebookNode = nbformat.from_dict(data)
+        text = path.read_text(encoding="utf-8")
+        json.loads(text)  # a clear JSON error first
+        # nbformat.reads joins multi-line sources and upgrades old formats to v4.
+        nb: NotebookNode = nbformat.reads(text, as_version=4)
         nbformat.validate(nb)
-    except (ValueError, UnicodeDecodeError) as err:
+    except (ValueError, UnicodeDecodeError, TypeError, KeyError, AttributeError) as err:
+        # nbformat's upgraders raise all of these on JSON that is not shaped like a notebook
         raise SubmissionError(
             f"{path.name} is not a valid notebook ({type(err).__name__}: {str(err)[:200]}); restore it from the release and resubmit"
         ) from err
