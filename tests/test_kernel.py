@@ -57,7 +57,7 @@ def test_infinite_loop_is_interrupted_and_the_next_cell_runs(tmp_path: Path) -> 
         loop = run.cells[1]
         assert loop.index == 2
         assert loop.cell_id == "cell-2"
-        assert TEST_LIMITS.cell_timeout <= loop.duration < TEST_LIMITS.cell_timeout + 3
+        assert TEST_LIMITS.cell_timeout <= loop.duration < TEST_LIMITS.cell_timeout + 5
         assert kinds(run) == ["cell_timeout"]
         assert run.events[0].cell == 2
         assert kernel.student().get("after") == 42
@@ -98,19 +98,27 @@ def test_killing_everything_it_can_only_kills_its_own_sandbox(tmp_path: Path) ->
 
 
 def test_huge_output_is_truncated(tmp_path: Path) -> None:
-    """Is a cell that prints megabytes cut to the per-cell cap, with a note and an event?"""
-    with sandboxed_kernel(tmp_path, "submitted-huge-output") as kernel:
+    """Are megabytes of prints cut to the per-cell cap, and a 100 MB message dropped, with notes?"""
+    limits = dataclasses.replace(TEST_LIMITS, cell_timeout=30.0)  # 100 MB takes a while to send
+    with sandboxed_kernel(tmp_path, "submitted-huge-output", limits=limits) as kernel:
         run = run_fixture(kernel, "submitted-huge-output")
-        assert statuses(run) == ["ok", "ok"]
-        flood = run.cells[0]
+        assert statuses(run) == ["ok", "ok", "ok"]
+        flood, giant, small = run.cells
         assert flood.truncated
         kept = sum(len(o.get("text", "")) for o in flood.outputs)
         assert kept <= TEST_LIMITS.cell_output_bytes + 200
         assert "output truncated by the grader" in flood.outputs[-1]["text"]
-        assert run.cells[1].outputs == [
-            {"output_type": "stream", "name": "stdout", "text": "small\n"}
+        assert giant.truncated
+        assert giant.outputs == [
+            {
+                "output_type": "stream",
+                "name": "stderr",
+                "text": "\n[output truncated by the grader: an output message was too large to receive]\n",
+            }
         ]
-        assert kinds(run) == ["output_truncated"]
+        # the link to the kernel survives the oversized message
+        assert small.outputs == [{"output_type": "stream", "name": "stdout", "text": "small\n"}]
+        assert kinds(run) == ["output_truncated", "output_truncated"]
 
 
 def test_notebook_budget_skips_the_remaining_cells(tmp_path: Path) -> None:
@@ -126,7 +134,8 @@ def test_notebook_budget_skips_the_remaining_cells(tmp_path: Path) -> None:
 
 def test_memory_hog_is_stopped(tmp_path: Path) -> None:
     """Is a submission that eats memory stopped (MemoryError or OOM kill) and reported as such?"""
-    with sandboxed_kernel(tmp_path, "submitted-memory-hog") as kernel:
+    limits = dataclasses.replace(TEST_LIMITS, cell_timeout=30.0)  # filling 1 GiB takes a while
+    with sandboxed_kernel(tmp_path, "submitted-memory-hog", limits=limits) as kernel:
         run = run_fixture(kernel, "submitted-memory-hog")
         hog = run.cells[1]
         assert hog.status in ("error", "died"), run.to_dict()

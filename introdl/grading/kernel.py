@@ -235,6 +235,17 @@ class SandboxedKernel:
             raise RuntimeError("the kernel has not been started")
         return self._kc
 
+    def reconnect_iopub(self) -> None:
+        """Open a fresh iopub connection (ZeroMQ closes one that received an oversized message)."""
+        client = self.client
+        client.iopub_channel.close()
+        setattr(client, "_iopub_channel", None)  # noqa: B010  (the property reconnects when None)
+        try:
+            self._wait_for_ready(min(self.limits.startup_timeout, 10.0))
+        except BadInput as err:
+            self.record("kernel_died", f"lost contact with the kernel: {err}")
+            self.kill("the kernel stopped answering after an oversized output")
+
     def interrupt(self) -> None:
         """Ask the kernel to interrupt what it runs (by message; a signal would hit the sandbox)."""
         with contextlib.suppress(Exception):
