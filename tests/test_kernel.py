@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import nbformat
 import pytest
 
+from introdl.grading.cgroups import Cgroups
 from introdl.grading.errors import BadInput
-from introdl.grading.kernel import start_kernel
+from introdl.grading.launch import start_kernel, sweep_stale
 from introdl.grading.limits import TEST_LIMITS
 from introdl.grading.sandbox import processes_of_uid
 from tests.sandboxed import FIXTURES, needs_bwrap, run_fixture, sandboxed_kernel, test_slot
@@ -159,3 +164,34 @@ def test_unreadable_notebook_is_bad_input(tmp_path: Path) -> None:
         broken.write_text("{ not json")
         with pytest.raises(BadInput, match=r"broken\.ipynb"):
             kernel.run_notebook(broken)
+
+
+def test_sweep_removes_what_a_crashed_grader_left(tmp_path: Path) -> None:
+    """After a grader died mid-batch, are its old runtime dirs and empty cgroups removed, live ones kept?"""
+    old = time.time() - 3600
+    stale = tmp_path / "introdl-k9-0123abcd-xyz"
+    stale_state = tmp_path / "introdl-bwrap-9-0123abcd-q1"
+    live = tmp_path / "introdl-k9-4567beef-abc"
+    young = tmp_path / "introdl-k9-89abcdef-new"
+    unrelated = tmp_path / "introdl-notes"
+    for path in (stale, stale_state, live, young, unrelated):
+        (path / "ipc").mkdir(parents=True)
+    for path in (stale, stale_state, live, unrelated):
+        os.utime(path, (old, old))
+    cgroups = Cgroups("9-0123abcd", memory_bytes=64 * 1024 * 1024, pids=8)
+    cgroups.create()
+    # a running process that names the live directory on its command line, as bwrap does
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", str(live)])
+    try:
+        removed = sweep_stale(tmp_path)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert sorted(removed[:2]) == [str(stale_state), str(stale)]
+    assert not stale.exists()
+    assert not stale_state.exists()
+    assert live.exists()
+    assert young.exists()
+    assert unrelated.exists()
+    assert [path for path in cgroups.created if path.exists()] == []
+    assert removed[2:] == (["cgroups introdl-9-0123abcd"] if cgroups.created else [])
