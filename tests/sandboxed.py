@@ -11,8 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from introdl.grading.kernel import SandboxedKernel
-from introdl.grading.launch import start_kernel
+from introdl.grading.kernel import SandboxedKernel, start_kernel
 from introdl.grading.limits import TEST_LIMITS, Limits
 from introdl.grading.sandbox import processes_of_uid
 

@@ -15,7 +15,7 @@ import pytest
 
 from introdl.grading.cgroups import Cgroups
 from introdl.grading.errors import BadInput
-from introdl.grading.launch import start_kernel, sweep_stale
+from introdl.grading.kernel import start_kernel, sweep_stale
 from introdl.grading.limits import TEST_LIMITS
 from introdl.grading.sandbox import processes_of_uid
 from tests.sandboxed import FIXTURES, needs_bwrap, run_fixture, sandboxed_kernel, test_slot

@@ -12,8 +12,6 @@ stderr (TensorFlow's C++ logs, crashes) go to a pipe whose tail is kept for repo
 
 Example::
 
-    from introdl.grading.launch import start_kernel
-
     kernel = start_kernel(workdir=Path("copy/of/submission"), datadir=Path("data"), slot=0)
     try:
         run = kernel.run_notebook(Path("copy/of/submission/lab1.ipynb"))
@@ -46,9 +44,12 @@ from jupyter_client.manager import KernelManager
 
 from introdl.grading.errors import BadInput
 from introdl.grading.execute import Execution, execute_code
+from introdl.grading.launch import start_kernel, sweep_stale
 from introdl.grading.limits import Limits
 from introdl.grading.outputs import OutputBudget
 from introdl.grading.sandbox import Sandbox
+
+__all__ = ["SandboxEvent", "SandboxedKernel", "start_kernel", "sweep_stale"]
 
 if TYPE_CHECKING:
     from introdl.grading.bridge import Student
@@ -76,7 +77,7 @@ class SandboxEvent:
 
 
 class SandboxedKernel:
-    """One running kernel in one sandbox. Create with `launch.start_kernel`; always `shutdown`."""
+    """One running kernel in one sandbox. Create with `start_kernel`; always `shutdown`."""
 
     def __init__(self, sandbox: Sandbox, runtime_dir: Path, limits: Limits) -> None:
         self.sandbox = sandbox

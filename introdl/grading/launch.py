@@ -1,4 +1,6 @@
-"""Starting a sandboxed kernel for one submission: runtime directories, sandbox, kernel.
+"""Starting a sandboxed kernel for one submission, and sweeping up after a crashed grader.
+
+Both functions are re-exported by `introdl.grading.kernel`, the import path callers use.
 
 The runtime directory (under /tmp: unix socket paths are limited to 107 bytes) holds
 
@@ -17,14 +19,17 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psutil
 
 import introdl
 from introdl.grading.cgroups import Cgroups
-from introdl.grading.kernel import SandboxedKernel
 from introdl.grading.limits import DEFAULT_LIMITS, Limits, sandbox_uid
 from introdl.grading.sandbox import SandboxSpec, default_backend, make_sandbox
+
+if TYPE_CHECKING:
+    from introdl.grading.kernel import SandboxedKernel
 
 # The lab helpers (the package only, never its repository) are importable inside from here.
 INTRODL_INSIDE = "/opt/introdl"
@@ -49,6 +54,8 @@ def start_kernel(
     else bwrap). `slot` picks the sandbox uid; concurrent kernels need distinct slots. `env` is
     added to the kernel's otherwise empty environment (for example ``INTRODL_BUDGET``).
     """
+    from introdl.grading.kernel import SandboxedKernel  # kernel.py re-exports this function
+
     name = f"{slot}-{secrets.token_hex(4)}"
     # short: unix socket paths are limited to 107 bytes
     runtime_dir = Path(tempfile.mkdtemp(prefix=f"introdl-k{name}-", dir="/tmp"))
