@@ -13,8 +13,9 @@ remove the container by name, so it does not outlive a SIGKILLed launcher.
 
 Tested against podman 4.3 (tests/test_docker_backend.py). There, ``init=True`` needs catatonit on
 the engine's host, a read-only container also gets podman's own tmpfs on /run and /var/tmp
-(unsized, but charged to the memory cgroup), and an OOM kill is not reported as ``OOMKilled``
-on cgroup v1, so `memory_exhausted` says False there; Docker reports it.
+(unsized, but charged to the memory cgroup), and an OOM kill is never reported as
+``OOMKilled`` (conmon writes its marker to the wrong directory), so `memory_exhausted` says False
+there; Docker reports it.
 """
 
 from __future__ import annotations
