@@ -40,9 +40,13 @@ VARIANTS = ROOT / "tests" / "fixtures" / LAB
 REFERENCE = "reference"
 SET_UP_CELLS = ("setup", "hyperparameters")  # cell ids the answers need
 BUILDERS = ("build_cnn_model", "build_fc_model")
-# Fixtures the quality bars must reject (the other wrong-* fixtures are caught by other tests)
-# and the correct-but-different ones they must accept.
-QUALITY_VARIANTS = ("wrong-cnn-softmax-twice", "wrong-cnn-no-pooling-tiny-dense")
+# Fixtures the CNN's quality bars must reject (the other wrong-* fixtures are caught by other
+# tests) and the correct-but-different ones they must accept.
+QUALITY_VARIANTS = (
+    "wrong-cnn-softmax-twice",
+    "wrong-cnn-no-pooling-tiny-dense",
+    "wrong-cnn-without-convolutions",
+)
 CORRECT_VARIANTS = ("correct-functional-api-and-compiled-step",)
 
 

@@ -58,8 +58,12 @@ class Bar:
 # From the many-seed calibration in CALIBRATION.md (reference and wrong variants), with margin.
 BARS: dict[str, dict[str, Bar]] = {
     "npm": {
-        "build_cnn_model": Bar(accuracy=0.93, cross_entropy=0.40),
-        "build_fc_model": Bar(accuracy=0.87, cross_entropy=0.50),
+        # reference, 10 seeds: accuracy 0.967-0.976, cross-entropy 0.083-0.112; the same recipe
+        # gives a fully connected net at most 0.938, a CNN without pooling 0.906, and a double
+        # softmax a cross-entropy of 1.5 or more
+        "build_cnn_model": Bar(accuracy=0.95, cross_entropy=0.30),
+        # reference, 10 seeds: accuracy 0.921-0.938, cross-entropy 0.217-0.253
+        "build_fc_model": Bar(accuracy=0.89, cross_entropy=0.40),
     },
 }
 
