@@ -118,6 +118,16 @@ def test_runs_unprivileged_with_limits(tmp_path: Path) -> None:
         assert status["CapEff"] == status["CapPrm"] == status["CapBnd"] == "0000000000000000"
         assert status["NoNewPrivs"] == "1"
         assert student.call("os.environ.get", "JPY_PARENT_PID") is None
+        # a file past RLIMIT_FSIZE, and /tmp past its tmpfs size, are refused
+        too_big = TEST_LIMITS.file_size_bytes + 1
+        with pytest.raises(StudentError, match="File too large"):
+            student.run(f"with open('big.bin', 'wb') as f:\n    f.write(bytes({too_big}))")
+        half_tmp = TEST_LIMITS.tmp_bytes // 2 + 1
+        with pytest.raises(StudentError, match="No space left on device"):
+            student.run(
+                "for name in ('/tmp/a', '/tmp/b'):\n"
+                f"    with open(name, 'wb') as f:\n        f.write(bytes({half_tmp}))"
+            )
         report = kernel.sandbox.report()
         assert report["sandboxed"] is True
         assert report["network"] is False

@@ -20,8 +20,7 @@ from typing import Any
 import nbformat
 
 from introdl.grading.errors import BadInput
-from introdl.grading.grade import GradeOptions, Graded, grade_submission
-from introdl.grading.gradebook import land_grades
+from introdl.grading.grade import Graded, GradeOptions, grade_submission
 from introdl.grading.results import Results, results_path
 from introdl.grading.submission import Submission, parse_timestamp
 
@@ -52,6 +51,8 @@ def is_done(root: Path, sub: Submission) -> bool:
 
 def land(root: Path, sub: Submission, graded: Graded) -> Row:
     """Write results.json and the autograded notebook, and store the scores (coordinator only)."""
+    from introdl.grading.gradebook import land_grades  # nbgrader: a slow import workers avoid
+
     results = graded.results
     folder = results_path(root, sub.student, sub.lab).parent
     notebook = nbformat.reads(graded.notebook_json, as_version=4) if graded.notebook_json else None

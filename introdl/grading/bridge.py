@@ -18,6 +18,10 @@ Objects that cannot cross (a Keras model, an environment) stay in the kernel und
     n = student.call("_grader_model.count_params")
 
 Use names starting with ``_grader_`` for stored objects so they cannot clash with the student's.
+``timeout`` and ``store_as`` are the door's own keywords: a student function whose parameters
+have those names must get them positionally. Names are looked up in the submission's namespace
+only (not builtins): ``student.call("np.mean", x)`` works where the submission imported numpy
+as np. ``student.has(name)`` says whether a name (or attribute path) exists.
 Whatever a test sends with `run` (its code) or `call` (its arguments) is visible to the
 submission: never send expected values or labels.
 

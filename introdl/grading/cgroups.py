@@ -125,3 +125,14 @@ class Cgroups:
             else:
                 self.notes.append(f"could not remove {path}")
             del self.dirs[controller]
+
+    def remove_if_empty(self) -> bool:
+        """Remove this sandbox's cgroups (found by name) if no process is left in them."""
+        removed = False
+        for controller in ("memory", "pids"):
+            path = ROOT / controller / _own_cgroup(controller).lstrip("/") / f"introdl-{self.name}"
+            with contextlib.suppress(OSError, ValueError):
+                if not (path / "cgroup.procs").read_text().split():
+                    path.rmdir()
+                    removed = True
+        return removed

@@ -12,7 +12,6 @@ from typing import Any
 from introdl.grading.batch import Row, default_workers, grade_class
 from introdl.grading.errors import BadInput
 from introdl.grading.grade import GradeOptions, grade_submission
-from introdl.grading.gradebook import export_grades, generate_feedback
 from introdl.grading.paths import course_root, resolve_labs
 from introdl.grading.sandbox import BACKENDS
 from introdl.grading.submission import find_submissions, submission_at
@@ -79,6 +78,8 @@ def grade(
     rows = grade_class(
         root, subs, options, workers=workers or default_workers(), scheduler=scheduler, force=force
     )
+    from introdl.grading.gradebook import export_grades, generate_feedback  # nbgrader: slow import
+
     made: list[str] = []
     if feedback:
         for row in rows:

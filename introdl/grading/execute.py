@@ -78,11 +78,15 @@ def execute_code(
     if isinstance(waited, Execution):
         waited.duration = round(time.monotonic() - start, 3)
         return waited
-    reply, interrupted_at = waited
+    reply, interrupted_at, iopub_lost = waited
+    if iopub_lost:
+        # ZeroMQ cut the iopub link over an oversized message; outputs after it are gone
+        collector.lost("an output message was too large to receive")
+        kernel.reconnect_iopub()
     if collector.truncated:
-        kernel.record(
-            "output_truncated", f"{collector.dropped_bytes} bytes of output dropped", cell
-        )
+        dropped = collector.dropped_bytes
+        detail = f"{dropped} bytes of output dropped" if dropped else "an oversized output was lost"
+        kernel.record("output_truncated", detail, cell)
     if reply.get("status") == "ok":
         result = finish("ok")
     elif interrupted_at is not None:
@@ -106,10 +110,11 @@ def _wait(
     timeout: float,
     cell: int | None,
     timeout_kind: str,
-) -> Execution | tuple[dict[str, Any], float | None]:
+) -> Execution | tuple[dict[str, Any], float | None, bool]:
     """Collect outputs until the reply and the closing idle arrive, enforcing the deadline.
 
-    Returns (reply, when it was interrupted) or, when the kernel was killed or died, an Execution.
+    Returns (reply, when it was interrupted, whether iopub went silent), or an Execution when
+    the kernel was killed or died.
     """
     limits = kernel.limits
     client = kernel.client
@@ -127,7 +132,7 @@ def _wait(
     while not (reply is not None and idle):
         now = time.monotonic()
         if reply is not None and now > replied_at + IOPUB_GRACE:
-            break  # the reply is in; iopub lost its idle message (an oversized output dropped it)
+            return reply, interrupted_at, True  # the reply is in, but iopub never said idle
         if interrupted_at is None and now >= deadline:
             kernel.record(timeout_kind, f"no answer within {timeout:.1f} s: interrupted", cell)
             kernel.interrupt()
@@ -150,7 +155,7 @@ def _wait(
                 reply = msg["content"]
                 replied_at = time.monotonic()
     assert reply is not None  # the loop only ends once the reply is in
-    return reply, interrupted_at
+    return reply, interrupted_at, False
 
 
 def _next(channel: Any, msg_id: str) -> dict[str, Any] | None:

@@ -17,7 +17,6 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
-from introdl.grading.gradebook import grade_points_from_notebook
 from introdl.grading.hidden import run_hidden_tests
 from introdl.grading.kernel import start_kernel
 from introdl.grading.limits import DEFAULT_LIMITS, Limits
@@ -29,6 +28,7 @@ from introdl.grading.submission import (
     Submission,
     SubmissionError,
     check_lab,
+    grade_points,
     prepare_workdir,
     read_notebook,
     restore_locked_cells,
@@ -77,7 +77,7 @@ def grade_submission(
     started = time.monotonic()
     lab = submission.lab
     release = release_notebook(root, lab)
-    points = grade_points_from_notebook(release)
+    points = grade_points(release)
     seed = options.seed if options.seed is not None else secrets.randbits(31)
     backend = options.backend_name()
     sandbox = Sandbox(backend=backend, sandboxed=backend != "none")

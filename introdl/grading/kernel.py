@@ -27,13 +27,12 @@ import contextlib
 import json
 import os
 import re
-import secrets
 import shutil
 import signal
 import subprocess
-import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,21 +42,21 @@ from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 
-import introdl
 from introdl.grading.errors import BadInput
 from introdl.grading.execute import Execution, execute_code
-from introdl.grading.limits import DEFAULT_LIMITS, Limits, sandbox_uid
+from introdl.grading.launch import start_kernel, sweep_stale
+from introdl.grading.limits import Limits
 from introdl.grading.outputs import OutputBudget
-from introdl.grading.sandbox import Sandbox, SandboxSpec, default_backend, make_sandbox
+from introdl.grading.sandbox import Sandbox
+from introdl.grading.slots import SlotLock
+
+__all__ = ["SandboxEvent", "SandboxedKernel", "start_kernel", "sweep_stale"]
 
 if TYPE_CHECKING:
     from introdl.grading.bridge import Student
     from introdl.grading.run_notebook import NotebookRun
 
 KERNEL_NAME = "introdl-sandbox"
-# The lab helpers (never the grading engine's secrets: there are none in introdl/) are importable
-# inside the sandbox from here.
-INTRODL_INSIDE = "/opt/introdl"
 # ipykernel's start-up notice on stdout, which says nothing about why a kernel died
 BANNER = re.compile(
     r"--existing|To connect another client|ipython kernel. entry point|Ctrl-C will not work|"
@@ -84,6 +83,7 @@ class SandboxedKernel:
     def __init__(self, sandbox: Sandbox, runtime_dir: Path, limits: Limits) -> None:
         self.sandbox = sandbox
         self.limits = limits
+        self.slot_lock: SlotLock | None = None  # held from start to shutdown (see slots.py)
         self.runtime_dir = runtime_dir
         self.ipc_dir = runtime_dir / "ipc"
         self.exchange_dir = runtime_dir / "exchange"  # written by the kernel, read by the grader
@@ -99,6 +99,7 @@ class SandboxedKernel:
         self._log_thread: threading.Thread | None = None
         self._shut = False
         self._launcher_pid: int | None = None
+        self.cleanup_problems: list[str] = []
 
     # --- events and state --------------------------------------------------------------------
     def record(self, kind: str, detail: str, cell: int | None = None) -> None:
@@ -120,7 +121,8 @@ class SandboxedKernel:
         return b"".join(self._log).decode("utf-8", "replace")
 
     # --- start -------------------------------------------------------------------------------
-    def _start(self) -> None:
+    def start(self) -> None:
+        """Launch the kernel in the (already set up) sandbox and wait until it answers."""
         t0 = time.monotonic()
         argv = self.sandbox.wrap(
             [self.sandbox.python, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
@@ -235,6 +237,17 @@ class SandboxedKernel:
             raise RuntimeError("the kernel has not been started")
         return self._kc
 
+    def reconnect_iopub(self) -> None:
+        """Open a fresh iopub connection (ZeroMQ closes one that received an oversized message)."""
+        client = self.client
+        client.iopub_channel.close()
+        setattr(client, "_iopub_channel", None)  # noqa: B010  (the property reconnects when None)
+        try:
+            self._wait_for_ready(min(self.limits.startup_timeout, 10.0))
+        except BadInput as err:
+            self.record("kernel_died", f"lost contact with the kernel: {err}")
+            self.kill("the kernel stopped answering after an oversized output")
+
     def interrupt(self) -> None:
         """Ask the kernel to interrupt what it runs (by message; a signal would hit the sandbox)."""
         with contextlib.suppress(Exception):
@@ -297,82 +310,39 @@ class SandboxedKernel:
 
     # --- stop --------------------------------------------------------------------------------
     def shutdown(self) -> None:
-        """Kill the kernel and its sandbox and remove every socket and temporary file. Idempotent."""
+        """Kill the kernel and its sandbox and remove every socket and temporary file.
+
+        Idempotent, and never raises: every step runs even when an earlier one fails, and what
+        went wrong is kept in `cleanup_problems` (for the results' sandbox section).
+        """
         if self._shut:
             return
         self._shut = True
+        self.dead = True
         t0 = time.monotonic()
-        try:
-            if self._kc is not None:
-                self._kc.stop_channels()
-            if self._km is not None:
-                self.dead = True
-                with contextlib.suppress(Exception):
-                    self._km.shutdown_kernel(now=True)
-                with contextlib.suppress(Exception):
-                    self._km.cleanup_resources()
-        finally:
-            self.sandbox.cleanup()
-            if self._context is not None:
-                self._context.destroy(linger=0)
-            if self._log_thread is not None:
-                self._log_thread.join(timeout=5)
-            shutil.rmtree(self.runtime_dir, ignore_errors=True)
-            self.timings["shutdown"] = round(time.monotonic() - t0, 3)
+        km, kc, context, thread = self._km, self._kc, self._context, self._log_thread
+        steps: list[tuple[str, Callable[[], object]]] = [
+            ("close the client", lambda: kc.stop_channels() if kc else None),
+            ("kill the kernel", lambda: km.shutdown_kernel(now=True) if km else None),
+            ("remove sockets", lambda: km.cleanup_resources() if km else None),
+            ("clean up the sandbox", self.sandbox.cleanup),
+            ("close ZeroMQ", lambda: context.destroy(linger=0) if context else None),
+            ("stop the log reader", lambda: thread.join(timeout=5) if thread else None),
+            ("remove the runtime directory", lambda: shutil.rmtree(self.runtime_dir)),
+            (
+                "release the sandbox slot",
+                lambda: self.slot_lock.release() if self.slot_lock else None,
+            ),
+        ]
+        for what, step in steps:
+            try:
+                step()
+            except Exception as err:
+                self.cleanup_problems.append(f"could not {what}: {type(err).__name__}: {err}")
+        self.timings["shutdown"] = round(time.monotonic() - t0, 3)
 
     def __enter__(self) -> SandboxedKernel:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.shutdown()
-
-
-def start_kernel(
-    *,
-    workdir: Path,
-    datadir: Path | None = None,
-    backend: str | None = None,
-    slot: int = 0,
-    limits: Limits = DEFAULT_LIMITS,
-    env: dict[str, str] | None = None,
-    image: str | None = None,
-    gpus: bool = False,
-) -> SandboxedKernel:
-    """Start a kernel in a sandbox over `workdir` (a working copy: it is chowned to the sandbox).
-
-    `backend` is ``bwrap``, ``docker`` or ``none`` (default: docker where a Docker socket exists,
-    else bwrap). `slot` picks the sandbox uid; concurrent kernels need distinct slots. `env` is
-    added to the kernel's otherwise empty environment (for example ``INTRODL_BUDGET``).
-    """
-    name = f"{slot}-{secrets.token_hex(4)}"
-    # short: unix socket paths are limited to 107 bytes
-    runtime_dir = Path(tempfile.mkdtemp(prefix=f"introdl-k{name}-", dir="/tmp"))
-    os.chmod(runtime_dir, 0o755)
-    uid = sandbox_uid(slot)
-    for sub, owner, mode in (("ipc", uid, 0o700), ("exchange", uid, 0o700), ("requests", 0, 0o755)):
-        (runtime_dir / sub).mkdir(mode=mode)
-        os.chown(runtime_dir / sub, owner, owner)
-    spec = SandboxSpec(
-        workdir=workdir,
-        uid=uid,
-        name=name,
-        datadir=datadir,
-        shared_dirs=(runtime_dir / "ipc", runtime_dir / "exchange"),
-        readonly_dirs=(runtime_dir / "requests",),
-        python_paths=((Path(introdl.__file__).parent, f"{INTRODL_INSIDE}/introdl"),),
-        limits=limits,
-        env=env or {},
-    )
-    try:
-        sandbox = make_sandbox(backend or default_backend(), spec, image=image, gpus=gpus)
-    except BaseException:
-        shutil.rmtree(runtime_dir, ignore_errors=True)
-        raise
-    kernel = SandboxedKernel(sandbox, runtime_dir, limits)
-    try:
-        sandbox.setup()
-        kernel._start()
-    except BaseException:
-        kernel.shutdown()
-        raise
-    return kernel

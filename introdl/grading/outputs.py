@@ -75,6 +75,10 @@ class OutputCollector:
                 {"output_type": "stream", "name": "stderr", "text": NOTE.format(reason=reason)}
             )
 
+    def lost(self, reason: str) -> None:
+        """Outputs were lost on the way (not dropped by a cap): say so in the outputs."""
+        self._mark_truncated(reason)
+
     def _reason(self) -> str:
         if self.budget.remaining <= self.cell_bytes - self.used:
             return "this notebook's output limit was reached"

@@ -81,7 +81,7 @@ class NotebookRun:
             record = by_index.get(index)
             if cell.cell_type != "code" or record is None:
                 continue
-            cell.outputs = [nbformat.from_dict(o) for o in record.outputs]  # type: ignore[no-untyped-call]
+            cell.outputs = [nbformat.from_dict(o) for o in record.outputs]
             cell.execution_count = record.execution_count
         return result
 
@@ -90,7 +90,7 @@ def load_notebook(notebook: Path | nbformat.NotebookNode) -> nbformat.NotebookNo
     if isinstance(notebook, nbformat.NotebookNode):
         return notebook
     try:
-        node = nbformat.read(str(notebook), as_version=4)  # type: ignore[no-untyped-call]
+        node = nbformat.read(str(notebook), as_version=4)
         return cast(nbformat.NotebookNode, node)
     except Exception as err:
         raise BadInput(

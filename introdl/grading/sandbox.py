@@ -124,7 +124,8 @@ def kernel_env(
         "JUPYTER_RUNTIME_DIR": "/tmp/jupyter-runtime",
     }
     if datadir is not None:
-        env["INTRODL_DATA_DIR"] = datadir
+        env["INTRODL_DATA_DIR"] = datadir  # the data registry's cache (introdl.data)
+    env["INTRODL_OFFLINE"] = "1"  # no network inside: the registry must not try to download
     roots = list(dict.fromkeys(os.path.dirname(inside) for _, inside in spec.python_paths))
     if roots:
         env["PYTHONPATH"] = ":".join(roots)
