@@ -101,7 +101,20 @@ def assert_close(got: Any, expected: Any, message: str, **tolerance: float) -> n
 
 
 def call(kernel: Any, name: str, *args: Any, **kwargs: Any) -> Any:
-    return kernel.call("_grader_call", name, *args, **kwargs)
+    """The submission's NAME called on tensors."""
+    return ask(kernel, name, "_grader_call", name, *args, **kwargs)
+
+
+def ask(kernel: Any, what: str, helper: str, *args: Any, **kwargs: Any) -> Any:
+    """Call a kernel HELPER; an error of the submission is reported under WHAT, its own name."""
+    try:
+        return kernel.call(helper, *args, **kwargs)
+    except Exception as err:
+        ename = getattr(err, "ename", None)  # the bridge's StudentError: the submission raised
+        if ename is None:
+            raise
+        detail = next((ln for ln in str(err.evalue).splitlines() if ln.strip()), "")
+        raise AssertionError(f"{what}(...) raised {ename}: {detail}".rstrip(": ")) from None
 
 
 def f32(rng: np.random.Generator, *shape: int, scale: float = 1.0) -> np.ndarray:
@@ -429,7 +442,13 @@ def test_dbvae_call_and_predict_agree_with_encode(kernel, rng) -> None:
 # --- 2.5c re-sampling ---------------------------------------------------------------------------
 def probabilities(kernel: Any, latents: np.ndarray, **kwargs: Any) -> np.ndarray:
     p = as_array(
-        kernel.call("_grader_probabilities", latents.astype("float32"), **kwargs),
+        ask(
+            kernel,
+            "get_training_sample_probabilities",
+            "_grader_probabilities",
+            latents.astype("float32"),
+            **kwargs,
+        ),
         "get_training_sample_probabilities(...)",
     )
     assert_true(
@@ -496,7 +515,10 @@ def train(
     batch = 8
     x = images(rng, batch)
     y = np.array([1, 0] * (batch // 2), dtype="float32").reshape(batch, 1)
-    result = kernel.call("_grader_train", x, y, int(rng.integers(4, 9)), steps, seed, timeout=120)
+    latent = int(rng.integers(4, 9))
+    result = ask(
+        kernel, "debiasing_train_step", "_grader_train", x, y, latent, steps, seed, timeout=120
+    )
     losses, moved = result
     values = [as_array(v, "the loss debiasing_train_step returned") for v in losses]
     assert_true(
