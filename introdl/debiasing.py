@@ -148,7 +148,7 @@ def plot_group_rates(results: Mapping[str, Mapping[str, float]], title: str) -> 
     plt.ylim(0, 1.1)
     plt.ylabel("correctly classified")
     plt.title(title)
-    plt.legend(loc="lower right")
+    plt.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
     plt.tight_layout()
     plt.show()
 

@@ -19,6 +19,11 @@ from introdl.grading.expect import assert_true
 
 pytestmark = pytest.mark.budget(seconds=60)
 
+# The train-step test: steps on one fixed batch, and the most the mean of the last 3 losses may be
+# of the first 3. The reference's ratio stays near 0.3-0.4 (CALIBRATION.md).
+TRAIN_STEPS = 10
+LOSS_RATIO = 0.8
+
 # Defined in the student's kernel once per module. `_grader_call` calls a function of the
 # submission with every array argument turned into a float32 tf tensor.
 KERNEL_HELPERS = '''
@@ -38,8 +43,8 @@ def _grader_call(_grader_target, *args, **kwargs):
 class _GraderLatents:
     """A stand-in DB-VAE whose encoder returns its input as the latent means."""
 
-    def __init__(self, latent_dim):
-        self.latent_dim = latent_dim
+    def __init__(self, dims):
+        self.latent_dim = dims
 
     def encode(self, x):
         import tensorflow as _tf
@@ -67,13 +72,13 @@ def _grader_train(x, y, latent_dim, steps, seed):
     x, y = _tf.constant(x, dtype=_tf.float32), _tf.constant(y, dtype=_tf.float32)
     model(x)
     optimizer = _keras.optimizers.Adam(1e-3)
-    before = [[_np.array(w) for w in part.trainable_weights] for part in (model.encoder, model.decoder)]
+    before = [[_np.array(w.numpy()) for w in part.trainable_weights] for part in (model.encoder, model.decoder)]
     # A step compiled with @tf.function cannot create a second model's optimizer variables:
     # grade the Python function inside it, eagerly.
     step = getattr(debiasing_train_step, "python_function", debiasing_train_step)
     losses = [_np.asarray(step(model, optimizer, x, y)) for _ in range(steps)]
     moved = [
-        float(sum(_np.abs(_np.array(w) - b).sum() for w, b in zip(part.trainable_weights, old)))
+        float(sum(_np.abs(_np.array(w.numpy()) - b).sum() for w, b in zip(part.trainable_weights, old)))
         for part, old in zip((model.encoder, model.decoder), before)
     ]
     return losses, moved
@@ -531,12 +536,12 @@ def train(
 @pytest.mark.grade("train_step", points=1.5)
 @pytest.mark.budget(seconds=120)
 def test_training_steps_lower_the_total_loss_on_a_fixed_batch(kernel, rng, seed) -> None:
-    losses, _ = train(kernel, rng, seed, steps=15)
+    losses, _ = train(kernel, rng, seed, steps=TRAIN_STEPS)
     assert_true(bool(np.all(np.isfinite(losses))), "the loss should stay finite during training")
     assert_true(
-        losses[-3:].mean() < 0.8 * losses[:3].mean(),
-        "15 steps of debiasing_train_step on one batch should lower the total loss clearly; "
-        f"it went from {losses[:3].mean():.3f} to {losses[-3:].mean():.3f} (means of 3 steps)",
+        losses[-3:].mean() < LOSS_RATIO * losses[:3].mean(),
+        f"{TRAIN_STEPS} steps of debiasing_train_step on one batch should lower the total loss "
+        f"clearly; it went from {losses[:3].mean():.3f} to {losses[-3:].mean():.3f} (means of 3 steps)",
     )
 
 
