@@ -95,11 +95,15 @@ def grade_real(path: Path, seed: int) -> float:
         cwd=ROOT, capture_output=True, text=True, check=False,
     )  # fmt: skip
     try:
-        return float(json.loads(out.stdout)["results"]["score"])
+        results = json.loads(out.stdout)["results"]
     except (ValueError, KeyError) as err:
         raise RuntimeError(
             f"grade-notebook failed: {out.stdout[-500:]}{out.stderr[-2000:]}"
         ) from err
+    problems = [*results.get("errors", []), *(e["message"] for e in results.get("events", []))]
+    if results["score"] == 0:  # say why, so a sandbox failure is not mistaken for a verdict
+        print(f"  score 0: {'; '.join(str(p)[:200] for p in problems) or 'every test failed'}")
+    return float(results["score"])
 
 
 def real(n: int) -> None:
@@ -173,7 +177,7 @@ def main() -> None:
             print(f"  {variant or 'reference':58} min {min(scores):5g} max {max(scores):5g}")
         ratios = train_step_ratios(range(args.seeds))
         print(
-            f"train-step loss ratio (threshold 0.8): max {max(ratios):.3f}, {np.round(ratios, 3)}"
+            f"train-step loss ratio (must be < 0.8, LOSS_RATIO): max {max(ratios):.3f}, {np.round(ratios, 3)}"
         )
     if args.real:
         real(args.real)
