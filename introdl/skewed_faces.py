@@ -105,7 +105,7 @@ def tint(gray: Array, rng: np.random.Generator) -> Array:
     saturation = rng.uniform(0.0, 0.6)
     brightness = rng.uniform(0.25, 1.2)
     multiplier = ((1 - saturation) + saturation * colour / colour.max()) * brightness
-    return np.clip(gray[..., None] * multiplier, 0.0, 1.0)
+    return np.asarray(np.clip(gray[..., None] * multiplier, 0.0, 1.0))
 
 
 def _photos(names: tuple[str, ...]) -> list[Array]:
@@ -148,7 +148,7 @@ def make_skewed_faces(
         raise ValueError(f"dark_fraction must be between 0 and 1, got {dark_fraction}")
     from skimage import data as skdata
 
-    lfw = np.asarray(skdata.lfw_subset(), dtype=np.float64)  # (200, 25, 25): 100 faces, 100 not
+    lfw = np.asarray(skdata.lfw_subset(), dtype=np.float64)  # type: ignore[no-untyped-call]  # (200, 25, 25): 100 faces, 100 not
     faces, patches = lfw[:100], lfw[100:]
     rng = np.random.default_rng(seed)
     identities = rng.permutation(100)
