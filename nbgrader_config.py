@@ -20,7 +20,10 @@ c.CourseDirectory.db_url = f"sqlite:///{HERE / 'gradebook.db'}"
 # music RNN are ~50 MB and students may save several checkpoints: allow 1 GB.
 c.CourseDirectory.max_file_size = 1_000_000
 # Data and checkpoints never travel with a release or a submission.
+# results.json stays with the graders (generate_feedback would copy it to students).
 c.CourseDirectory.ignore = [
+    "results.json",
+    "fingerprint.txt",
     ".ipynb_checkpoints",
     "*.pyc",
     "__pycache__",
