@@ -103,6 +103,7 @@ def batches(get_batch: Callable[[Any, int, int], Any]) -> None:
     counting = np.arange(n)  # entry i is i: a window shows where it came from
     seq_length, batch_size = 12, 5
     starts: set[int] = set()
+    drawn: list[np.ndarray] = []
     for attempt in range(6):
         with calling(
             f"get_batch(np.arange({n}), seq_length={seq_length}, batch_size={batch_size})"
@@ -141,10 +142,11 @@ def batches(get_batch: Callable[[Any, int, int], Any]) -> None:
         if x.min() < 0 or y.max() > n - 1:
             fail("get_batch returned windows that leave the sequence.")
         starts.update(int(s) for s in x[:, 0])
-    if len(starts) < 3:
+        drawn.append(x)
+    if len(starts) < 3 or all(np.array_equal(drawn[0], x) for x in drawn[1:]):
         fail(
-            f"six calls of get_batch drew only the window starts {sorted(starts)}: choose the start "
-            "positions at random (np.random.choice) on every call."
+            f"six calls of get_batch gave the same windows (starting at {sorted(starts)}): choose "
+            "the start positions at random (np.random.choice) on every call."
         )
     passed(
         f"get_batch gives random ({batch_size}, {seq_length}) windows, targets shifted by one step"
