@@ -30,8 +30,9 @@ TRAINING_STEPS = 150
 STEPS_PER_CALL = 25  # training runs in chunks, each one kernel call with its own timeout
 CHUNK_TIMEOUT = 60.0  # seconds per chunk (25 steps take ~5 s on 2 idle cores)
 EVAL_BATCHES = 4  # held-out windows: 4 batches of 32 windows of 100 characters
-HELDOUT_LOSS_THRESHOLD = 2.0  # reference: 1.50-1.66 over the calibration runs
+HELDOUT_LOSS_THRESHOLD = 2.0  # reference 1.53-1.58 over 10 seeds; nearest mistake 2.39
 GENERATED_CHARACTERS = 2000  # text generated after training, in which a tune must appear
+GENERATION_TRIES = 2  # the reference found 2-7 tunes in 2000 characters over 10 seeds
 
 # Run in the student's kernel (visible to it, so nothing secret): helpers that hold kernel
 # objects under _grader_ names and return plain data.
@@ -563,7 +564,7 @@ def test_generate_text_samples_from_the_predicted_distribution(student, rng, see
 
 
 @pytest.mark.grade("generation", points=2)
-@pytest.mark.budget(seconds=150)
+@pytest.mark.budget(seconds=200)
 def test_generated_text_after_training_holds_a_tune(student, trained):
     build(
         student,
@@ -575,11 +576,14 @@ def test_generated_text_after_training_holds_a_tune(student, trained):
     )
     with student_code("copying the trained weights into build_model(..., batch_size=1)"):
         student.call("_grader_copy_weights", "_grader_model", "_grader_gen_model")
-    text = generate(student, "_grader_gen_model", "X", GENERATED_CHARACTERS, timeout=90)
-    tunes = extract_songs(text)
-    assert tunes, (
+    for _ in range(GENERATION_TRIES):
+        text = generate(student, "_grader_gen_model", "X", GENERATED_CHARACTERS, timeout=90)
+        if extract_songs(text):
+            return
+    raise AssertionError(
         f"after the grader trained your model (held-out loss {trained.after:.2f}), "
-        f"generate_text(model, 'X', {GENERATED_CHARACTERS}) held no complete tune (a snippet "
+        f"{GENERATION_TRIES} calls of generate_text(model, 'X', {GENERATED_CHARACTERS}) held no "
+        "complete tune (a snippet "
         "between blank lines starting with an X: line, with a K: line and notes). Feed each "
         "sampled character back in, and keep the LSTM's state between steps (reset it only at "
         "the start)"
