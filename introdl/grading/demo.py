@@ -142,16 +142,7 @@ def demo(*, workdir: str = "") -> DemoResult:
             releases += [str(p.relative_to(root)) for p in generate(root, lab)]
             validated.append(validate_source(root, lab))
     course = Path(workdir).resolve() if workdir else root / "build" / "demo-course"
-    build_course(root, course)
-    hand_in(course)
-    subs = find_submissions(course, LAB)
-    rows = grade_class(course, subs, GradeOptions(limits=DEMO_LIMITS), workers=1, force=True)
-    from introdl.grading.gradebook import export_grades, generate_feedback
-
-    feedback = [
-        str(generate_feedback(course, LAB, r.student)) for r in rows if r.status == "graded"
-    ]
-    csv = export_grades(course, course / "grades.csv")
+    rows, feedback, csv = grade_demo_class(root, course)
     return DemoResult(
         str(course),
         fetched,
@@ -161,3 +152,19 @@ def demo(*, workdir: str = "") -> DemoResult:
         tuple(feedback),
         str(csv),
     )
+
+
+def grade_demo_class(root: Path, course: Path) -> tuple[list[Row], list[str], Path]:
+    """Build the demo course at COURSE, hand in the five students, grade, feedback, export."""
+    build_course(root, course)
+    hand_in(course)
+    subs = find_submissions(course, LAB)
+    rows = grade_class(
+        course, subs, GradeOptions(backend="bwrap", limits=DEMO_LIMITS), workers=1, force=True
+    )
+    from introdl.grading.gradebook import export_grades, generate_feedback
+
+    feedback = [
+        str(generate_feedback(course, LAB, r.student)) for r in rows if r.status == "graded"
+    ]
+    return rows, feedback, export_grades(course, course / "grades.csv")

@@ -48,6 +48,7 @@ from introdl.grading.launch import start_kernel, sweep_stale
 from introdl.grading.limits import Limits
 from introdl.grading.outputs import OutputBudget
 from introdl.grading.sandbox import Sandbox
+from introdl.grading.slots import SlotLock
 
 __all__ = ["SandboxEvent", "SandboxedKernel", "start_kernel", "sweep_stale"]
 
@@ -82,6 +83,7 @@ class SandboxedKernel:
     def __init__(self, sandbox: Sandbox, runtime_dir: Path, limits: Limits) -> None:
         self.sandbox = sandbox
         self.limits = limits
+        self.slot_lock: SlotLock | None = None  # held from start to shutdown (see slots.py)
         self.runtime_dir = runtime_dir
         self.ipc_dir = runtime_dir / "ipc"
         self.exchange_dir = runtime_dir / "exchange"  # written by the kernel, read by the grader
@@ -327,6 +329,10 @@ class SandboxedKernel:
             ("close ZeroMQ", lambda: context.destroy(linger=0) if context else None),
             ("stop the log reader", lambda: thread.join(timeout=5) if thread else None),
             ("remove the runtime directory", lambda: shutil.rmtree(self.runtime_dir)),
+            (
+                "release the sandbox slot",
+                lambda: self.slot_lock.release() if self.slot_lock else None,
+            ),
         ]
         for what, step in steps:
             try:

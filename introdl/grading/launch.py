@@ -27,6 +27,7 @@ import introdl
 from introdl.grading.cgroups import Cgroups
 from introdl.grading.limits import DEFAULT_LIMITS, Limits, sandbox_uid
 from introdl.grading.sandbox import SandboxSpec, default_backend, make_sandbox
+from introdl.grading.slots import SlotLock, claim
 
 if TYPE_CHECKING:
     from introdl.grading.kernel import SandboxedKernel
@@ -56,6 +57,29 @@ def start_kernel(
     """
     from introdl.grading.kernel import SandboxedKernel  # kernel.py re-exports this function
 
+    lock = claim(slot)  # another grader on this machine may hold the slot asked for
+    slot = lock.slot
+    try:
+        return _start(
+            workdir, datadir, backend, slot, limits, env, image, gpus, lock, SandboxedKernel
+        )
+    except BaseException:
+        lock.release()
+        raise
+
+
+def _start(
+    workdir: Path,
+    datadir: Path | None,
+    backend: str | None,
+    slot: int,
+    limits: Limits,
+    env: dict[str, str] | None,
+    image: str | None,
+    gpus: bool,
+    lock: SlotLock,
+    kernel_class: type[SandboxedKernel],
+) -> SandboxedKernel:
     name = f"{slot}-{secrets.token_hex(4)}"
     # short: unix socket paths are limited to 107 bytes
     runtime_dir = Path(tempfile.mkdtemp(prefix=f"introdl-k{name}-", dir="/tmp"))
@@ -80,7 +104,8 @@ def start_kernel(
     except BaseException:
         shutil.rmtree(runtime_dir, ignore_errors=True)
         raise
-    kernel = SandboxedKernel(sandbox, runtime_dir, limits)
+    kernel = kernel_class(sandbox, runtime_dir, limits)
+    kernel.slot_lock = lock
     try:
         sandbox.setup()
         kernel.start()
