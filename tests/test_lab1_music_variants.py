@@ -13,9 +13,7 @@ grading pipeline. The many-seed runs against the full suite are in test_lab1_mus
 from __future__ import annotations
 
 import ast
-import os
 import re
-import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -30,6 +28,7 @@ from introdl.grading.kernel import SandboxedKernel, start_kernel
 from introdl.grading.public_data import public_data_dir
 from introdl.grading.results import TestResult
 from introdl.grading.submission import grade_points, submission_at
+from tests.sandboxed import needs_bwrap, test_slot
 
 ROOT = Path(__file__).resolve().parents[1]
 LAB = "lab1_music"
@@ -42,10 +41,6 @@ DEFINITION_CELLS = ("setup", "hyperparameters", "load-songs", "vocab", "lstm")
 # Hidden tests that train the model (about a minute each on 2 cores); the others take seconds.
 TRAINING_TESTS = ("test_rnn_learns_the_tunes", "test_generated_text_after_training_holds_a_tune")
 SECTION = re.compile(r"^# --- (\w+) ---$", re.MULTILINE)
-needs_bwrap = pytest.mark.skipif(
-    os.geteuid() != 0 or shutil.which("bwrap") is None,
-    reason="the bwrap sandbox needs root and bubblewrap (apt-get install -y bubblewrap)",
-)
 
 
 @dataclass(frozen=True)
@@ -122,14 +117,6 @@ def grade_notebook(nb: nbformat.NotebookNode, seed: int, only: Sequence[str] = (
             ROOT, submission_at(folder, LAB, student="variant"), options, slot=test_slot()
         )
     return graded.results
-
-
-def test_slot() -> int:
-    """A sandbox slot of this process's own (concurrent graders on one slot kill each other)."""
-    return 3000 + os.getpid() % 900
-
-
-test_slot.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
 
 
 # --- One kernel holding the lab's definitions -----------------------------------------------------

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
-import reference
 
-from introdl.grading.hidden import assert_close
+from grader_tests.lab1_music import reference
+from introdl.grading.expect import assert_close
 from introdl.music import extract_songs
 
 # --- The grader's training budget (calibrated in CALIBRATION.md) --------------------------------
