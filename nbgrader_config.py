@@ -30,6 +30,7 @@ c.CourseDirectory.ignore = [
     "feedback",
     "data",
     "training_checkpoints",
+    "tunes",  # the music lab's generated .abc/.mid/.wav files
 ]
 
 # --- Student stubs ----------------------------------------------------------------------------

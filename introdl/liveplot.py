@@ -1,0 +1,83 @@
+"""A training curve that redraws itself in place while a notebook cell trains.
+
+    plot = LossPlot(total=num_training_iterations)
+    for step in range(num_training_iterations):
+        ...
+        history.append(loss)
+        plot.update(history)
+    plot.update(history, final=True)
+
+The picture is redrawn at most every `every` seconds (drawing costs ~50 ms) in one output area
+of the cell, updated through an IPython display handle. Outside IPython, `update` does nothing.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import time
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["LossPlot"]
+
+
+class LossPlot:
+    """A live plot of a loss curve (a figure redrawn in place in the notebook)."""
+
+    def __init__(
+        self,
+        total: int | None = None,
+        every: float = 2.0,
+        xlabel: str = "training iteration",
+        ylabel: str = "loss",
+        title: str = "training loss",
+    ) -> None:
+        self.total = total  # number of iterations planned (fixes the x axis), if known
+        self.every = every  # seconds between redraws
+        self.xlabel, self.ylabel, self.title = xlabel, ylabel, title
+        self._handle: Any = None
+        self._last = -math.inf
+
+    def update(self, values: Sequence[float], *, final: bool = False) -> None:
+        """Redraw with VALUES (one per iteration) if `every` seconds have passed, or FINAL."""
+        now = time.monotonic()
+        if not final and now - self._last < self.every:
+            return
+        self._last = now
+        try:
+            from IPython import get_ipython
+            from IPython.display import Image, display
+        except ImportError:
+            return
+        if get_ipython() is None:
+            return
+        image = Image(data=self.render(values), format="png")
+        if self._handle is None:
+            self._handle = display(image, display_id=True)
+        else:
+            self._handle.update(image)
+
+    def render(self, values: Sequence[float]) -> bytes:
+        """The plot of VALUES as PNG bytes."""
+        # A bare Figure, not pyplot: the inline backend would show a pyplot figure a second time
+        # when the cell ends.
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(7, 3.2), layout="constrained")
+        ax = fig.subplots()
+        ax.plot(range(1, len(values) + 1), values, color="tab:blue", linewidth=1)
+        if self.total:
+            ax.set_xlim(0, self.total)
+        if values:
+            last = values[-1]
+            done = f"{len(values)}/{self.total}" if self.total else f"{len(values)}"
+            ax.set_title(f"{self.title}: iteration {done}, loss {last:.3f}")
+        else:
+            ax.set_title(self.title)
+        ax.set_xlabel(self.xlabel)
+        ax.set_ylabel(self.ylabel)
+        ax.grid(alpha=0.3)
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=80)
+        return buffer.getvalue()

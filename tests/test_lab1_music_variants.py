@@ -1,0 +1,260 @@
+"""Do the music lab's hidden tests reject each known mistake, and accept correct work written differently?
+
+The variants are snippets in tests/fixtures/lab1_music/, named after the mistake; each replaces one
+or more answer cells of the source notebook (sections headed ``# --- <answer grade id> ---``) and
+names, in its docstring, the hidden tests that must catch it (``Caught by: ...``).
+
+To stay fast, one real sandboxed kernel (bwrap) runs the notebook's set-up and definitions once;
+each variant then redefines its functions in that kernel and is graded by the real hidden-test
+runner against only the tests meant to catch it. The untouched release goes through the whole
+grading pipeline. The many-seed runs against the full suite are in test_lab1_music_calibration.py.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from introdl.grading.grade import GradeOptions, grade_submission
+from introdl.grading.hidden import run_hidden_tests
+from introdl.grading.kernel import SandboxedKernel, start_kernel
+from introdl.grading.public_data import public_data_dir
+from introdl.grading.results import TestResult
+from introdl.grading.submission import grade_points, submission_at
+from tests.sandboxed import needs_bwrap, test_slot
+
+ROOT = Path(__file__).resolve().parents[1]
+LAB = "lab1_music"
+SUITE = ROOT / "grader_tests" / LAB
+FIXTURES = ROOT / "tests" / "fixtures" / LAB
+SOURCE = ROOT / "source" / LAB / f"{LAB}.ipynb"
+RELEASE = ROOT / "release" / LAB / f"{LAB}.ipynb"
+# Cells of the source notebook that define what the hidden tests call (no training, no audio).
+DEFINITION_CELLS = ("setup", "hyperparameters", "load-songs", "vocab", "lstm")
+# Hidden tests that train the model (about a minute each on 2 cores); the others take seconds.
+TRAINING_TESTS = ("test_rnn_learns_the_tunes", "test_generated_text_after_training_holds_a_tune")
+SECTION = re.compile(r"^# --- (\w+) ---$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str  # the fixture's file name without .py: the mistake, or "correct-..."
+    sections: dict[str, str]  # answer cell grade id -> code that replaces the cell
+    caught_by: tuple[str, ...]  # hidden tests that must fail (none for a correct variant)
+
+    @property
+    def correct(self) -> bool:
+        return self.name.startswith("correct-")
+
+
+def load_variant(path: Path) -> Variant:
+    text = path.read_text(encoding="utf-8")
+    docstring = ast.get_docstring(ast.parse(text)) or ""
+    caught = re.search(r"Caught by:(.*)", docstring, re.DOTALL)
+    if caught is None:
+        raise ValueError(f"{path}: its docstring needs a 'Caught by:' line")
+    names = tuple(re.findall(r"test_\w+", caught.group(1)))
+    parts = SECTION.split(text)
+    sections = {parts[i]: parts[i + 1].strip() + "\n" for i in range(1, len(parts), 2)}
+    if not sections:
+        raise ValueError(f"{path}: no '# --- <answer grade id> ---' section")
+    return Variant(path.stem, sections, names)
+
+
+def all_variants() -> list[Variant]:
+    return [load_variant(p) for p in sorted(FIXTURES.glob("*.py"))]
+
+
+WRONG = [v for v in all_variants() if not v.correct]
+CORRECT = [v for v in all_variants() if v.correct]
+
+
+def source_cells() -> dict[str, nbformat.NotebookNode]:
+    """The source notebook's cells by id (answer cells are also reachable by grade id)."""
+    nb = nbformat.read(SOURCE, as_version=4)
+    cells = {c.id: c for c in nb.cells}
+    for cell in nb.cells:
+        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if grade_id:
+            cells[grade_id] = cell
+    return cells
+
+
+def answer_ids() -> list[str]:
+    nb = nbformat.read(SOURCE, as_version=4)
+    return [
+        c.metadata["nbgrader"]["grade_id"]
+        for c in nb.cells
+        if c.get("metadata", {}).get("nbgrader", {}).get("solution")
+    ]
+
+
+def submission_notebook(variant: Variant | None) -> nbformat.NotebookNode:
+    """The source notebook with the variant's answer cells in place: what a student would submit."""
+    nb = nbformat.read(SOURCE, as_version=4)
+    for cell in nb.cells:
+        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if variant is not None and grade_id in variant.sections:
+            cell.source = variant.sections[grade_id]
+    return nb
+
+
+def grade_notebook(nb: nbformat.NotebookNode, seed: int, only: Sequence[str] = ()):  # type: ignore[no-untyped-def]
+    """Results of grading NB through the whole pipeline (sandbox, notebook run, hidden tests)."""
+    with tempfile.TemporaryDirectory(prefix="introdl-music-") as tmp:
+        folder = Path(tmp) / "variant" / LAB
+        folder.mkdir(parents=True)
+        nbformat.write(nb, folder / f"{LAB}.ipynb")
+        options = GradeOptions(backend="bwrap", seed=seed, only=tuple(only))
+        graded = grade_submission(
+            ROOT, submission_at(folder, LAB, student="variant"), options, slot=test_slot()
+        )
+    return graded.results
+
+
+# --- One kernel holding the lab's definitions -----------------------------------------------------
+
+
+def execute(kernel: SandboxedKernel, code: str, what: str) -> None:
+    result = kernel.execute(code, timeout=300)
+    if result.status != "ok":
+        raise AssertionError(f"{what} failed in the kernel: {result.ename}: {result.evalue}")
+
+
+def use(kernel: SandboxedKernel, variant: Variant | None) -> None:
+    """Define the reference answers in KERNEL, then replace some with VARIANT's code."""
+    cells = source_cells()
+    for grade_id in answer_ids():
+        execute(kernel, cells[grade_id].source, f"the source's {grade_id}")
+    if variant is not None:
+        for grade_id, code in variant.sections.items():
+            execute(kernel, code, f"{variant.name}: {grade_id}")
+
+
+def start_lab_kernel(workdir: Path) -> SandboxedKernel:
+    """A sandboxed kernel (smoke budget) that has run the lab's set-up and reference definitions."""
+    kernel = start_kernel(
+        workdir=workdir,
+        datadir=public_data_dir(),
+        backend="bwrap",
+        slot=test_slot(),
+        env={"INTRODL_BUDGET": "smoke"},
+    )
+    try:
+        cells = source_cells()
+        for cell_id in DEFINITION_CELLS:
+            execute(kernel, cells[cell_id].source, f"the source's cell {cell_id!r}")
+        use(kernel, None)
+    except BaseException:
+        kernel.shutdown()
+        raise
+    return kernel
+
+
+def grade(kernel: SandboxedKernel, seed: int, only: Sequence[str] = ()) -> dict[str, TestResult]:
+    """The hidden suite's results (by test name) for what KERNEL defines now."""
+    points = grade_points(nbformat.read(RELEASE, as_version=4))
+    results = run_hidden_tests(SUITE, kernel.student(), seed=seed, points=points, only=only)
+    return {r.name: r for r in results}
+
+
+@pytest.fixture(scope="module")
+def lab_kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxedKernel]:
+    kernel = start_lab_kernel(tmp_path_factory.mktemp("music-kernel"))
+    try:
+        yield kernel
+    finally:
+        kernel.shutdown()
+
+
+def hidden_test_names() -> set[str]:
+    tree = ast.parse((SUITE / "test_lab1_music.py").read_text(encoding="utf-8"))
+    return {
+        n.name for n in tree.body if isinstance(n, ast.FunctionDef) and n.name.startswith("test_")
+    }
+
+
+# --- Tests ----------------------------------------------------------------------------------------
+
+
+def test_variants_name_answer_cells_and_hidden_tests_that_exist() -> None:
+    """Does every variant replace real answer cells, and name hidden tests that exist?"""
+    answers, tests = set(answer_ids()), hidden_test_names()
+    assert WRONG, f"no wrong variants in {FIXTURES}"
+    assert CORRECT, f"no correct variant in {FIXTURES}"
+    for variant in all_variants():
+        assert set(variant.sections) <= answers, (variant.name, set(variant.sections) - answers)
+        assert set(variant.caught_by) <= tests, (variant.name, set(variant.caught_by) - tests)
+        assert variant.correct or variant.caught_by, f"{variant.name} names no catching test"
+        assert not (variant.correct and variant.caught_by), f"{variant.name} is correct yet caught"
+
+
+@needs_bwrap
+def test_reference_definitions_pass_the_fast_tests(lab_kernel: SandboxedKernel) -> None:
+    """Do the source notebook's own answers pass every hidden test that does not train?
+
+    (If they did not, the variants' failures below would prove nothing.)"""
+    use(lab_kernel, None)
+    fast = sorted(hidden_test_names() - set(TRAINING_TESTS))
+    results = grade(lab_kernel, seed=11, only=fast)
+    failed = {name: r.output for name, r in results.items() if r.status != "passed"}
+    assert not failed, failed
+    assert set(results) == set(fast)
+
+
+def wrong_cases() -> list[object]:
+    """The wrong variants; those caught only by a training test are slow (a minute each)."""
+    return [
+        pytest.param(
+            v,
+            id=v.name,
+            marks=[pytest.mark.slow] if set(v.caught_by) <= set(TRAINING_TESTS) else [],
+        )
+        for v in WRONG
+    ]
+
+
+@needs_bwrap
+@pytest.mark.parametrize("variant", wrong_cases())
+def test_wrong_variant_fails_the_tests_meant_to_catch_it(
+    lab_kernel: SandboxedKernel, variant: Variant
+) -> None:
+    """Does each known mistake fail every hidden test that should catch it, with a message?"""
+    use(lab_kernel, variant)
+    results = grade(lab_kernel, seed=12, only=variant.caught_by)
+    assert set(results) == set(variant.caught_by)
+    passed = [name for name, r in results.items() if r.status == "passed"]
+    assert not passed, f"{variant.name} passed {passed}, which should catch it"
+    silent = [name for name, r in results.items() if not r.output.strip()]
+    assert not silent, f"{variant.name}: {silent} failed without a message for the student"
+
+
+@needs_bwrap
+@pytest.mark.parametrize("variant", CORRECT, ids=[v.name for v in CORRECT])
+def test_correct_variant_passes_the_fast_tests(
+    lab_kernel: SandboxedKernel, variant: Variant
+) -> None:
+    """Does correct work written differently from the reference pass every fast hidden test?"""
+    use(lab_kernel, variant)
+    fast = sorted(hidden_test_names() - set(TRAINING_TESTS))
+    results = grade(lab_kernel, seed=13, only=fast)
+    failed = {name: r.output for name, r in results.items() if r.status != "passed"}
+    assert not failed, failed
+
+
+@needs_bwrap
+def test_untouched_release_scores_zero() -> None:
+    """Graded through the whole pipeline, does the untouched student release score nothing, with
+    every hidden test failing rather than erroring out of the suite?"""
+    results = grade_notebook(nbformat.read(RELEASE, as_version=4), seed=14)
+    assert results.errors == ()
+    assert results.tests, "no hidden test ran"
+    assert results.score == 0, [(t.name, t.status) for t in results.tests if t.score]
+    assert {t.name for t in results.tests} == hidden_test_names()
