@@ -7,7 +7,7 @@
 
 Default mode: the source notebook's solutions, the correct-but-different variant and every
 known-wrong variant of tests/fixtures/lab2_debiasing/ are graded against the WHOLE hidden suite
-with each grading seed (in process, see tests/fixtures/lab2_debiasing/inprocess.py); the script
+with each grading seed (in one real sandboxed kernel, see tests/definitions_kernel.py); the script
 prints the scores and, for the reference, the one ML threshold's metric: the ratio of the last to
 the first training losses in the train-step test (the test requires < LOSS_RATIO, 0.8).
 
@@ -37,9 +37,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from introdl.grading.gradebook import grade_points_from_notebook  # noqa: E402
-from introdl.grading.hidden import run_hidden_tests  # noqa: E402
-from tests.fixtures.lab2_debiasing.inprocess import InProcessStudent  # noqa: E402
+from tests.definitions_kernel import DefinitionsKernel  # noqa: E402
+from tests.test_lab2_debiasing_variants import lab_kernel  # noqa: E402
 
 LAB = "lab2_debiasing"
 SOURCE = ROOT / "source" / LAB / f"{LAB}.ipynb"
@@ -55,18 +54,25 @@ def all_variants() -> list[str]:
 
 
 def calibrate(seeds: Iterable[int], variants: Iterable[str]) -> dict[str, list[float]]:
-    """{variant: [score per seed]} over the whole hidden suite, graded in process."""
-    points = grade_points_from_notebook(nbformat.read(SOURCE, as_version=4))
+    """{variant: [score per seed]} over the whole hidden suite, graded in a sandboxed kernel."""
     summary: dict[str, list[float]] = {}
-    for variant in variants:
-        code = (FIXTURES / variant).read_text() if variant else ""
-        for seed in seeds:
-            student = InProcessStudent(SOURCE, code)
-            results = run_hidden_tests(SUITE, student, seed=seed, points=points)
-            score = sum(r.score for r in results)
-            summary.setdefault(variant, []).append(score)
-            failed = [r.name for r in results if r.status != "passed"]
-            print(f"{variant or 'reference'} seed {seed}: {score:g}/16 failed={failed}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="introdl-calibrate-") as tmp:
+        kernel = lab_kernel(Path(tmp))
+        try:
+            for variant in variants:
+                code = (FIXTURES / variant).read_text() if variant else ""
+                for seed in seeds:
+                    kernel.define(code, variant)
+                    results = kernel.grade(seed)
+                    score = sum(r.score for r in results)
+                    summary.setdefault(variant, []).append(score)
+                    failed = [r.name for r in results if r.status != "passed"]
+                    print(
+                        f"{variant or 'reference'} seed {seed}: {score:g}/16 failed={failed}",
+                        flush=True,
+                    )
+        finally:
+            kernel.shutdown()
     return summary
 
 
@@ -75,16 +81,23 @@ def train_step_ratios(seeds: Iterable[int]) -> list[float]:
     from grader_tests.lab2_debiasing.test_lab2_debiasing import KERNEL_HELPERS, TRAIN_STEPS
 
     ratios = []
-    for seed in seeds:
-        student = InProcessStudent(SOURCE)
-        student.run(KERNEL_HELPERS)
-        rng = np.random.default_rng(seed)
-        x = rng.uniform(size=(8, 64, 64, 3)).astype("float32")
-        y = np.array([1, 0] * 4, dtype="float32").reshape(8, 1)
-        losses, _ = student.call("_grader_train", x, y, int(rng.integers(4, 9)), TRAIN_STEPS, seed)
-        values = np.array([float(v) for v in losses])
-        ratios.append(float(values[-3:].mean() / values[:3].mean()))
-        print(f"train-step seed {seed}: losses {np.round(values, 3).tolist()}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="introdl-calibrate-") as tmp:
+        kernel: DefinitionsKernel = lab_kernel(Path(tmp))
+        try:
+            for seed in seeds:
+                kernel.define()
+                student = kernel.kernel.student()
+                student.run(KERNEL_HELPERS)
+                rng = np.random.default_rng(seed)
+                x = rng.uniform(size=(8, 64, 64, 3)).astype("float32")
+                y = np.array([1, 0] * 4, dtype="float32").reshape(8, 1)
+                args = (x, y, int(rng.integers(4, 9)), TRAIN_STEPS, seed)
+                losses, _ = student.call("_grader_train", *args, timeout=300)
+                values = np.array([float(v) for v in losses])
+                ratios.append(float(values[-3:].mean() / values[:3].mean()))
+                print(f"train-step seed {seed}: losses {np.round(values, 3).tolist()}", flush=True)
+        finally:
+            kernel.shutdown()
     return ratios
 
 

@@ -13,7 +13,7 @@ import pytest
 from introdl.checks import CheckFailed
 from introdl.checks import lab2_debiasing as check
 from tests.conftest import ROOT
-from tests.fixtures.lab2_debiasing.inprocess import InProcessStudent
+from tests.fixtures.lab2_debiasing.inprocess import notebook_namespace
 
 SOURCE = ROOT / "source" / "lab2_debiasing" / "lab2_debiasing.ipynb"
 FIXTURES = ROOT / "tests" / "fixtures" / "lab2_debiasing"
@@ -21,7 +21,7 @@ FIXTURES = ROOT / "tests" / "fixtures" / "lab2_debiasing"
 
 def namespace(variant: str = "") -> dict[str, Any]:
     code = (FIXTURES / variant).read_text() if variant else ""
-    return InProcessStudent(SOURCE, code).namespace
+    return notebook_namespace(SOURCE, code)
 
 
 def run_checks(ns: dict[str, Any]) -> None:

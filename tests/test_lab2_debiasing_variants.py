@@ -1,8 +1,10 @@
 """Do the hidden tests of lab2_debiasing give the reference full marks and catch each known mistake?
 
 Each variant in tests/fixtures/lab2_debiasing/ replaces one exercise of the source notebook's
-solutions. Here a variant is graded only against the hidden tests of the grade cells that should
-catch it (`only=`), which keeps `make test` short; the many-seed calibration over the whole suite
+solutions. One real bwrap kernel runs the notebook's set-up once; each variant then redefines the
+answers in it and the real hidden-test runner grades it through the `student` bridge
+(tests/definitions_kernel.py). Here a variant is graded only against the hidden tests of the grade
+cells that should catch it (`only=`), which keeps `make test` short; the many-seed calibration over the whole suite
 is `scripts/calibrate_lab2_debiasing.py` (marked slow below; results in
 grader_tests/lab2_debiasing/CALIBRATION.md).
 """
@@ -10,20 +12,17 @@ grader_tests/lab2_debiasing/CALIBRATION.md).
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Iterator
 from pathlib import Path
 
-import nbformat
 import pytest
 
-from introdl.grading.gradebook import grade_points_from_notebook
-from introdl.grading.hidden import run_hidden_tests
 from introdl.grading.results import TestResult
 from tests.conftest import ROOT
-from tests.fixtures.lab2_debiasing.inprocess import InProcessStudent
+from tests.definitions_kernel import DefinitionsKernel
+from tests.sandboxed import needs_bwrap
 
 LAB = "lab2_debiasing"
-SOURCE = ROOT / "source" / LAB / f"{LAB}.ipynb"
-SUITE = ROOT / "grader_tests" / LAB
 FIXTURES = Path(__file__).parent / "fixtures" / LAB
 CALIBRATE = ROOT / "scripts" / "calibrate_lab2_debiasing.py"
 
@@ -51,11 +50,40 @@ CAUGHT_BY = {
 }
 
 
-def grade(variant: str, *, seed: int, only: tuple[str, ...] = ()) -> list[TestResult]:
+# The source's cells that set up (imports, settings) and that define what the hidden tests call.
+SETUP_CELLS = ("setup", "hyperparameters")
+ANSWER_CELLS = (
+    "cnn-model",
+    "vae-loss",
+    "sampling",
+    "debiasing-loss",
+    "decoder",
+    "dbvae",
+    "latent-mu",
+    "resampling",
+    "train-step",
+)
+
+
+def lab_kernel(workdir: Path) -> DefinitionsKernel:
+    return DefinitionsKernel(LAB, SETUP_CELLS, ANSWER_CELLS, workdir)
+
+
+@pytest.fixture(scope="module")
+def kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DefinitionsKernel]:
+    lab = lab_kernel(tmp_path_factory.mktemp("debiasing-kernel"))
+    try:
+        yield lab
+    finally:
+        lab.shutdown()
+
+
+def grade(
+    kernel: DefinitionsKernel, variant: str, *, seed: int, only: tuple[str, ...] = ()
+) -> list[TestResult]:
     code = (FIXTURES / variant).read_text() if variant else ""
-    student = InProcessStudent(SOURCE, code)
-    points = grade_points_from_notebook(nbformat.read(SOURCE, as_version=4))
-    return run_hidden_tests(SUITE, student, seed=seed, points=points, only=only)
+    kernel.define(code, variant)
+    return kernel.grade(seed, only)
 
 
 def report(results: list[TestResult]) -> str:
@@ -69,22 +97,24 @@ def test_every_variant_fixture_is_listed() -> None:
     assert sorted(p.name for p in FIXTURES.glob("wrong-*.py")) == sorted(CAUGHT_BY)
 
 
+@needs_bwrap
 @pytest.mark.parametrize(
     "variant", ["", "correct-alternative.py"], ids=["reference", "alternative"]
 )
-def test_correct_work_gets_full_marks(variant: str) -> None:
+def test_correct_work_gets_full_marks(kernel: DefinitionsKernel, variant: str) -> None:
     """Does the source notebook's solution, and a correct one written differently, score 16/16?"""
-    results = grade(variant, seed=20260)
+    results = grade(kernel, variant, seed=20260)
     assert results, "no hidden test ran"
     assert all(r.status == "passed" for r in results), report(results)
     assert sum(r.score for r in results) == sum(r.max_score for r in results) == 16
 
 
+@needs_bwrap
 @pytest.mark.parametrize("variant", sorted(CAUGHT_BY))
-def test_known_mistake_loses_points(variant: str) -> None:
+def test_known_mistake_loses_points(kernel: DefinitionsKernel, variant: str) -> None:
     """Does each known-wrong variant fail a hidden test of the grade cell meant to catch it?"""
     only = CAUGHT_BY[variant]
-    results = grade(variant, seed=7, only=only)
+    results = grade(kernel, variant, seed=7, only=only)
     assert {r.grade_id for r in results} == set(only)
     failed = [r for r in results if r.status != "passed"]
     assert failed, f"{variant} passed every hidden test of {only}"
@@ -92,6 +122,7 @@ def test_known_mistake_loses_points(variant: str) -> None:
     assert all(r.output and "Traceback" not in r.output for r in failed), report(failed)
 
 
+@needs_bwrap
 @pytest.mark.slow
 def test_many_seed_calibration() -> None:
     """Over several grading seeds, does the reference always pass and every variant lose points?"""
