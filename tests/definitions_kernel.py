@@ -14,6 +14,7 @@ from pathlib import Path
 
 import nbformat
 
+from introdl.grading.bridge import Student
 from introdl.grading.hidden import run_hidden_tests
 from introdl.grading.kernel import SandboxedKernel, start_kernel
 from introdl.grading.public_data import public_data_dir
@@ -33,9 +34,13 @@ class DefinitionsKernel:
         release = nbformat.read(ROOT / "release" / lab / f"{lab}.ipynb", as_version=4)
         self.points = grade_points(release)
         cells = {cell.get("id"): cell.source for cell in source.cells}
+        for cell in source.cells:  # answer cells are also reachable by their grade id
+            grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+            if grade_id:
+                cells[grade_id] = cell.source
         missing = [c for c in [*setup_cells, *answer_cells] if c not in cells]
         if missing:
-            raise ValueError(f"source/{lab}/{lab}.ipynb has no cells with ids {missing}")
+            raise ValueError(f"source/{lab}/{lab}.ipynb has no cells with (grade) ids {missing}")
         self.answers = [(cell_id, cells[cell_id]) for cell_id in answer_cells]
         self.kernel: SandboxedKernel = start_kernel(
             workdir=workdir,
@@ -62,6 +67,9 @@ class DefinitionsKernel:
             self.execute(code, f"the source's cell {cell_id!r}")
         if variant_code:
             self.execute(variant_code, variant_name)
+
+    def student(self) -> Student:
+        return self.kernel.student()
 
     def grade(self, seed: int, only: Sequence[str] = ()) -> list[TestResult]:
         """The hidden suite's results for what the kernel defines now."""

@@ -23,11 +23,9 @@ import nbformat
 import pytest
 
 from introdl.grading.grade import GradeOptions, grade_submission
-from introdl.grading.hidden import run_hidden_tests
-from introdl.grading.kernel import SandboxedKernel, start_kernel
-from introdl.grading.public_data import public_data_dir
 from introdl.grading.results import TestResult
-from introdl.grading.submission import grade_points, submission_at
+from introdl.grading.submission import submission_at
+from tests.definitions_kernel import DefinitionsKernel
 from tests.sandboxed import needs_bwrap, test_slot
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,35 +120,10 @@ def grade_notebook(nb: nbformat.NotebookNode, seed: int, only: Sequence[str] = (
 # --- One kernel holding the lab's definitions -----------------------------------------------------
 
 
-def execute(kernel: SandboxedKernel, code: str, what: str) -> None:
-    result = kernel.execute(code, timeout=300)
-    if result.status != "ok":
-        raise AssertionError(f"{what} failed in the kernel: {result.ename}: {result.evalue}")
-
-
-def use(kernel: SandboxedKernel, variant: Variant | None) -> None:
-    """Define the reference answers in KERNEL, then replace some with VARIANT's code."""
-    cells = source_cells()
-    for grade_id in answer_ids():
-        execute(kernel, cells[grade_id].source, f"the source's {grade_id}")
-    if variant is not None:
-        for grade_id, code in variant.sections.items():
-            execute(kernel, code, f"{variant.name}: {grade_id}")
-
-
-def start_lab_kernel(workdir: Path) -> SandboxedKernel:
+def start_lab_kernel(workdir: Path) -> DefinitionsKernel:
     """A sandboxed kernel (smoke budget) that has run the lab's set-up and reference definitions."""
-    kernel = start_kernel(
-        workdir=workdir,
-        datadir=public_data_dir(),
-        backend="bwrap",
-        slot=test_slot(),
-        env={"INTRODL_BUDGET": "smoke"},
-    )
+    kernel = DefinitionsKernel(LAB, DEFINITION_CELLS, answer_ids(), workdir)
     try:
-        cells = source_cells()
-        for cell_id in DEFINITION_CELLS:
-            execute(kernel, cells[cell_id].source, f"the source's cell {cell_id!r}")
         use(kernel, None)
     except BaseException:
         kernel.shutdown()
@@ -158,15 +131,21 @@ def start_lab_kernel(workdir: Path) -> SandboxedKernel:
     return kernel
 
 
-def grade(kernel: SandboxedKernel, seed: int, only: Sequence[str] = ()) -> dict[str, TestResult]:
+def use(kernel: DefinitionsKernel, variant: Variant | None) -> None:
+    """Define the reference answers in KERNEL, then replace some with VARIANT's code."""
+    if variant is None:
+        kernel.define()
+    else:
+        kernel.define("\n\n".join(variant.sections.values()), variant.name)
+
+
+def grade(kernel: DefinitionsKernel, seed: int, only: Sequence[str] = ()) -> dict[str, TestResult]:
     """The hidden suite's results (by test name) for what KERNEL defines now."""
-    points = grade_points(nbformat.read(RELEASE, as_version=4))
-    results = run_hidden_tests(SUITE, kernel.student(), seed=seed, points=points, only=only)
-    return {r.name: r for r in results}
+    return {r.name: r for r in kernel.grade(seed, only)}
 
 
 @pytest.fixture(scope="module")
-def lab_kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxedKernel]:
+def lab_kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DefinitionsKernel]:
     kernel = start_lab_kernel(tmp_path_factory.mktemp("music-kernel"))
     try:
         yield kernel
@@ -197,7 +176,7 @@ def test_variants_name_answer_cells_and_hidden_tests_that_exist() -> None:
 
 
 @needs_bwrap
-def test_reference_definitions_pass_the_fast_tests(lab_kernel: SandboxedKernel) -> None:
+def test_reference_definitions_pass_the_fast_tests(lab_kernel: DefinitionsKernel) -> None:
     """Do the source notebook's own answers pass every hidden test that does not train?
 
     (If they did not, the variants' failures below would prove nothing.)"""
@@ -224,7 +203,7 @@ def wrong_cases() -> list[object]:
 @needs_bwrap
 @pytest.mark.parametrize("variant", wrong_cases())
 def test_wrong_variant_fails_the_tests_meant_to_catch_it(
-    lab_kernel: SandboxedKernel, variant: Variant
+    lab_kernel: DefinitionsKernel, variant: Variant
 ) -> None:
     """Does each known mistake fail every hidden test that should catch it, with a message?"""
     use(lab_kernel, variant)
@@ -239,7 +218,7 @@ def test_wrong_variant_fails_the_tests_meant_to_catch_it(
 @needs_bwrap
 @pytest.mark.parametrize("variant", CORRECT, ids=[v.name for v in CORRECT])
 def test_correct_variant_passes_the_fast_tests(
-    lab_kernel: SandboxedKernel, variant: Variant
+    lab_kernel: DefinitionsKernel, variant: Variant
 ) -> None:
     """Does correct work written differently from the reference pass every fast hidden test?"""
     use(lab_kernel, variant)
