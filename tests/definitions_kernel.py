@@ -34,10 +34,10 @@ class DefinitionsKernel:
         release = nbformat.read(ROOT / "release" / lab / f"{lab}.ipynb", as_version=4)
         self.points = grade_points(release)
         cells = {cell.get("id"): cell.source for cell in source.cells}
-        for cell in source.cells:  # answer cells are also reachable by their grade id
+        for cell in source.cells:  # cells are also reachable by grade id (cell ids win a clash)
             grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
             if grade_id:
-                cells[grade_id] = cell.source
+                cells.setdefault(grade_id, cell.source)
         missing = [c for c in [*setup_cells, *answer_cells] if c not in cells]
         if missing:
             raise ValueError(f"source/{lab}/{lab}.ipynb has no cells with (grade) ids {missing}")
