@@ -19,6 +19,7 @@ from nbformat import NotebookNode
 
 from introdl.grading.hidden import run_hidden_tests
 from introdl.grading.kernel import start_kernel
+from introdl.grading.lab_limits import lab_limits
 from introdl.grading.limits import DEFAULT_LIMITS, Limits
 from introdl.grading.public_data import public_data_dir
 from introdl.grading.results import CellRun, Event, Phases, Results, Sandbox
@@ -106,6 +107,7 @@ def grade_submission(
     workdir = Path(tempfile.mkdtemp(prefix=f"introdl-work-{slot}-"))
     try:
         notes += prepare_workdir(submission, nb, workdir)
+        limits = lab_limits(root / "grader_tests" / lab, options.limits)
         env = {"INTRODL_BUDGET": SANDBOX_BUDGET, **dict(options.extra_env)}
         t_start = time.monotonic()
         kernel = start_kernel(
@@ -113,7 +115,7 @@ def grade_submission(
             datadir=public_data_dir(),
             backend=backend,
             slot=slot,
-            limits=options.limits,
+            limits=limits,
             env=env,
             image=options.image,
             gpus=options.gpus,
