@@ -23,6 +23,7 @@ c.CourseDirectory.max_file_size = 1_000_000
 # results.json stays with the graders (generate_feedback would copy it to students).
 c.CourseDirectory.ignore = [
     "results.json",
+    "fingerprint.txt",
     ".ipynb_checkpoints",
     "*.pyc",
     "__pycache__",

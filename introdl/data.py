@@ -100,6 +100,8 @@ class Dataset:
     main: str = "."  # what `fetch` returns, relative to the data set's directory
     check: Callable[[Path], None] | None = None  # schema check of `main`; raises ValueError
     loader: Callable[..., Any] | None = field(default=None, compare=False)
+    # Grader-only sets (held-out labels) never appear in the data directory a sandbox sees.
+    grader_only: bool = False
 
     @property
     def offline(self) -> bool:

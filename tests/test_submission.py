@@ -63,6 +63,13 @@ def test_edited_locked_cell_is_restored_and_answers_kept() -> None:
     assert any("f_check" in n and "edited" in n for n in notes)
 
 
+def test_untouched_submission_needs_no_repair(tmp_path: Path) -> None:
+    """Does a submission read from disk, with its locked cells as released, report no repairs?"""
+    nbformat.write(release_nb(), tmp_path / "lab.ipynb")
+    _, notes = restore_locked_cells(read_notebook(tmp_path / "lab.ipynb"), release_nb())
+    assert notes == []
+
+
 def test_deleted_grade_cell_is_put_back_in_place() -> None:
     """Does a deleted grade cell come back, in the release's order?"""
     student = release_nb()

@@ -23,13 +23,37 @@ Command = Callable[..., Any]
 
 def _commands() -> dict[str, tuple[Command, dict[str, str]]]:
     """Command name -> (function, {parameter: help}). Imported lazily: TensorFlow is slow to load."""
-    from introdl.grading import data_cli, demo, release
+    from introdl.grading import commands, data_cli, demo, release
 
     return {
         "release": (release.release, {"lab": "a lab id, or `all`"}),
         "data": (
             data_cli.data,
             {"action": "`list` or `fetch`", "name": "a data set name, or `all`"},
+        ),
+        "grade": (
+            commands.grade,
+            {
+                "lab": "the lab to grade",
+                "student": "grade only this student (repeatable)",
+                "backend": "sandbox: bwrap, docker or none (default: docker where it runs, else bwrap)",
+                "workers": "local worker processes (default: one per two cores)",
+                "scheduler": "a Dask scheduler address (tcp://host:8786) to grade on a cluster",
+                "seed": "seed for the hidden tests' random inputs (default: fresh per submission)",
+                "force": "regrade submissions that are already graded and unchanged",
+                "feedback": "run nbgrader generate_feedback for each graded student",
+                "export": "write the gradebook as CSV to this path (nbgrader export)",
+            },
+        ),
+        "grade-notebook": (
+            commands.grade_notebook,
+            {
+                "path": "the notebook file",
+                "lab": "the lab whose hidden tests judge it",
+                "backend": "sandbox: bwrap, docker or none",
+                "seed": "seed for the hidden tests' random inputs",
+                "only": "run only these grade ids or test names (repeatable)",
+            },
         ),
         "demo": (
             demo.demo,
@@ -38,7 +62,12 @@ def _commands() -> dict[str, tuple[Command, dict[str, str]]]:
     }
 
 
-POSITIONAL = {"release": ["lab"], "data": ["action", "name"]}
+POSITIONAL = {
+    "release": ["lab"],
+    "data": ["action", "name"],
+    "grade": ["lab"],
+    "grade-notebook": ["path"],
+}
 
 
 def build_parser(commands: dict[str, tuple[Command, dict[str, str]]]) -> argparse.ArgumentParser:

@@ -16,7 +16,7 @@ def as_array(value: Any, what: str) -> np.ndarray[Any, Any]:
     """VALUE as a numeric numpy array, or an AssertionError saying what came back instead."""
     if isinstance(value, np.ndarray):
         array = value
-    elif isinstance(value, bool | int | float) or (
+    elif isinstance(value, bool | int | float | np.number | np.bool_) or (
         isinstance(value, list) and all(isinstance(v, bool | int | float | list) for v in value)
     ):
         array = np.asarray(value)

@@ -51,6 +51,7 @@ from sqlalchemy.exc import SAWarning
 from introdl.grading.errors import BadInput
 from introdl.grading.release import nbgrader
 from introdl.grading.results import Results, TestResult
+from introdl.grading.submission import grade_points
 from introdl.grading.validate import course_config
 
 # nbformat's helpers are untyped; these names give them types once.
@@ -109,11 +110,7 @@ def autograded_points(
 
 def grade_points_from_notebook(nb: NotebookNode) -> dict[str, float]:
     """{grade_id: points} of the autograded grade cells of a source notebook (no gradebook needed)."""
-    return {
-        cell.metadata.nbgrader["grade_id"]: float(cell.metadata.nbgrader.get("points", 0))
-        for cell in nb.cells
-        if cell.cell_type == "code" and nbutils.is_grade(cell) and not nbutils.is_solution(cell)
-    }
+    return grade_points(nb)
 
 
 def submission_timestamp(course_root: Path, lab: str, student: str) -> datetime | None:

@@ -99,10 +99,13 @@ def read_notebook(path: Path) -> NotebookNode:
             f"{path.name} is larger than {MAX_NOTEBOOK_BYTES // 2**20} MB; clear its outputs and resubmit"
         )
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        nb: NotebookNode = nbformat.from_dict(data)
+        text = path.read_text(encoding="utf-8")
+        json.loads(text)  # a clear JSON error first
+        # nbformat.reads joins multi-line sources and upgrades old formats to v4.
+        nb: NotebookNode = nbformat.reads(text, as_version=4)
         nbformat.validate(nb)
-    except (ValueError, UnicodeDecodeError) as err:
+    except (ValueError, UnicodeDecodeError, TypeError, KeyError, AttributeError) as err:
+        # nbformat's upgraders raise all of these on JSON that is not shaped like a notebook
         raise SubmissionError(
             f"{path.name} is not a valid notebook ({type(err).__name__}: {str(err)[:200]}); restore it from the release and resubmit"
         ) from err
@@ -124,6 +127,21 @@ def grade_id(cell: NotebookNode) -> str | None:
 def is_locked(cell: NotebookNode) -> bool:
     meta = cell.get("metadata", {}).get("nbgrader", {})
     return bool(meta.get("locked") or meta.get("grade")) and not meta.get("solution")
+
+
+def grade_points(nb: NotebookNode) -> dict[str, float]:
+    """{grade_id: points} of the autograded grade cells (code cells that are graded, not answers).
+
+    The same cells nbgrader scores automatically; kept here so grading workers need not import
+    nbgrader (whose import costs seconds).
+    """
+    points: dict[str, float] = {}
+    for cell in nb.cells:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        gid = grade_id(cell)
+        if cell.cell_type == "code" and meta.get("grade") and not meta.get("solution") and gid:
+            points[gid] = float(meta.get("points", 0))
+    return points
 
 
 def check_lab(nb: NotebookNode, release: NotebookNode, lab: str) -> None:

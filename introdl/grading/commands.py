@@ -1,0 +1,133 @@
+"""`introdl grade` and `introdl grade-notebook`: the TA's commands."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from introdl.grading.batch import Row, default_workers, grade_class
+from introdl.grading.errors import BadInput
+from introdl.grading.grade import GradeOptions, grade_submission
+from introdl.grading.paths import course_root, resolve_labs
+from introdl.grading.sandbox import BACKENDS
+from introdl.grading.submission import find_submissions, submission_at
+
+NOT_SANDBOXED = (
+    "WARNING: --backend none: student code ran WITHOUT a sandbox, as the grader's own user."
+)
+
+
+def check_backend(backend: str) -> None:
+    if backend and backend not in BACKENDS:
+        raise BadInput(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
+    if backend == "none":
+        print(NOT_SANDBOXED, file=sys.stderr)
+
+
+@dataclass(frozen=True)
+class ClassResult:
+    lab: str
+    backend: str
+    rows: tuple[Row, ...]
+    feedback: tuple[str, ...] = ()
+    export: str = ""
+
+    def summary(self) -> str:
+        width = max([len(r.student) for r in self.rows] + [7])
+        lines = [f"{self.lab}: {len(self.rows)} submission(s), sandbox: {self.backend}"]
+        if self.backend == "none":
+            lines.append(NOT_SANDBOXED)
+        lines.append(f"{'student':<{width}}  {'score':>11}  status     note")
+        for r in self.rows:
+            score = f"{r.score:g} / {r.max_score:g}"
+            lines.append(f"{r.student:<{width}}  {score:>11}  {r.status:<9}  {r.message[:100]}")
+        lines += [f"feedback: {f}" for f in self.feedback]
+        if self.export:
+            lines.append(f"grades exported to {self.export}")
+        return "\n".join(lines)
+
+
+def grade(
+    *,
+    lab: str = "",
+    student: tuple[str, ...] = (),
+    backend: str = "",
+    workers: int = 0,
+    scheduler: str = "",
+    seed: int = -1,
+    force: bool = False,
+    feedback: bool = False,
+    export: str = "",
+) -> ClassResult:
+    """Grade what `nbgrader collect` put under submitted/ for LAB, sandboxed, into the gradebook."""
+    if not lab:
+        raise BadInput("name the lab to grade, e.g. `introdl grade lab1_tensorflow`")
+    check_backend(backend)
+    root = course_root()
+    resolve_labs(root, lab)
+    subs = find_submissions(root, lab, student)
+    if not subs:
+        raise BadInput(
+            f"no submissions under {root / 'submitted'}/*/{lab}: run `nbgrader collect {lab}` first"
+        )
+    options = GradeOptions(backend=backend, seed=None if seed < 0 else seed)
+    rows = grade_class(
+        root, subs, options, workers=workers or default_workers(), scheduler=scheduler, force=force
+    )
+    from introdl.grading.gradebook import export_grades, generate_feedback  # nbgrader: slow import
+
+    made: list[str] = []
+    if feedback:
+        for row in rows:
+            if row.status != "error":
+                made.append(str(generate_feedback(root, lab, row.student).relative_to(root)))
+    csv = str(export_grades(root, Path(export))) if export else ""
+    return ClassResult(lab, options.backend_name(), tuple(rows), tuple(made), csv)
+
+
+@dataclass(frozen=True)
+class NotebookResult:
+    lab: str
+    path: str
+    results: dict[str, Any]
+
+    def summary(self) -> str:
+        r = self.results
+        lines = [f"{self.path} ({self.lab}): {r['score']:g} / {r['max_score']:g}"]
+        if not r["sandbox"]["sandboxed"]:
+            lines.append(NOT_SANDBOXED)
+        lines += [
+            f"  {t['status'].upper():<7} {t['name']}: {t['output']}".rstrip(": ")
+            for t in r["tests"]
+        ]
+        lines += [f"  error: {e}" for e in r["errors"]]
+        lines += [
+            f"  event: {e['kind']}: {e['message']}" for e in r["events"] if e["kind"] != "repaired"
+        ]
+        return "\n".join(lines)
+
+
+def grade_notebook(
+    *, path: str = "", lab: str = "", backend: str = "", seed: int = -1, only: tuple[str, ...] = ()
+) -> NotebookResult:
+    """Grade one notebook file against LAB's hidden tests (no gradebook; prints the results)."""
+    if not path or not lab:
+        raise BadInput("usage: introdl grade-notebook PATH --lab LAB")
+    check_backend(backend)
+    root = course_root()
+    resolve_labs(root, lab)
+    source = Path(path).resolve()
+    if not source.is_file():
+        raise BadInput(f"no notebook at {source}")
+    with tempfile.TemporaryDirectory(prefix="introdl-one-") as tmp:
+        folder = Path(tmp) / "notebook" / lab
+        folder.mkdir(parents=True)
+        shutil.copyfile(source, folder / f"{lab}.ipynb")
+        sub = submission_at(folder, lab, student="notebook")
+        options = GradeOptions(backend=backend, seed=None if seed < 0 else seed, only=only)
+        graded = grade_submission(root, sub, options)
+    return NotebookResult(lab, str(source), graded.results.to_json())

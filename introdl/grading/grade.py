@@ -1,0 +1,163 @@
+"""Grading one submission: working copy -> sandboxed kernel -> hidden tests -> Results.
+
+This is the worker's step. It never writes the gradebook and never trusts the kernel: scores come
+from the hidden tests' outcomes in this process. A submission that cannot be run (broken JSON,
+another lab's notebook) gets Results with a zero on every cell and the reason.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+from nbformat import NotebookNode
+
+from introdl.grading.hidden import run_hidden_tests
+from introdl.grading.kernel import start_kernel
+from introdl.grading.limits import DEFAULT_LIMITS, Limits
+from introdl.grading.public_data import public_data_dir
+from introdl.grading.results import CellRun, Event, Phases, Results, Sandbox
+from introdl.grading.run_notebook import NotebookRun
+from introdl.grading.sandbox import default_backend
+from introdl.grading.submission import (
+    Submission,
+    SubmissionError,
+    check_lab,
+    grade_points,
+    prepare_workdir,
+    read_notebook,
+    restore_locked_cells,
+)
+
+# Inside the sandbox every training loop runs at the smoke budget: grading time is bounded by the
+# hidden tests' own budgets, never by how long a student chose to train.
+SANDBOX_BUDGET = "smoke"
+
+
+@dataclass(frozen=True)
+class GradeOptions:
+    """How to grade: sandbox backend, seed, limits, and (for calibration) a subset of tests."""
+
+    backend: str = ""  # "" = docker where a Docker socket exists, else bwrap
+    seed: int | None = None  # None = a fresh seed per submission, recorded in results.json
+    limits: Limits = DEFAULT_LIMITS
+    only: tuple[str, ...] = ()  # grade ids or test names; () = every hidden test
+    image: str | None = None  # docker backend: the course image
+    gpus: bool = False  # docker backend: pass the host's GPUs
+    extra_env: tuple[tuple[str, str], ...] = ()
+
+    def backend_name(self) -> str:
+        return self.backend or default_backend()
+
+
+@dataclass(frozen=True)
+class Graded:
+    """What a worker sends back: plain JSON-able data only."""
+
+    results: Results
+    notebook_json: str | None  # the executed notebook (None when it could not be run)
+    notes: tuple[str, ...] = field(default=())
+
+
+def release_notebook(root: Path, lab: str) -> NotebookNode:
+    path = root / "release" / lab / f"{lab}.ipynb"
+    nb: NotebookNode = nbformat.read(path, as_version=4)
+    return nb
+
+
+def grade_submission(
+    root: Path, submission: Submission, options: GradeOptions, *, slot: int = 0
+) -> Graded:
+    """Grade SUBMISSION of its lab in sandbox slot SLOT (distinct per concurrent grading)."""
+    started = time.monotonic()
+    lab = submission.lab
+    release = release_notebook(root, lab)
+    points = grade_points(release)
+    seed = options.seed if options.seed is not None else secrets.randbits(31)
+    backend = options.backend_name()
+    sandbox = Sandbox(backend=backend, sandboxed=backend != "none")
+
+    def results(**kw: object) -> Results:
+        return Results(
+            lab=lab,
+            student=submission.student,
+            seed=seed,
+            max_points=points,
+            sandbox=sandbox,
+            timestamp=submission.timestamp,
+            execution_time=time.monotonic() - started,
+            **kw,  # type: ignore[arg-type]
+        )
+
+    try:
+        nb = read_notebook(submission.notebook)
+        check_lab(nb, release, lab)
+        nb, notes = restore_locked_cells(nb, release)
+    except SubmissionError as err:
+        return Graded(
+            results(errors=(str(err),), phases=Phases(total=time.monotonic() - started)), None
+        )
+
+    workdir = Path(tempfile.mkdtemp(prefix=f"introdl-work-{slot}-"))
+    try:
+        notes += prepare_workdir(submission, nb, workdir)
+        env = {"INTRODL_BUDGET": SANDBOX_BUDGET, **dict(options.extra_env)}
+        t_start = time.monotonic()
+        kernel = start_kernel(
+            workdir=workdir,
+            datadir=public_data_dir(),
+            backend=backend,
+            slot=slot,
+            limits=options.limits,
+            env=env,
+            image=options.image,
+            gpus=options.gpus,
+        )
+        with kernel:
+            t_notebook = time.monotonic()
+            run = kernel.run_notebook(workdir / submission.notebook.name)
+            t_tests = time.monotonic()
+            tests = run_hidden_tests(
+                root / "grader_tests" / lab,
+                kernel.student(),
+                seed=seed,
+                points=points,
+                only=options.only,
+            )
+            t_end = time.monotonic()
+            events = tuple(Event("repaired", note) for note in notes)
+            events += tuple(Event(e.kind, e.detail, e.cell) for e in kernel.events)
+        executed = run.executed_notebook(nb)
+        phases = Phases(
+            sandbox_start=t_notebook - t_start,
+            notebook=t_tests - t_notebook,
+            hidden_tests=t_end - t_tests,
+            total=time.monotonic() - started,
+        )
+        graded = results(
+            tests=tuple(tests),
+            phases=phases,
+            events=events,
+            cells=cell_runs(run),
+        )
+        return Graded(graded, nbformat.writes(executed), tuple(notes))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def cell_runs(run: NotebookRun) -> tuple[CellRun, ...]:
+    return tuple(
+        CellRun(
+            index=c.index,
+            status=c.status,
+            duration=c.duration,
+            grade_id=c.grade_id,
+            message=f"{c.ename}: {c.evalue}" if c.ename else (c.evalue or ""),
+        )
+        for c in run.cells
+    )

@@ -1,0 +1,76 @@
+"""Every limit of the student phase in one place: sandbox resources, timeouts, output caps.
+
+Sizes were measured on the 2-core course machine (see FACTS.md): ``import tensorflow`` plus a small
+``fit`` peaks at about 2.2 GB of address space (VmPeak) with ~0.55 GB resident when unlimited; it
+still works under RLIMIT_AS = 1.5 GiB and aborts at 1.25 GiB. TensorFlow and OpenBLAS start one
+thread per core in each pool (8 MiB of stack address space each; threads count against
+RLIMIT_NPROC, and OpenBLAS raises SIGINT when it cannot start them), so a bigger grading host
+needs more of both. The defaults leave room for that and for the labs' real models.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+KiB = 1024
+MiB = 1024 * KiB
+GiB = 1024 * MiB
+
+# Parallel sandboxes need distinct uids: RLIMIT_NPROC counts every process of a uid system-wide.
+SANDBOX_UID_BASE = 61000
+
+
+def sandbox_uid(slot: int) -> int:
+    """The unprivileged uid for sandbox slot ``slot`` (one slot per concurrently running kernel)."""
+    if not 0 <= slot < 4000:
+        raise ValueError(f"sandbox slot {slot} is out of range 0..3999")
+    return SANDBOX_UID_BASE + slot
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits, timeouts and output caps for one sandboxed kernel."""
+
+    # --- resources (prlimit for the sandbox uid) ---
+    address_space_bytes: int = 8 * GiB  # RLIMIT_AS: TensorFlow reserves far more than it touches
+    nproc: int = 512  # RLIMIT_NPROC: processes AND threads of the sandbox uid
+    file_size_bytes: int = 1 * GiB  # RLIMIT_FSIZE: largest file the submission may write
+    open_files: int = 1024  # RLIMIT_NOFILE
+    cpu_seconds: int = 4 * 3600  # RLIMIT_CPU: a backstop; wall-clock budgets below bite first
+    tmp_bytes: int = 1 * GiB  # size of the private /tmp (tmpfs pages are RAM)
+    # --- cgroup v1 (best effort: applied only where /sys/fs/cgroup/{memory,pids} are writable) ---
+    memory_bytes: int = 6 * GiB  # resident memory; the kernel OOM-kills the sandbox beyond it
+    pids: int = 512
+    # --- wall clock (seconds) ---
+    startup_timeout: float = 60.0  # kernel start until it answers kernel_info
+    cell_timeout: float = 600.0  # one notebook cell
+    notebook_timeout: float = 3600.0  # the whole notebook; cells past it are skipped
+    call_timeout: float = 30.0  # default for one Student.call / run / get
+    interrupt_grace: float = 5.0  # after an interrupt, how long before the sandbox is killed
+    # --- output caps ---
+    cell_output_bytes: int = 100 * KiB  # outputs kept per cell (text and images)
+    notebook_output_bytes: int = 2 * MiB  # outputs kept per notebook
+    traceback_lines: int = 100  # traceback lines kept per error
+    exchange_bytes: int = 256 * MiB  # one value crossing the bridge (npy + JSON), each way
+    kernel_log_bytes: int = 64 * KiB  # tail of the kernel's own stdout/stderr kept for reports
+
+
+DEFAULT_LIMITS = Limits()
+
+# Quick limits for the project's own tests: small enough that hostile fixtures fail fast.
+TEST_LIMITS = Limits(
+    address_space_bytes=2 * GiB,
+    nproc=64,
+    file_size_bytes=64 * MiB,
+    memory_bytes=1 * GiB,
+    pids=64,
+    tmp_bytes=64 * MiB,
+    startup_timeout=30.0,
+    cell_timeout=5.0,
+    notebook_timeout=60.0,
+    call_timeout=10.0,
+    interrupt_grace=2.0,
+    cell_output_bytes=10 * KiB,
+    notebook_output_bytes=50 * KiB,
+    exchange_bytes=16 * MiB,
+)
