@@ -9,6 +9,7 @@ are named `_grader_...`.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -321,21 +322,26 @@ def check_cartpole_trace(trace: dict[str, Any], seed: int, w: np.ndarray) -> Non
 
 # --- 3.7 CartPole training, judged on reward curves ------------------------------------------
 @pytest.mark.grade("cartpole_training", points=2.5)
-@pytest.mark.budget(seconds=170)
+@pytest.mark.budget(seconds=200)
 def test_cartpole_reward_curve_rises_past_target(kernel: Any, seed: int) -> None:
     window, target = curves.TRAINING["window"], curves.TRAINING["target"]
+    started = time.monotonic()
     verdicts = []
     for k in range(curves.SEEDS):
         learned = sum(v.learned for v in verdicts)
         if learned >= curves.SEEDS_TO_PASS or learned + curves.SEEDS - k < curves.SEEDS_TO_PASS:
             break  # decided
+        remaining = curves.TRAINING_SECONDS - (time.monotonic() - started)
+        if remaining < 5:
+            break
         agent = f"cartpole_{k}"
+        settings = {**curves.TRAINING, "seconds": min(curves.TRAINING["seconds"], remaining)}
         result = kernel.call(
             f"{RL}.train_cartpole",
             agent,
             (seed + 104729 * k) % 2**31,
-            **curves.TRAINING,
-            timeout=float(curves.TRAINING["seconds"]) + 30,
+            **settings,
+            timeout=settings["seconds"] + 30,
         )
         assert_true(
             isinstance(result, dict) and isinstance(result.get("rewards"), list),
@@ -347,12 +353,18 @@ def test_cartpole_reward_curve_rises_past_target(kernel: Any, seed: int) -> None
         TRAINED[agent] = verdict
     learned = sum(v.learned for v in verdicts)
     details = "; ".join(f"seed {i + 1}: {v.reason}" for i, v in enumerate(verdicts))
+    slow = ""
+    if any("time ran out" in v.reason for v in verdicts):
+        slow = (
+            " Training ran out of time: choose_action is called at every step, so it must be "
+            "fast (call model(observation), never model.predict)."
+        )
     assert_true(
         learned >= curves.SEEDS_TO_PASS,
         f"The grader trained your CartPole agent (create_cartpole_model, choose_action, "
         f"discount_rewards, compute_loss, train_step) with its own seeds; the mean reward over "
         f"{window} episodes should rise to {target:.0f} for at least {curves.SEEDS_TO_PASS} of "
-        f"them. {details}.",
+        f"them. {details}.{slow}",
     )
 
 
@@ -479,12 +491,12 @@ def test_pong_rollout_records_frame_differences_of_the_game(kernel: Any, rng: np
 @pytest.mark.budget(seconds=90)
 def test_pong_training_steps_run_end_to_end(kernel: Any, seed: int) -> None:
     result = kernel.call(
-        f"{RL}.pong_updates", seed, num_envs=2, max_steps=120, updates=2, learning_rate=1e-3, timeout=80
+        f"{RL}.pong_updates", seed, num_envs=2, max_steps=80, updates=2, learning_rate=1e-3, timeout=80
     )
     assert_true(isinstance(result, dict), "the Pong training steps returned nothing")
     assert_true(
-        result.get("steps") == [[120, 120], [120, 120]],
-        "collect_pong_rollout should play each game to its end (here: cut after 120 steps); "
+        result.get("steps") == [[80, 80], [80, 80]],
+        "collect_pong_rollout should play each game to its end (here: cut after 80 steps); "
         f"the games lasted {result.get('steps')}",
     )
     assert_true(bool(result.get("finite")), "after two Pong training steps the model's weights are NaN or infinite")
