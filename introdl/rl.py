@@ -184,9 +184,9 @@ class RewardPlot:
             return
         if get_ipython() is None:
             return
-        image = Image(data=self.render(values), format="png")
+        image = Image(data=self.render(values), format="png")  # type: ignore[no-untyped-call]
         if self._handle is None:
-            self._handle = display(image, display_id=True)
+            self._handle = display(image, display_id=True)  # type: ignore[no-untyped-call]
         else:
             self._handle.update(image)
 
@@ -307,4 +307,4 @@ def gif(frames: Sequence[Any], *, fps: int = 30, every: int = 1, scale: float = 
     pictures[0].save(
         buffer, format="GIF", save_all=True, append_images=pictures[1:], duration=duration, loop=0
     )
-    return IPythonImage(data=buffer.getvalue(), format="gif")
+    return IPythonImage(data=buffer.getvalue(), format="gif")  # type: ignore[no-untyped-call]

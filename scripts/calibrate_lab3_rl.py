@@ -30,7 +30,9 @@ from grader_tests.lab3_rl import curves  # noqa: E402
 from tests.fixtures.lab3_rl import variants as fixtures  # noqa: E402
 
 
-def run_one(variant: fixtures.Variant | None, seed: int, training: dict[str, Any]) -> dict[str, Any]:
+def run_one(
+    variant: fixtures.Variant | None, seed: int, training: dict[str, Any]
+) -> dict[str, Any]:
     """Train, judge and play one agent; the numbers the hidden test looks at."""
     module = curves.load_in_process(fixtures.namespace(variant))
     cpu, wall = time.process_time(), time.monotonic()
@@ -76,7 +78,10 @@ def main(argv: list[str] | None = None) -> int:
         key, value = item.split("=", 1)
         training[key] = type(training[key])(value)
     by_name = {v.name: v for v in fixtures.variants()}
-    names = args.variant or ["reference", *[n for n, v in by_name.items() if "cartpole_training" in v.caught_by]]
+    names = args.variant or [
+        "reference",
+        *[n for n, v in by_name.items() if "cartpole_training" in v.caught_by],
+    ]
     print(f"training settings: {training}", flush=True)
     for name in names:
         variant = None if name == "reference" else by_name[name]

@@ -27,7 +27,13 @@ CORRECT = [v for v in variants() if not v.wrong]
 pytestmark = needs_bwrap
 
 
-def grade(nb: nbformat.NotebookNode, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, only: tuple[str, ...] = (), seed: int = 3) -> dict[str, Any]:
+def grade(
+    nb: nbformat.NotebookNode,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    only: tuple[str, ...] = (),
+    seed: int = 3,
+) -> dict[str, Any]:
     """Grade notebook NB as a submission of lab3_rl; the results as JSON-able data."""
     monkeypatch.setenv("INTRODL_COURSE_ROOT", str(ROOT))
     path = tmp_path / f"{LAB}.ipynb"
@@ -55,9 +61,8 @@ def test_wrong_variant_loses_points_where_expected(
     scores = score_by_grade(results)
     assert set(scores) == set(variant.caught_by), f"graded cells {sorted(scores)}"
     missed = [gid for gid, (got, top) in scores.items() if got >= top]
-    assert not missed, (
-        f"{variant.name} ({variant.doc}) kept full marks in {missed}: "
-        + "; ".join(f"{t['name']}: {t['status']}" for t in results["tests"])
+    assert not missed, f"{variant.name} ({variant.doc}) kept full marks in {missed}: " + "; ".join(
+        f"{t['name']}: {t['status']}" for t in results["tests"]
     )
     # Feedback says what went wrong, in words.
     failed = [t for t in results["tests"] if t["status"] != "passed"]

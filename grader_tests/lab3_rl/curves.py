@@ -84,7 +84,9 @@ def judge_curve(rewards: Sequence[float], stopped: str) -> Verdict:
             f"the {window}-episode mean reward rose from {start:.0f} to at most {best:.0f} {why}, "
             f"short of {target:.0f}",
         )
-    return Verdict(True, start, best, values.size, f"reached {best:.0f} after {values.size} episodes")
+    return Verdict(
+        True, start, best, values.size, f"reached {best:.0f} after {values.size} episodes"
+    )
 
 
 def play(
@@ -102,7 +104,10 @@ def play(
 
     envs = [[gym.make("CartPole-v1") for _ in seeds] for _ in range(agents)]
     obs = np.stack(
-        [np.stack([env.reset(seed=int(s))[0] for env, s in zip(row, seeds, strict=True)]) for row in envs]
+        [
+            np.stack([env.reset(seed=int(s))[0] for env, s in zip(row, seeds, strict=True)])
+            for row in envs
+        ]
     ).astype(np.float32)
     totals = np.zeros((agents, len(seeds)))
     running = np.ones((agents, len(seeds)), dtype=bool)
@@ -122,7 +127,9 @@ def play(
                     continue
                 action = int(actions[a, e])
                 if action not in (0, 1):
-                    raise AssertionError(f"choose_action returned {action}; CartPole's actions are 0 and 1")
+                    raise AssertionError(
+                        f"choose_action returned {action}; CartPole's actions are 0 and 1"
+                    )
                 o, reward, terminated, truncated, _ = env.step(action)
                 obs[a, e] = o
                 totals[a, e] += reward

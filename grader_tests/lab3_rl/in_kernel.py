@@ -92,7 +92,7 @@ def train_cartpole(
     started = time.monotonic()
     seed_everything(seed)
     model = student("create_cartpole_model")()
-    optimizer = keras.optimizers.Adam(learning_rate)
+    optimizer = keras.optimizers.Adam(float(learning_rate))
     AGENTS[agent] = model
     envs = [gym.make("CartPole-v1") for _ in range(num_envs)]
     observations = [env.reset(seed=int(seed) * 1000 + i)[0] for i, env in enumerate(envs)]
@@ -135,7 +135,10 @@ def update(model, optimizer, episodes):
     observations = np.vstack([np.asarray(o, dtype=np.float32) for o, _, _ in episodes])
     actions = np.concatenate([np.asarray(a, dtype=np.int32) for _, a, _ in episodes])
     returns = np.concatenate(
-        [np.asarray(discount(np.asarray(r, dtype=np.float32)), dtype=np.float32) for _, _, r in episodes]
+        [
+            np.asarray(discount(np.asarray(r, dtype=np.float32)), dtype=np.float32)
+            for _, _, r in episodes
+        ]
     )
     if returns.shape != actions.shape:
         raise ValueError(
@@ -242,8 +245,10 @@ def pong_updates(seed, *, num_envs, max_steps, updates, learning_rate):
 
     seed_everything(seed)
     model = student("create_pong_model")(6)
-    optimizer = keras.optimizers.Adam(learning_rate)
-    envs = [rl.make_pong(seed=int(seed) + i, max_episode_steps=int(max_steps)) for i in range(num_envs)]
+    optimizer = keras.optimizers.Adam(float(learning_rate))
+    envs = [
+        rl.make_pong(seed=int(seed) + i, max_episode_steps=int(max_steps)) for i in range(num_envs)
+    ]
     steps, points, changed = [], 0, False
     for _ in range(int(updates)):
         memories = student("collect_pong_rollout")(envs, model)
@@ -252,7 +257,9 @@ def pong_updates(seed, *, num_envs, max_steps, updates, learning_rate):
         student("train_step")(
             model,
             optimizer,
-            np.concatenate([np.stack([np.asarray(o, np.float32) for o in m.observations]) for m in memories]),
+            np.concatenate(
+                [np.stack([np.asarray(o, np.float32) for o in m.observations]) for m in memories]
+            ),
             np.concatenate([np.asarray(m.actions, dtype=np.int32) for m in memories]),
             np.concatenate(
                 [np.asarray(student("discount_rewards_pong")(r), dtype=np.float32) for r in rewards]
@@ -261,6 +268,8 @@ def pong_updates(seed, *, num_envs, max_steps, updates, learning_rate):
         steps.append([len(m.actions) for m in memories])
         points += int(sum(np.count_nonzero(r) for r in rewards))
         after = model.get_weights()
-        changed = changed or any(not np.array_equal(a, b) for a, b in zip(before, after))
+        changed = changed or any(
+            not np.array_equal(a, b) for a, b in zip(before, after, strict=False)
+        )
     finite = all(np.all(np.isfinite(w)) for w in model.get_weights())
     return {"steps": steps, "points": points, "changed": changed, "finite": finite}

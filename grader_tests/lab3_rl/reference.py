@@ -17,8 +17,8 @@ BACKGROUND = (144, 109)
 
 
 def normalized(x: Array) -> Array:
-    x = np.asarray(x, dtype=np.float64)
-    return (x - x.mean()) / x.std()
+    values = np.asarray(x, dtype=np.float64)
+    return np.asarray((values - values.mean()) / values.std())
 
 
 def discounted_returns(rewards: Array, gamma: float) -> Array:
@@ -76,11 +76,13 @@ def linear_policy_loss_gradient(
     x: Array, kernel: Array, bias: Array, actions: Array, returns: Array
 ) -> tuple[Array, Array]:
     """Gradient of `policy_loss` for logits = x @ kernel + bias, w.r.t. (kernel, bias)."""
-    x = np.asarray(x, dtype=np.float64)
-    logits = x @ kernel + bias
+    inputs = np.asarray(x, dtype=np.float64)
+    logits = inputs @ kernel + bias
     onehot = np.eye(kernel.shape[1])[np.asarray(actions)]
-    dlogits = (softmax(logits) - onehot) * np.asarray(returns, dtype=np.float64)[:, None] / len(x)
-    return x.T @ dlogits, dlogits.sum(axis=0)
+    dlogits = (
+        (softmax(logits) - onehot) * np.asarray(returns, dtype=np.float64)[:, None] / len(inputs)
+    )
+    return inputs.T @ dlogits, dlogits.sum(axis=0)
 
 
 def cartpole_mlp(x: Array, weights: list[Array]) -> Array:

@@ -9,6 +9,7 @@ are named `_grader_...`.
 
 from __future__ import annotations
 
+import itertools
 import time
 from typing import Any
 
@@ -29,7 +30,9 @@ def kernel(student: Any) -> Any:
     return student
 
 
-def linear_policy(kernel: Any, rng: np.random.Generator, name: str, n_in: int, n_out: int, scale: float) -> tuple[np.ndarray, np.ndarray]:
+def linear_policy(
+    kernel: Any, rng: np.random.Generator, name: str, n_in: int, n_out: int, scale: float
+) -> tuple[np.ndarray, np.ndarray]:
     w = (rng.normal(size=(n_in, n_out)) * scale).astype(np.float32)
     b = (rng.normal(size=n_out) * scale).astype(np.float32)
     kernel.call(f"{RL}.build_linear_policy", name, n_in, w, b)
@@ -66,7 +69,9 @@ def test_cartpole_model_is_dense32_relu_then_logits(kernel: Any, rng: np.random.
 
 # --- 3.2b choosing actions -----------------------------------------------------------------------
 @pytest.mark.grade("choose_action", points=0.5)
-def test_choose_action_single_returns_one_valid_action(kernel: Any, rng: np.random.Generator) -> None:
+def test_choose_action_single_returns_one_valid_action(
+    kernel: Any, rng: np.random.Generator
+) -> None:
     n_actions = int(rng.integers(2, 6))
     linear_policy(kernel, rng, "_grader_policy1", 4, n_actions, 1.0)
     for _ in range(5):
@@ -87,7 +92,9 @@ def test_choose_action_single_returns_one_valid_action(kernel: Any, rng: np.rand
 
 
 @pytest.mark.grade("choose_action", points=1.5)
-def test_choose_action_samples_follow_policy_probabilities(kernel: Any, rng: np.random.Generator) -> None:
+def test_choose_action_samples_follow_policy_probabilities(
+    kernel: Any, rng: np.random.Generator
+) -> None:
     n_in, n_actions, repeats = 5, int(rng.integers(3, 6)), 2000
     w, b = linear_policy(kernel, rng, "_grader_policy2", n_in, n_actions, 0.8)
     states = rng.normal(size=(3, n_in)).astype(np.float32)
@@ -169,7 +176,9 @@ def test_memories_do_not_share_lists(kernel: Any, rng: np.random.Generator) -> N
 
 # --- 3.4 returns --------------------------------------------------------------------------------
 @pytest.mark.grade("discount_rewards", points=1.5)
-def test_discount_rewards_matches_reference_for_random_gamma(kernel: Any, rng: np.random.Generator) -> None:
+def test_discount_rewards_matches_reference_for_random_gamma(
+    kernel: Any, rng: np.random.Generator
+) -> None:
     for _ in range(3):
         rewards = [float(r) for r in rng.normal(size=int(rng.integers(4, 40)))]
         gamma = float(rng.uniform(0.5, 0.99))
@@ -196,7 +205,9 @@ def test_discount_rewards_default_gamma_is_0_95(kernel: Any, rng: np.random.Gene
 
 
 @pytest.mark.grade("discount_rewards_pong", points=1)
-def test_discount_rewards_pong_restarts_at_every_point(kernel: Any, rng: np.random.Generator) -> None:
+def test_discount_rewards_pong_restarts_at_every_point(
+    kernel: Any, rng: np.random.Generator
+) -> None:
     for _ in range(3):
         n = int(rng.integers(20, 60))
         rewards = np.zeros(n)
@@ -215,7 +226,9 @@ def test_discount_rewards_pong_restarts_at_every_point(kernel: Any, rng: np.rand
 
 # --- 3.5 learning ---------------------------------------------------------------------------------
 @pytest.mark.grade("compute_loss", points=2)
-def test_compute_loss_matches_reference_on_random_batches(kernel: Any, rng: np.random.Generator) -> None:
+def test_compute_loss_matches_reference_on_random_batches(
+    kernel: Any, rng: np.random.Generator
+) -> None:
     for _ in range(3):
         n, k = int(rng.integers(3, 50)), int(rng.integers(2, 7))
         logits = (rng.normal(size=(n, k)) * 2).astype(np.float32)
@@ -233,7 +246,9 @@ def test_compute_loss_matches_reference_on_random_batches(kernel: Any, rng: np.r
 
 
 @pytest.mark.grade("train_step", points=2)
-def test_train_step_moves_weights_along_the_policy_gradient(kernel: Any, rng: np.random.Generator) -> None:
+def test_train_step_moves_weights_along_the_policy_gradient(
+    kernel: Any, rng: np.random.Generator
+) -> None:
     n, d, k = int(rng.integers(8, 30)), 5, int(rng.integers(2, 5))
     w, b = linear_policy(kernel, rng, "_grader_linear", d, k, 0.5)
     x = rng.normal(size=(n, d)).astype(np.float32)
@@ -241,7 +256,9 @@ def test_train_step_moves_weights_along_the_policy_gradient(kernel: Any, rng: np
     returns = reference.normalized(rng.normal(size=n)).astype(np.float32)
     learning_rate = 0.01
     kernel.call(f"{RL}.train_on", "_grader_linear", "sgd", learning_rate, x, actions, returns)
-    w_after, b_after = (as_array(v, "a weight") for v in kernel.call(f"{RL}.weights", "_grader_linear"))
+    w_after, b_after = (
+        as_array(v, "a weight") for v in kernel.call(f"{RL}.weights", "_grader_linear")
+    )
     step = np.concatenate([(w_after - w).ravel(), (b_after - b).ravel()])
     assert_true(
         bool(np.any(step != 0)),
@@ -262,8 +279,9 @@ def test_train_step_moves_weights_along_the_policy_gradient(kernel: Any, rng: np
 
 # --- 3.6 CartPole rollout ---------------------------------------------------------------------
 @pytest.mark.grade("cartpole_rollout", points=1)
-def test_cartpole_rollout_records_whole_episodes_from_the_policy(kernel: Any, rng: np.random.Generator) -> None:
-    from introdl import rl
+def test_cartpole_rollout_records_whole_episodes_from_the_policy(
+    kernel: Any, rng: np.random.Generator
+) -> None:
 
     seeds = [int(s) for s in rng.integers(0, 2**31 - 1, size=3)]
     # logit(right) - logit(left) = 40 angle + 10 angular velocity (+ noise): a decent, mostly
@@ -311,7 +329,10 @@ def check_cartpole_trace(trace: dict[str, Any], seed: int, w: np.ndarray) -> Non
             "choose_action(model, observations, single=False)",
         )
         expected, reward, terminated, truncated, _ = env.step(int(actions[t]))
-        assert_true(float(rewards[t]) == float(reward), f"step {t}: the recorded reward is not the one env.step returned")
+        assert_true(
+            float(rewards[t]) == float(reward),
+            f"step {t}: the recorded reward is not the one env.step returned",
+        )
         done = terminated or truncated
         assert_true(
             done == (t == n - 1),
@@ -370,7 +391,9 @@ def test_cartpole_reward_curve_rises_past_target(kernel: Any, seed: int) -> None
 
 @pytest.mark.grade("cartpole_training", points=1.5)
 @pytest.mark.budget(seconds=90)
-def test_trained_cartpole_policy_balances_in_graders_environments(kernel: Any, rng: np.random.Generator) -> None:
+def test_trained_cartpole_policy_balances_in_graders_environments(
+    kernel: Any, rng: np.random.Generator
+) -> None:
     agents = sorted(TRAINED)
     assert_true(
         bool(agents),
@@ -379,7 +402,9 @@ def test_trained_cartpole_policy_balances_in_graders_environments(kernel: Any, r
     )
     seeds = [int(s) for s in rng.integers(0, 2**31 - 1, size=curves.EVAL_EPISODES)]
     totals = curves.play(
-        lambda obs: as_array(kernel.call(f"{RL}.act", agents, obs, timeout=30), "the actions").astype(np.int64),
+        lambda obs: as_array(
+            kernel.call(f"{RL}.act", agents, obs, timeout=30), "the actions"
+        ).astype(np.int64),
         len(agents),
         seeds,
     )
@@ -405,7 +430,9 @@ def pong_frames(rng: np.random.Generator, steps: int) -> list[np.ndarray]:
 
 
 @pytest.mark.grade("pong_change", points=2)
-def test_pong_change_matches_reference_on_real_frames(kernel: Any, rng: np.random.Generator) -> None:
+def test_pong_change_matches_reference_on_real_frames(
+    kernel: Any, rng: np.random.Generator
+) -> None:
     frames = pong_frames(rng, 80)
     for t in sorted(rng.choice(np.arange(1, len(frames)), size=4, replace=False)):
         prev, curr = frames[t - 1], frames[t]
@@ -446,7 +473,9 @@ def test_pong_model_is_a_cnn_giving_logits(kernel: Any, rng: np.random.Generator
 
 
 @pytest.mark.grade("pong_rollout", points=1)
-def test_pong_rollout_records_frame_differences_of_the_game(kernel: Any, rng: np.random.Generator) -> None:
+def test_pong_rollout_records_frame_differences_of_the_game(
+    kernel: Any, rng: np.random.Generator
+) -> None:
     from introdl import rl
 
     seeds = [int(s) for s in rng.integers(0, 2**31 - 1, size=2)]
@@ -484,14 +513,23 @@ def test_pong_rollout_records_frame_differences_of_the_game(kernel: Any, rng: np
             )
             previous = frame
             frame, reward, *_ = env.step(int(actions[t]))
-            assert_true(float(rewards[t]) == float(reward), f"step {t}: the recorded reward is not the one env.step returned")
+            assert_true(
+                float(rewards[t]) == float(reward),
+                f"step {t}: the recorded reward is not the one env.step returned",
+            )
 
 
 @pytest.mark.grade("pong_training", points=1)
 @pytest.mark.budget(seconds=90)
 def test_pong_training_steps_run_end_to_end(kernel: Any, seed: int) -> None:
     result = kernel.call(
-        f"{RL}.pong_updates", seed, num_envs=2, max_steps=80, updates=2, learning_rate=1e-3, timeout=80
+        f"{RL}.pong_updates",
+        seed,
+        num_envs=2,
+        max_steps=80,
+        updates=2,
+        learning_rate=1e-3,
+        timeout=80,
     )
     assert_true(isinstance(result, dict), "the Pong training steps returned nothing")
     assert_true(
@@ -499,7 +537,10 @@ def test_pong_training_steps_run_end_to_end(kernel: Any, seed: int) -> None:
         "collect_pong_rollout should play each game to its end (here: cut after 80 steps); "
         f"the games lasted {result.get('steps')}",
     )
-    assert_true(bool(result.get("finite")), "after two Pong training steps the model's weights are NaN or infinite")
+    assert_true(
+        bool(result.get("finite")),
+        "after two Pong training steps the model's weights are NaN or infinite",
+    )
     assert_true(
         bool(result.get("changed")) or result.get("points") == 0,
         "two Pong training steps on games with points scored did not change the model's weights",
@@ -508,16 +549,34 @@ def test_pong_training_steps_run_end_to_end(kernel: Any, seed: int) -> None:
 
 @pytest.mark.grade("pong_training", points=1)
 @pytest.mark.budget(seconds=60)
-def test_pong_agent_learns_from_rewarded_frames(kernel: Any, rng: np.random.Generator, seed: int) -> None:
+def test_pong_agent_learns_from_rewarded_frames(
+    kernel: Any, rng: np.random.Generator, seed: int
+) -> None:
     frames = pong_frames(rng, 70)
-    inputs = np.stack([reference.pong_change(a, b) for a, b in zip(frames[5:-1], frames[6:], strict=True)]).astype(np.float32)
+    inputs = np.stack([reference.pong_change(a, b) for a, b in itertools.pairwise(frames)]).astype(
+        np.float32
+    )
     actions = rng.integers(0, 6, size=len(inputs)).astype(np.int32)
     returns = reference.normalized(rng.choice([-1.0, 1.0], size=len(inputs))).astype(np.float32)
     kernel.call(f"{RL}.seed_everything", seed)
     kernel.run("_grader_pong_learner = create_pong_model(6)")
-    before = as_array(kernel.call(f"{RL}.logits", "_grader_pong_learner", inputs), "the Pong model's logits")
-    kernel.call(f"{RL}.train_on", "_grader_pong_learner", "adam", 1e-3, inputs, actions, returns, steps=5, timeout=60)
-    after = as_array(kernel.call(f"{RL}.logits", "_grader_pong_learner", inputs), "the Pong model's logits")
+    before = as_array(
+        kernel.call(f"{RL}.logits", "_grader_pong_learner", inputs), "the Pong model's logits"
+    )
+    kernel.call(
+        f"{RL}.train_on",
+        "_grader_pong_learner",
+        "adam",
+        1e-3,
+        inputs,
+        actions,
+        returns,
+        steps=5,
+        timeout=60,
+    )
+    after = as_array(
+        kernel.call(f"{RL}.logits", "_grader_pong_learner", inputs), "the Pong model's logits"
+    )
     logp_before = reference.log_softmax(before)[np.arange(len(actions)), actions]
     logp_after = reference.log_softmax(after)[np.arange(len(actions)), actions]
     rise = logp_after - logp_before

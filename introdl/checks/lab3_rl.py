@@ -58,7 +58,9 @@ def _linear_policy(n_in: int, logits: Sequence[float]) -> keras.Model:
 
 
 def _dense_layers(model: Any) -> list[Any]:
-    return [layer for layer in getattr(model, "layers", []) if isinstance(layer, keras.layers.Dense)]
+    return [
+        layer for layer in getattr(model, "layers", []) if isinstance(layer, keras.layers.Dense)
+    ]
 
 
 def _activation_name(layer: Any) -> str:
@@ -109,7 +111,9 @@ def cartpole_model(create_cartpole_model: Callable[..., Any]) -> None:
             f"create_cartpole_model(n_actions) should give n_actions logits; with n_actions=3 the "
             f"output has shape {three.shape}, expected (5, 3). Use the argument, not a fixed 2."
         )
-    passed("create_cartpole_model(): Dense(32, relu) -> Dense(n_actions) logits, shape (batch, n_actions)")
+    passed(
+        "create_cartpole_model(): Dense(32, relu) -> Dense(n_actions) logits, shape (batch, n_actions)"
+    )
 
 
 def choose_action(choose_action: Callable[..., Any]) -> None:
@@ -121,9 +125,11 @@ def choose_action(choose_action: Callable[..., Any]) -> None:
 
     def counting_predict(*args: Any, **kwargs: Any) -> Any:
         predict_calls.append(1)
-        return original_predict(*args, verbose=0, **{k: v for k, v in kwargs.items() if k != "verbose"})
+        return original_predict(
+            *args, verbose=0, **{k: v for k, v in kwargs.items() if k != "verbose"}
+        )
 
-    model.predict = counting_predict  # type: ignore[method-assign]
+    model.predict = counting_predict
     observation = np.array([0.1, -0.2, 0.3], dtype=np.float32)
     with calling("choose_action(model, observation)"), _quiet():
         single = choose_action(model, observation)
@@ -139,12 +145,16 @@ def choose_action(choose_action: Callable[..., Any]) -> None:
             f"{describe(value)} of shape {value.shape}. Take the first entry of the sampled batch."
         )
     if int(value.reshape(())) not in (0, 1, 2) or value.reshape(()) != int(value.reshape(())):
-        fail(f"choose_action returned {describe(value)}; actions of a 3-action policy are 0, 1 or 2.")
+        fail(
+            f"choose_action returned {describe(value)}; actions of a 3-action policy are 0, 1 or 2."
+        )
 
     n = 3000
     batch = np.tile(observation, (n, 1))
     with calling("choose_action(model, observations, single=False)"), _quiet():
-        many = as_array(choose_action(model, batch, single=False), "choose_action(..., single=False)")
+        many = as_array(
+            choose_action(model, batch, single=False), "choose_action(..., single=False)"
+        )
     if many.reshape(-1).shape != (n,):
         fail(
             f"With single=False and a batch of {n} observations, choose_action should return {n} "
@@ -176,7 +186,7 @@ def choose_action(choose_action: Callable[..., Any]) -> None:
 # --- 3.3 memory ------------------------------------------------------------------------------------
 
 
-def memory(Memory: type) -> None:  # noqa: N803 (the class is passed by its notebook name)
+def memory(Memory: type) -> None:
     """Memory records observations, actions and rewards; clear empties them; instances are separate."""
     with calling("Memory()"):
         first = Memory()
@@ -219,7 +229,9 @@ def _returns_case(
     with calling(what):
         got = as_array(func(rewards, gamma), what)
     if got.shape != (len(rewards),):
-        fail(f"{what} should return one value per reward, shape ({len(rewards)},); got {got.shape}.")
+        fail(
+            f"{what} should return one value per reward, shape ({len(rewards)},); got {got.shape}."
+        )
     if not np.all(np.isfinite(got)):
         fail(f"{what} returned NaN or infinity: {describe(got)}.")
     expected = np.asarray(raw, dtype=np.float64)
@@ -241,11 +253,19 @@ def discount_rewards(discount_rewards: Callable[..., Any]) -> None:
     """Returns R_t = r_t + gamma R_{t+1}, normalised; gamma is used."""
     # rewards [1, 1, 1] with gamma 0.5: R = [1 + 0.5 + 0.25, 1 + 0.5, 1]
     got = _returns_case(
-        discount_rewards, [1.0, 1.0, 1.0], 0.5, [1.75, 1.5, 1.0], "discount_rewards([1, 1, 1], gamma=0.5)"
+        discount_rewards,
+        [1.0, 1.0, 1.0],
+        0.5,
+        [1.75, 1.5, 1.0],
+        "discount_rewards([1, 1, 1], gamma=0.5)",
     )
     # rewards [0, 0, 2] with gamma 0.9: R = [1.62, 1.8, 2]; also spreads differently with gamma
     _returns_case(
-        discount_rewards, [0.0, 0.0, 2.0], 0.9, [1.62, 1.8, 2.0], "discount_rewards([0, 0, 2], gamma=0.9)"
+        discount_rewards,
+        [0.0, 0.0, 2.0],
+        0.9,
+        [1.62, 1.8, 2.0],
+        "discount_rewards([0, 0, 2], gamma=0.9)",
     )
     passed(
         f"discount_rewards gives normalised discounted returns ({[round(float(v), 3) for v in got]} for "
@@ -262,7 +282,8 @@ def discount_rewards_pong(discount_rewards_pong: Callable[..., Any]) -> None:
     with calling(what):
         got = as_array(discount_rewards_pong(rewards, 0.5), what)
     if got.shape == (6,) and np.all(np.isfinite(got)):
-        carried = np.array([-0.1875, -0.375, -0.75, 0.25, 0.5, 1.0])
+        # without the restart the +1 leaks backwards: -1 + 0.5 * 0.25 = -0.875 at step 2
+        carried = np.array([-0.21875, -0.4375, -0.875, 0.25, 0.5, 1.0])
         carried = (carried - carried.mean()) / carried.std()
         if np.allclose(got, carried, atol=1e-4):
             fail(
@@ -298,14 +319,18 @@ def compute_loss(compute_loss: Callable[..., Any]) -> None:
     if np.isclose(value, float(np.sum(nll * rewards)), atol=1e-4):
         fail(f"{what} should be the mean over the batch, not the sum (tf.reduce_mean).")
     if np.isclose(value, float(np.mean(nll)), atol=1e-4):
-        fail(f"{what} ignores the rewards: weight each step's negative log-probability by its return.")
+        fail(
+            f"{what} ignores the rewards: weight each step's negative log-probability by its return."
+        )
     if not np.isclose(value, expected, atol=1e-4):
         fail(
             f"{what} on a small case worked out by hand should be {expected:.4f}; got {value:.4f}. "
             "Use tf.nn.sparse_softmax_cross_entropy_with_logits(labels=actions, logits=logits) "
             "(the logits, not probabilities), multiply by the rewards, and take the mean."
         )
-    passed(f"compute_loss is the mean of -log pi(a|s) * R ({value:.4f} on a case worked out by hand)")
+    passed(
+        f"compute_loss is the mean of -log pi(a|s) * R ({value:.4f} on a case worked out by hand)"
+    )
 
 
 def train_step(train_step: Callable[..., Any]) -> None:
@@ -384,7 +409,9 @@ def cartpole_rollout(collect_cartpole_rollout: Callable[..., Any]) -> None:
             obs, _, terminated, truncated, _ = replay.step(1)
             ended = terminated or truncated
             if ended and t < n - 1:
-                fail(f"Memory {k} goes on after its episode ended: stop stepping an environment once terminated or truncated.")
+                fail(
+                    f"Memory {k} goes on after its episode ended: stop stepping an environment once terminated or truncated."
+                )
             if t + 1 < n and not np.allclose(np.asarray(mem.observations[t + 1]), obs):
                 fail(
                     f"Memory {k}'s observation {t + 1} is not the one the environment returned after "
@@ -392,7 +419,9 @@ def cartpole_rollout(collect_cartpole_rollout: Callable[..., Any]) -> None:
                 )
         if not ended:
             fail(f"Memory {k} stops before its episode ended: play until terminated or truncated.")
-    passed(f"collect_cartpole_rollout plays one whole episode per environment ({len(envs)} in lockstep)")
+    passed(
+        f"collect_cartpole_rollout plays one whole episode per environment ({len(envs)} in lockstep)"
+    )
 
 
 def cartpole_training(rewards: Sequence[float], target: float) -> None:
@@ -407,7 +436,9 @@ def cartpole_training(rewards: Sequence[float], target: float) -> None:
         )
     last = float(np.mean(values[-20:]))
     if current_budget() == "smoke":
-        passed(f"{values.size} episodes played (smoke budget: too short to learn; mean of the last 20 is {last:.1f})")
+        passed(
+            f"{values.size} episodes played (smoke budget: too short to learn; mean of the last 20 is {last:.1f})"
+        )
         return
     if last < target:
         fail(
@@ -415,7 +446,9 @@ def cartpole_training(rewards: Sequence[float], target: float) -> None:
             f"{target}. If the curve rose, train longer (num_iterations); if it stayed flat or "
             "fell, recheck choose_action (sampling), compute_loss (sign) and discount_rewards."
         )
-    passed(f"the agent reached a mean reward of {last:.1f} over the last 20 of {values.size} episodes")
+    passed(
+        f"the agent reached a mean reward of {last:.1f} over the last 20 of {values.size} episodes"
+    )
 
 
 # --- Part 2: Pong ------------------------------------------------------------------------------
@@ -447,7 +480,9 @@ def pong_change(pong_change: Callable[..., Any]) -> None:
             "unsigned integers, -1 would wrap around to 255: convert with .astype(np.float32)."
         )
     if not np.all(np.isin(change, [-1.0, 0.0, 1.0])):
-        fail(f"{what} should hold only -1, 0 and 1 (differences of 0/1 pictures); got {describe(change)}.")
+        fail(
+            f"{what} should hold only -1, 0 and 1 (differences of 0/1 pictures); got {describe(change)}."
+        )
     with calling("pong_change(frame, frame)"):
         same = as_array(pong_change(a, a), "pong_change(frame, frame)")
     if np.any(same != 0):
@@ -455,7 +490,9 @@ def pong_change(pong_change: Callable[..., Any]) -> None:
     with calling("pong_change(current_frame, previous_frame)"):
         swapped = as_array(pong_change(b, a), "pong_change(current, previous)")
     if not np.array_equal(swapped, -change):
-        fail("pong_change(b, a) should be -pong_change(a, b): return preprocess(prev) - preprocess(curr).")
+        fail(
+            "pong_change(b, a) should be -pong_change(a, b): return preprocess(prev) - preprocess(curr)."
+        )
     moving = int(np.sum(change != 0))
     if moving == 0:
         fail(f"{what} is all zeros for two frames in which the paddles moved.")
@@ -467,8 +504,12 @@ def pong_change(pong_change: Callable[..., Any]) -> None:
     with calling("pong_change on frames 40 steps apart"):
         far = as_array(pong_change(frames[0], frames[-1]), "pong_change")
     if not np.any(far == 1) or not np.any(far == -1):
-        fail("pong_change(previous, current) should be +1 where objects were and -1 where they are now.")
-    passed(f"pong_change gives a (40, 40, 1) difference of -1/0/1 ({moving} pixels changed between two frames)")
+        fail(
+            "pong_change(previous, current) should be +1 where objects were and -1 where they are now."
+        )
+    passed(
+        f"pong_change gives a (40, 40, 1) difference of -1/0/1 ({moving} pixels changed between two frames)"
+    )
 
 
 def pong_model(create_pong_model: Callable[..., Any]) -> None:
@@ -477,11 +518,17 @@ def pong_model(create_pong_model: Callable[..., Any]) -> None:
         model = create_pong_model(6)
     if not isinstance(model, keras.Model):
         fail(f"create_pong_model should return a keras model; got {type(model).__name__}.")
-    x = np.random.default_rng(_SEED).choice([-1.0, 0.0, 1.0], size=(3, 40, 40, 1)).astype(np.float32)
+    x = (
+        np.random.default_rng(_SEED)
+        .choice([-1.0, 0.0, 1.0], size=(3, 40, 40, 1))
+        .astype(np.float32)
+    )
     with calling("the Pong model on a batch of 3 frame differences"), _quiet():
         out = as_array(model(x), "the Pong model's output")
     if out.shape != (3, 6):
-        fail(f"On a batch of 3 inputs of shape (40, 40, 1) the model should return shape (3, 6); got {out.shape}.")
+        fail(
+            f"On a batch of 3 inputs of shape (40, 40, 1) the model should return shape (3, 6); got {out.shape}."
+        )
     if not any(isinstance(layer, keras.layers.Conv2D) for layer in model.layers):
         fail("The Pong model should start with Conv2D layers: it looks at images.")
     if np.all(out >= 0) and np.allclose(out.sum(axis=1), 1.0, atol=1e-4):
@@ -489,15 +536,21 @@ def pong_model(create_pong_model: Callable[..., Any]) -> None:
     with calling("create_pong_model(2)"), _quiet():
         two = as_array(create_pong_model(2)(x), "create_pong_model(2)'s output")
     if two.shape != (3, 2):
-        fail(f"create_pong_model(n_actions) should give n_actions logits; with 2 the shape is {two.shape}.")
-    passed(f"create_pong_model: a CNN with {model.count_params():,} parameters giving logits (batch, n_actions)")
+        fail(
+            f"create_pong_model(n_actions) should give n_actions logits; with 2 the shape is {two.shape}."
+        )
+    passed(
+        f"create_pong_model: a CNN with {model.count_params():,} parameters giving logits (batch, n_actions)"
+    )
 
 
 def pong_rollout(collect_pong_rollout: Callable[..., Any]) -> None:
     """One memory per game; observations are (40, 40, 1) frame differences, the first all zeros."""
     steps = 12
     envs = [rl.make_pong(seed=s, max_episode_steps=steps) for s in (21, 22)]
-    model = keras.Sequential([keras.Input((40, 40, 1)), keras.layers.Flatten(), keras.layers.Dense(6)])
+    model = keras.Sequential(
+        [keras.Input((40, 40, 1)), keras.layers.Flatten(), keras.layers.Dense(6)]
+    )
     with calling("collect_pong_rollout(envs, model)"), _quiet():
         memories = collect_pong_rollout(envs, model)
     if not isinstance(memories, list | tuple) or len(memories) != 2:
@@ -511,7 +564,9 @@ def pong_rollout(collect_pong_rollout: Callable[..., Any]) -> None:
             )
         observations = [np.asarray(o) for o in mem.observations]
         if any(o.shape != (40, 40, 1) for o in observations):
-            fail("Each recorded observation should be a frame difference of shape (40, 40, 1) (pong_change).")
+            fail(
+                "Each recorded observation should be a frame difference of shape (40, 40, 1) (pong_change)."
+            )
         if np.any(observations[0] != 0):
             fail("The first recorded difference should be all zeros: the first frame minus itself.")
         if not all(0 <= int(a) < 6 for a in mem.actions):
@@ -523,7 +578,11 @@ def pong_training(win_rates: Sequence[float], iterations: int) -> None:
     """The Pong loop ran its iterations and tracked the share of points won."""
     values = as_array(list(win_rates), "win_rates")
     if values.shape != (iterations,):
-        fail(f"win_rates should hold one value per training step ({iterations}); it holds {values.size}.")
+        fail(
+            f"win_rates should hold one value per training step ({iterations}); it holds {values.size}."
+        )
     if values.min() < 0 or values.max() > 100:
         fail(f"win_rates are percentages between 0 and 100; got {describe(values)}.")
-    passed(f"the Pong loop ran {iterations} training steps (points won in the last: {values[-1]:.0f}%)")
+    passed(
+        f"the Pong loop ran {iterations} training steps (points won in the last: {values[-1]:.0f}%)"
+    )
