@@ -67,17 +67,17 @@ def curve(names: list[str], seeds: list[int], training: dict[str, Any], out: Pat
         )
 
 
-def suite(names: list[str], seeds: list[int], out: Path | None) -> None:
+def suite(names: list[str], seeds: list[int], out: Path | None, only: tuple[str, ...] = ()) -> None:
     chosen: list[Variant | None] = []
     for name in names or ["reference", *[v.name for v in variants()]]:
         chosen.append(None if name == "reference" else {v.name: v for v in variants()}[name])
     for variant in chosen:
         name = "reference" if variant is None else variant.name
-        only = () if variant is None or not variant.wrong else variant.caught_by
+        selected = only or (variant.caught_by if variant is not None and variant.wrong else ())
         failures: Counter[str] = Counter()
         walls = []
         for seed in seeds:
-            row = {"variant": name, **calibration.suite_run(variant, seed, only=only)}
+            row = {"variant": name, **calibration.suite_run(variant, seed, only=selected)}
             emit(row, out)
             walls.append(row["wall_s"])
             failures.update(n for n, t in row["tests"].items() if t["status"] != "passed")
@@ -102,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="curve: override TRAINING"
     )
+    parser.add_argument(
+        "--only", action="append", default=[], help="suite: grade ids or test names to run"
+    )
     parser.add_argument("--json", type=Path, help="append one JSON line per run to this file")
     args = parser.parse_args(argv)
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
@@ -112,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             training[key] = type(training[key])(value)
         curve(args.variant, seeds, training, args.json)
     else:
-        suite(args.variant, seeds, args.json)
+        suite(args.variant, seeds, args.json, tuple(args.only))
     return 0
 
 
