@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.introdl-installed
 
-.PHONY: setup system demo test test-slow lint format releases data calibrate benchmark clean
+.PHONY: setup system demo test test-docker test-slow lint format releases data calibrate benchmark clean
 
 setup: system $(STAMP)
 
@@ -25,7 +25,13 @@ test: setup
 	@$(BIN)/ruff format --check .
 	@$(BIN)/ruff check .
 	@$(BIN)/mypy
-	@INTRODL_BUDGET=smoke $(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+	@INTRODL_BUDGET=smoke $(BIN)/pytest -m "not slow and not docker" $(PYTEST_ARGS)
+
+# The docker backend against podman's Docker-compatible API (installs podman, builds a test image).
+test-docker: setup
+	@command -v podman >/dev/null || apt-get install -y -qq --no-install-recommends podman runc debootstrap catatonit
+	@PYTHON=$(CURDIR)/$(BIN)/python scripts/podman-test-image
+	@$(BIN)/pytest -m docker $(PYTEST_ARGS)
 
 test-slow: setup
 	@$(BIN)/pytest -m slow $(PYTEST_ARGS)

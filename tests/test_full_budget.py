@@ -19,7 +19,9 @@ pytestmark = pytest.mark.slow
 def test_source_notebook_runs_at_the_cpu_budget(lab: str) -> None:
     """Does the lab run, checks passing, at INTRODL_BUDGET=cpu (and how long does it take)?"""
     started = time.monotonic()
-    nb = execute(ROOT / "source" / lab / f"{lab}.ipynb", budget="cpu", allow_errors=True, timeout=3600)
+    nb = execute(
+        ROOT / "source" / lab / f"{lab}.ipynb", budget="cpu", allow_errors=True, timeout=3600
+    )
     failures = [f"cell {i}: {o.ename}: {o.evalue}" for i, _, o in errors(nb)]
     print(f"{lab}: {time.monotonic() - started:.0f} s at the cpu budget")
     assert not failures, f"source/{lab} fails at the cpu budget: " + "; ".join(failures)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from introdl.grading.bridge import StudentError
+from introdl.grading.bwrap import python_roots
 from introdl.grading.docker_sandbox import DockerSandbox, container_spec
 from introdl.grading.errors import BadInput
 from introdl.grading.limits import TEST_LIMITS
@@ -54,12 +55,19 @@ def test_course_files_and_secrets_are_invisible(tmp_path: Path) -> None:
         student = kernel.student()
         assert student.get("leaked") == []
         assert student.get("found") == []
-        # only the bind targets exist; where Python lives under /root, only that path is there
-        expected_roots = {"bin", "dev", "etc", "lib", "lib64", "opt", "proc", "root", "sbin"}
+        # only the bind targets exist; where Python lives outside the system directories
+        # (a venv in a checkout, a pyenv under /root), only the path down to it is there
+        expected_roots = {"bin", "dev", "etc", "lib", "lib64", "opt", "proc", "sbin"}
         expected_roots |= {"submission", "tmp", "usr", "work", "lib32", "libx32"}
+        python_dirs = python_roots()
+        expected_roots |= {path.parts[1] for path in python_dirs}
         assert set(student.get("visible_roots")) <= expected_roots
-        if "root" in student.get("visible_roots"):
-            assert student.call("os.listdir", "/root") == [".pyenv"]
+        for path in python_dirs:
+            for parent in reversed(path.parents[:-1]):
+                below = {
+                    p.parts[len(parent.parts)] for p in python_dirs if p.is_relative_to(parent)
+                }
+                assert set(student.call("os.listdir", str(parent))) == below, parent
         # the grader's own checkout (on the host) is not there either
         for path in [ROOT / "pyproject.toml", ROOT / "introdl" / "grading" / "bridge.py"]:
             assert path.exists()

@@ -7,13 +7,20 @@ mounted. GPUs are passed with a device request when asked for. Any engine with t
 (Docker, or ``podman system service``).
 
 The kernel manager launches a command, so `DockerSandbox.wrap` returns one: this module run as
-``python -m introdl.grading.docker_sandbox SPEC.json``, which creates the container, relays its
-output and exit code, and removes it when stopped. `DockerSandbox.kill` and `cleanup` remove the
-container by name, so it does not outlive a SIGKILLed launcher.
+``python -m introdl.grading.docker_sandbox SPEC.json COMMAND...``, which creates the container,
+relays its output and exit code, and removes it when stopped. `DockerSandbox.kill` and `cleanup`
+remove the container by name, so it does not outlive a SIGKILLed launcher.
+
+Tested against podman 4.3 (tests/test_docker_backend.py). There, ``init=True`` needs catatonit on
+the engine's host, a read-only container also gets podman's own tmpfs on /run and /var/tmp
+(unsized, but charged to the memory cgroup), and an OOM kill is never reported as
+``OOMKilled`` (conmon writes its marker to the wrong directory), so `memory_exhausted` says False
+there; Docker reports it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import signal
@@ -35,6 +42,8 @@ from introdl.grading.sandbox import (
 
 DEFAULT_IMAGE = "introdl-course:latest"
 CONTAINER_PYTHON = "python"
+# The launcher writes the container's final ``State`` here (next to the spec file).
+STATE_FILE = "state.json"
 
 
 def container_spec(
@@ -149,10 +158,12 @@ class DockerSandbox:
         if self._state_dir is None:
             raise RuntimeError("DockerSandbox.wrap called before setup")
         spec_file = self._state_dir / "container.json"
-        spec_file.write_text(
-            json.dumps(container_spec(self.spec, argv, image=self.image, gpus=self.gpus))
-        )
-        return [sys.executable, "-m", "introdl.grading.docker_sandbox", str(spec_file)]
+        create = container_spec(self.spec, argv, image=self.image, gpus=self.gpus)
+        # The command goes on the launcher's own command line, not in the file: the kernel
+        # manager fills in ``{connection_file}`` in the argv it launches, never inside files.
+        del create["command"]
+        spec_file.write_text(json.dumps(create))
+        return [sys.executable, "-m", "introdl.grading.docker_sandbox", str(spec_file), *argv]
 
     def _container(self) -> Any:
         if self._client is None:
@@ -171,14 +182,27 @@ class DockerSandbox:
             except Exception as err:
                 self.notes.append(f"could not remove container: {err}")
 
+    def final_state(self) -> dict[str, Any] | None:
+        """The container's last ``State`` (ExitCode, OOMKilled, ...) once it ended on its own.
+
+        None while it runs, or when it was killed by the grader (the launcher died first).
+        """
+        if self._state_dir is None:
+            return None
+        try:
+            state = json.loads((self._state_dir / STATE_FILE).read_text())
+        except (OSError, ValueError):
+            return None
+        return state if isinstance(state, dict) else None
+
     def memory_exhausted(self) -> bool:
         container = self._container()
         if container is not None:
-            try:
-                container.reload()
+            with contextlib.suppress(Exception):
                 self._oom = self._oom or bool(container.attrs["State"].get("OOMKilled"))
-            except Exception:
-                pass
+        state = self.final_state()  # the container ended and the launcher has removed it
+        if state is not None:
+            self._oom = self._oom or bool(state.get("OOMKilled"))
         return self._oom
 
     def cleanup(self) -> None:
@@ -211,14 +235,20 @@ class DockerSandbox:
 
 
 def main(argv: Sequence[str]) -> int:
-    """Run one container from a spec file; relay its output; remove it on exit or SIGTERM."""
-    spec = json.loads(Path(argv[0]).read_text())
+    """``SPEC.json COMMAND...``: run COMMAND in a container made from the spec file.
+
+    Relays the container's output, and on exit (or SIGTERM) removes the container. Before that it
+    leaves the container's final state next to the spec file (`STATE_FILE`), because the grader
+    asks whether memory ran out only after this launcher has exited and the container is gone.
+    """
+    spec_file = Path(argv[0])
+    spec = json.loads(spec_file.read_text())
+    spec["command"] = list(argv[1:])
     client = docker_client()
     container = client.containers.create(**spec)
 
     def stop(signum: int, frame: FrameType | None) -> None:
-        container.remove(force=True)
-        sys.exit(128 + signum)
+        raise SystemExit(128 + signum)  # the finally clause removes the container
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the kernel is interrupted by message
@@ -228,9 +258,14 @@ def main(argv: Sequence[str]) -> int:
             sys.stdout.buffer.write(chunk)
             sys.stdout.flush()
         status = container.wait()
+        container.reload()
+        partial = spec_file.with_name(STATE_FILE + ".part")
+        partial.write_text(json.dumps(container.attrs.get("State", {})))
+        partial.replace(spec_file.with_name(STATE_FILE))
         return int(status.get("StatusCode", 1))
     finally:
-        container.remove(force=True)
+        with contextlib.suppress(Exception):  # already gone: the grader removed it
+            container.remove(force=True)
 
 
 if __name__ == "__main__":

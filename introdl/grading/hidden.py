@@ -156,6 +156,18 @@ def _fresh_imports(scope: Path) -> Iterator[None]:
     tests), the outer session's assertion-rewriting import hook would rewrite the hidden tests and
     put their source into messages: it is taken off sys.meta_path for the run.
     """
+    # A suite inside a package (grader_tests/<lab>/ with __init__.py files) is imported as
+    # `grader_tests.<lab>`: a `grader_tests` of another course imported earlier must not stand in.
+    package = (
+        scope.parent
+        if (scope / "__init__.py").is_file() and (scope.parent / "__init__.py").is_file()
+        else scope
+    )
+    for name in [n for n in sys.modules if n == package.name or n.startswith(package.name + ".")]:
+        file = getattr(sys.modules[name], "__file__", None)
+        if file and not Path(file).resolve().is_relative_to(package.resolve()):
+            del sys.modules[name]
+    scope = package
     path_before = list(sys.path)
     modules_before = set(sys.modules)
     meta_before = list(sys.meta_path)

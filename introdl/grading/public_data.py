@@ -16,18 +16,13 @@ import introdl.data as registry
 VIEW = ".sandbox-view"
 
 
-def public_names() -> list[str]:
-    """The data sets a submission may read."""
-    return [name for name, ds in registry.REGISTRY.items() if not ds.grader_only]
-
-
 def public_data_dir() -> Path:
     """Build (or refresh) the sandbox's view of the public, cached data sets; returns its path."""
     cache = registry.cache_dir()
     view = cache / VIEW
     view.mkdir(parents=True, exist_ok=True)
     os.chmod(view, 0o755)
-    wanted = {name for name in public_names() if (cache / name).is_dir()}
+    wanted = {name for name in registry.public_datasets() if (cache / name).is_dir()}
     for stale in [p for p in view.iterdir() if p.name not in wanted]:
         shutil.rmtree(stale) if stale.is_dir() and not stale.is_symlink() else stale.unlink()
     for name in wanted:

@@ -1,0 +1,561 @@
+"""Hidden tests for lab2_debiasing (debiasing face detection with a DB-VAE). Never released.
+
+Inputs are drawn at grading time from the `rng` fixture; references are in reference.py. The
+lab's convention, stated in the notebook: `logsigma` is log(sigma^2), the log of the variance.
+Objects the tests make in the student's kernel have names starting with `_grader_`; the kernel
+helpers below turn the grader's NumPy arrays into tf tensors, as the notebook's own code passes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from grader_tests.lab2_debiasing import reference
+from introdl.grading import expect
+from introdl.grading.expect import assert_true
+
+pytestmark = pytest.mark.budget(seconds=60)
+
+# The train-step test: steps on one fixed batch, and the most the mean of the last 3 losses may be
+# of the first 3. The reference's ratio stays near 0.3-0.4 (CALIBRATION.md).
+TRAIN_STEPS = 10
+LOSS_RATIO = 0.8
+
+# Defined in the student's kernel once per module. `_grader_call` calls a function of the
+# submission with every array argument turned into a float32 tf tensor.
+KERNEL_HELPERS = '''
+def _grader_call(_grader_target, *args, **kwargs):
+    import numpy as _np
+    import tensorflow as _tf
+
+    def tensor(value):
+        return _tf.constant(value, dtype=_tf.float32) if isinstance(value, _np.ndarray) else value
+
+    function = globals()
+    for part in _grader_target.split("."):
+        function = function[part] if isinstance(function, dict) else getattr(function, part)
+    return function(*[tensor(a) for a in args], **{k: tensor(v) for k, v in kwargs.items()})
+
+
+class _GraderLatents:
+    """A stand-in DB-VAE whose encoder returns its input as the latent means."""
+
+    def __init__(self, dims):
+        self.latent_dim = dims
+
+    def encode(self, x):
+        import tensorflow as _tf
+
+        mu = _tf.constant(x, dtype=_tf.float32)
+        return _tf.zeros((mu.shape[0], 1)), mu, _tf.zeros_like(mu)
+
+    def __call__(self, x):
+        y_logit, mu, logsigma = self.encode(x)
+        return y_logit, mu, logsigma, x
+
+
+def _grader_probabilities(latents, **kwargs):
+    return get_training_sample_probabilities(latents, _GraderLatents(latents.shape[1]), **kwargs)
+
+
+def _grader_train(x, y, latent_dim, steps, seed):
+    """Losses returned by the submission's step, and how far encoder and decoder weights moved."""
+    import keras as _keras
+    import numpy as _np
+    import tensorflow as _tf
+
+    _keras.utils.set_random_seed(seed)
+    model = DB_VAE(latent_dim)
+    x, y = _tf.constant(x, dtype=_tf.float32), _tf.constant(y, dtype=_tf.float32)
+    model(x)
+    optimizer = _keras.optimizers.Adam(1e-3)
+    before = [[_np.array(w.numpy()) for w in part.trainable_weights] for part in (model.encoder, model.decoder)]
+    # A step compiled with @tf.function cannot create a second model's optimizer variables:
+    # grade the Python function inside it, eagerly.
+    step = getattr(debiasing_train_step, "python_function", debiasing_train_step)
+    losses = [_np.asarray(step(model, optimizer, x, y)) for _ in range(steps)]
+    moved = [
+        float(sum(_np.abs(_np.array(w.numpy()) - b).sum() for w, b in zip(part.trainable_weights, old)))
+        for part, old in zip((model.encoder, model.decoder), before)
+    ]
+    return losses, moved
+'''
+
+
+@pytest.fixture(scope="module")
+def kernel(student: Any) -> Any:
+    """The student's kernel with the grader's helpers defined in it."""
+    student.run(KERNEL_HELPERS)
+    return student
+
+
+def as_array(value: Any, what: str) -> np.ndarray:
+    """`expect.as_array`, also for the NumPy scalars the bridge returns for 0-d tensors."""
+    return expect.as_array(np.asarray(value) if isinstance(value, np.generic) else value, what)
+
+
+def assert_shape(value: Any, shape: tuple[int, ...], message: str) -> np.ndarray:
+    return expect.assert_shape(as_array(value, "the result"), shape, message)
+
+
+def assert_close(got: Any, expected: Any, message: str, **tolerance: float) -> np.ndarray:
+    return expect.assert_close(as_array(got, "the result"), expected, message, **tolerance)
+
+
+def call(kernel: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+    """The submission's NAME called on tensors."""
+    return ask(kernel, name, "_grader_call", name, *args, **kwargs)
+
+
+def ask(kernel: Any, what: str, helper: str, *args: Any, **kwargs: Any) -> Any:
+    """Call a kernel HELPER; an error of the submission is reported under WHAT, its own name."""
+    try:
+        return kernel.call(helper, *args, **kwargs)
+    except Exception as err:
+        ename = getattr(err, "ename", None)  # the bridge's StudentError: the submission raised
+        if ename is None:
+            raise
+        detail = next((ln for ln in str(err.evalue).splitlines() if ln.strip()), "")
+        raise AssertionError(f"{what}(...) raised {ename}: {detail}".rstrip(": ")) from None
+
+
+def f32(rng: np.random.Generator, *shape: int, scale: float = 1.0) -> np.ndarray:
+    return (rng.normal(size=shape) * scale).astype("float32")
+
+
+def vae_inputs(rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    batch, latent = int(rng.integers(2, 7)), int(rng.integers(2, 11))
+    h, w = int(rng.integers(4, 17)), int(rng.integers(4, 17))
+    x = rng.uniform(size=(batch, h, w, 3)).astype("float32")
+    x_recon = rng.uniform(size=(batch, h, w, 3)).astype("float32")
+    return x, x_recon, f32(rng, batch, latent), f32(rng, batch, latent, scale=0.8)
+
+
+def per_sample(value: Any, batch: int, what: str) -> np.ndarray:
+    return assert_shape(
+        value,
+        (batch,),
+        f"{what} should return one loss per sample, shape (batch,), not a mean over the batch",
+    )
+
+
+# --- 2.4a the VAE loss ------------------------------------------------------------------------
+@pytest.mark.grade("vae_loss", points=1.5)
+def test_vae_loss_matches_the_reference_on_random_tensors(kernel, rng) -> None:
+    x, x_recon, mu, logsigma = vae_inputs(rng)
+    kl_weight = float(rng.uniform(0.05, 2.0))
+    got = per_sample(
+        call(kernel, "vae_loss_function", x, x_recon, mu, logsigma, kl_weight=kl_weight),
+        len(x),
+        "vae_loss_function",
+    )
+    assert_close(
+        got,
+        reference.vae_loss(x, x_recon, mu, logsigma, kl_weight),
+        "vae_loss_function should be kl_weight * 1/2 sum(exp(logsigma) + mu^2 - 1 - logsigma) "
+        "+ mean |x - x_recon|, per sample (logsigma is the log of the variance)",
+    )
+    default = call(kernel, "vae_loss_function", x, x_recon, mu, logsigma)
+    assert_close(
+        default,
+        reference.vae_loss(x, x_recon, mu, logsigma, 0.0005),
+        "vae_loss_function's kl_weight should default to 0.0005",
+    )
+
+
+@pytest.mark.grade("vae_loss", points=0.75)
+def test_vae_loss_scales_its_latent_term_with_kl_weight(kernel, rng) -> None:
+    x, x_recon, mu, logsigma = vae_inputs(rng)
+    w = float(rng.uniform(0.1, 1.0))
+    low = as_array(
+        call(kernel, "vae_loss_function", x, x_recon, mu, logsigma, kl_weight=w), "the loss"
+    )
+    high = as_array(
+        call(kernel, "vae_loss_function", x, x_recon, mu, logsigma, kl_weight=3 * w), "the loss"
+    )
+    none = as_array(
+        call(kernel, "vae_loss_function", x, x_recon, mu, logsigma, kl_weight=0.0), "the loss"
+    )
+    assert_close(
+        high - low,
+        2 * w * reference.kl_divergence(mu, logsigma),
+        "tripling kl_weight should add twice kl_weight * KL: only the latent term is weighted",
+    )
+    assert_close(
+        none,
+        reference.reconstruction_error(x, x_recon),
+        "with kl_weight = 0 the loss should be the mean absolute reconstruction error alone",
+    )
+
+
+@pytest.mark.grade("vae_loss", points=0.75)
+def test_vae_loss_has_no_latent_cost_at_the_prior(kernel, rng) -> None:
+    x, x_recon, mu, _ = vae_inputs(rng)
+    zeros = np.zeros_like(mu)
+    got = per_sample(
+        call(kernel, "vae_loss_function", x, x_recon, zeros, zeros, kl_weight=5.0),
+        len(x),
+        "vae_loss_function",
+    )
+    assert_close(
+        got,
+        reference.reconstruction_error(x, x_recon),
+        "at mu = 0 and logsigma = 0 (the prior N(0, 1) itself) the KL term should be 0",
+    )
+    same = call(kernel, "vae_loss_function", x, x, mu, zeros, kl_weight=1.0)
+    assert_true(
+        bool(np.all(as_array(same, "the loss") >= -1e-6)),
+        "the KL divergence is never negative: check its sign",
+    )
+
+
+# --- 2.4b sampling ------------------------------------------------------------------------------
+@pytest.mark.grade("sampling", points=1.5)
+def test_sampling_statistics_match_the_mean_and_the_declared_variance(kernel, rng) -> None:
+    n, latent = 20000, int(rng.integers(2, 6))
+    mu = rng.uniform(-3, 3, size=latent)
+    # |log variance| >= 0.5: sigma and sigma^2 differ by at least 28%, far beyond sampling noise
+    logvar = rng.choice([-1, 1], size=latent) * rng.uniform(0.5, 2.0, size=latent)
+    z = assert_shape(
+        call(
+            kernel,
+            "sampling",
+            np.tile(mu, (n, 1)).astype("float32"),
+            np.tile(logvar, (n, 1)).astype("float32"),
+        ),
+        (n, latent),
+        "sampling(z_mean, z_logsigma) should return one sample per entry of z_mean",
+    )
+    sigma = np.exp(logvar / 2)
+    assert_true(
+        bool(np.all(np.abs(z.mean(axis=0) - mu) < 6 * sigma / np.sqrt(n))),
+        "the samples of sampling(z_mean, z_logsigma) should average to z_mean",
+    )
+    assert_true(
+        bool(np.all(np.abs(z.std(axis=0) / sigma - 1) < 6 / np.sqrt(2 * n))),
+        "the samples should have standard deviation exp(z_logsigma / 2): z_logsigma is the log of "
+        "the variance, so sigma = exp(z_logsigma / 2)",
+    )
+
+
+@pytest.mark.grade("sampling", points=0.5)
+def test_sampling_draws_fresh_independent_noise(kernel, rng) -> None:
+    n, latent = 2000, int(rng.integers(2, 6))
+    zeros = np.zeros((n, latent), dtype="float32")
+    first = as_array(call(kernel, "sampling", zeros, zeros), "sampling(...)")
+    second = as_array(call(kernel, "sampling", zeros, zeros), "sampling(...)")
+    assert_true(
+        not np.allclose(first, second),
+        "two calls of sampling should draw new noise (tf.random.normal inside the function)",
+    )
+    assert_true(
+        bool(np.all(np.abs(first.std(axis=0) - 1) < 0.15)),
+        "every sample in the batch needs its own noise: draw epsilon with the shape of z_mean",
+    )
+
+
+# --- 2.5a the DB-VAE loss -----------------------------------------------------------------------
+def debiasing_batch(rng: np.random.Generator, labels: np.ndarray) -> tuple[np.ndarray, ...]:
+    batch, latent = len(labels), int(rng.integers(2, 9))
+    h = int(rng.integers(4, 13))
+    x = rng.uniform(size=(batch, h, h, 3)).astype("float32")
+    x_pred = rng.uniform(size=(batch, h, h, 3)).astype("float32")
+    y = labels.reshape(batch, 1).astype("float32")
+    return (
+        x,
+        x_pred,
+        y,
+        f32(rng, batch, 1, scale=2.0),
+        f32(rng, batch, latent),
+        f32(rng, batch, latent, scale=0.8),
+    )
+
+
+def debiasing_result(kernel: Any, inputs: tuple[np.ndarray, ...]) -> tuple[float, np.ndarray]:
+    result = call(kernel, "debiasing_loss_function", *inputs)
+    assert_true(
+        isinstance(result, tuple | list) and len(result) == 2,
+        "debiasing_loss_function should return (total_loss, classification_loss)",
+    )
+    total = as_array(result[0], "total_loss")
+    assert_true(total.size == 1, "total_loss should be one number, the mean over the batch")
+    return float(total.reshape(())), as_array(result[1], "classification_loss")
+
+
+def mixed_labels(rng: np.random.Generator) -> np.ndarray:
+    batch = int(rng.integers(4, 9))
+    labels = rng.integers(0, 2, size=batch)
+    labels[:2] = (1, 0)  # at least one face and one non-face
+    return rng.permutation(labels)
+
+
+@pytest.mark.grade("debiasing_loss", points=1.5)
+def test_debiasing_loss_matches_the_reference_on_random_batches(kernel, rng) -> None:
+    inputs = debiasing_batch(rng, mixed_labels(rng))
+    x, x_pred, y, _, mu, logsigma = inputs
+    total, classification = debiasing_result(kernel, inputs)
+    expected_total, expected_classification = reference.debiasing_loss(*inputs)
+    assert_close(
+        classification.reshape(-1),
+        expected_classification.reshape(-1),
+        "classification_loss should be the sigmoid cross-entropy of y and y_logit, per sample",
+    )
+    # Graded on its own: a total built from the student's own VAE loss counts as right too.
+    own_vae = as_array(call(kernel, "vae_loss_function", x, x_pred, mu, logsigma), "vae loss")
+    candidates = [expected_total]
+    if own_vae.shape == (len(x),):
+        candidates.append(reference.debiasing_total(expected_classification, y, own_vae))
+    assert_true(
+        any(np.isclose(total, c, rtol=1e-4, atol=1e-5) for c in candidates),
+        "total_loss should be the batch mean of classification_loss + face_indicator * vae_loss, "
+        "sample by sample (mind (batch, 1) x (batch,) broadcasting to (batch, batch))",
+    )
+
+
+@pytest.mark.grade("debiasing_loss", points=1)
+def test_debiasing_loss_ignores_the_vae_term_for_non_faces(kernel, rng) -> None:
+    labels = mixed_labels(rng)
+    inputs = debiasing_batch(rng, labels)
+    total, _ = debiasing_result(kernel, inputs)
+    x, x_pred, y, y_logit, mu, logsigma = inputs
+    changed = x_pred.copy()
+    changed[labels == 0] = 1.0 - changed[labels == 0]  # other reconstructions of the non-faces
+    changed_mu = mu.copy()
+    changed_mu[labels == 0] += 3.0
+    total_changed, _ = debiasing_result(kernel, (x, changed, y, y_logit, changed_mu, logsigma))
+    assert_true(
+        bool(np.isclose(total, total_changed, rtol=1e-5, atol=1e-6)),
+        "the reconstructions and latents of non-faces (y == 0) should not change the total loss: "
+        "the VAE term counts for faces only",
+    )
+    non_faces = debiasing_batch(rng, np.zeros(int(rng.integers(2, 7))))
+    total_non, _ = debiasing_result(kernel, non_faces)
+    assert_close(
+        total_non,
+        float(np.mean(reference.sigmoid_cross_entropy(non_faces[2], non_faces[3]))),
+        "for a batch of non-faces the total loss should be the mean classification loss alone",
+    )
+
+
+@pytest.mark.grade("debiasing_loss", points=0.5)
+def test_debiasing_loss_adds_the_vae_term_for_faces(kernel, rng) -> None:
+    faces = debiasing_batch(rng, np.ones(int(rng.integers(2, 7))))
+    total, _ = debiasing_result(kernel, faces)
+    x, x_pred, y, y_logit, mu, logsigma = faces
+    classification = reference.sigmoid_cross_entropy(y, y_logit)
+    own_vae = as_array(call(kernel, "vae_loss_function", x, x_pred, mu, logsigma), "vae loss")
+    candidates = [reference.debiasing_loss(*faces)[0]]
+    if own_vae.shape == (len(x),):  # graded on its own, as above
+        candidates.append(reference.debiasing_total(classification, y, own_vae))
+    assert_true(
+        any(np.isclose(total, c, rtol=1e-4, atol=1e-5) for c in candidates),
+        "for a batch of faces the total loss should be the mean of classification + VAE loss",
+    )
+
+
+# --- 2.5b the DB-VAE model ----------------------------------------------------------------------
+def images(rng: np.random.Generator, batch: int) -> np.ndarray:
+    return rng.uniform(size=(batch, 64, 64, 3)).astype("float32")
+
+
+@pytest.mark.grade("dbvae_model", points=2)
+def test_dbvae_methods_return_the_documented_shapes(kernel, rng) -> None:
+    latent, batch = int(rng.integers(2, 13)), int(rng.integers(1, 6))
+    kernel.run(f"_grader_dbvae = DB_VAE({latent})")
+    x = images(rng, batch)
+    encoded = call(kernel, "_grader_dbvae.encode", x)
+    assert_true(
+        isinstance(encoded, tuple | list) and len(encoded) == 3,
+        "DB_VAE.encode(x) should return (y_logit, z_mean, z_logsigma)",
+    )
+    for value, shape, name in zip(
+        encoded,
+        ((batch, 1), (batch, latent), (batch, latent)),
+        ("y_logit", "z_mean", "z_logsigma"),
+        strict=True,
+    ):
+        assert_shape(value, shape, f"encode(x): {name} has the wrong shape for DB_VAE({latent})")
+    z = call(kernel, "_grader_dbvae.reparameterize", encoded[1], encoded[2])
+    assert_shape(
+        z, (batch, latent), "reparameterize(z_mean, z_logsigma) should be (batch, latent_dim)"
+    )
+    recon = call(kernel, "_grader_dbvae.decode", as_array(z, "z"))
+    assert_shape(recon, (batch, 64, 64, 3), "decode(z) should return images (batch, 64, 64, 3)")
+    outputs = call(kernel, "_grader_dbvae", x)
+    assert_true(
+        isinstance(outputs, tuple | list) and len(outputs) == 4,
+        "calling the DB_VAE should return (y_logit, z_mean, z_logsigma, recon)",
+    )
+    for value, shape, name in zip(
+        outputs,
+        ((batch, 1), (batch, latent), (batch, latent), (batch, 64, 64, 3)),
+        ("y_logit", "z_mean", "z_logsigma", "recon"),
+        strict=True,
+    ):
+        assert_shape(value, shape, f"DB_VAE call: {name} has the wrong shape")
+    assert_shape(
+        call(kernel, "_grader_dbvae.predict", x),
+        (batch, 1),
+        "predict(x) should be (batch, 1) logits",
+    )
+
+
+@pytest.mark.grade("dbvae_model", points=1)
+def test_dbvae_call_and_predict_agree_with_encode(kernel, rng) -> None:
+    latent, batch = int(rng.integers(2, 9)), int(rng.integers(2, 5))
+    kernel.run(f"_grader_dbvae2 = DB_VAE({latent})")
+    x = images(rng, batch)
+    y_logit, z_mean, z_logsigma = (
+        as_array(v, "encode") for v in call(kernel, "_grader_dbvae2.encode", x)
+    )
+    outputs = call(kernel, "_grader_dbvae2", x)
+    assert_close(
+        outputs[1],
+        z_mean,
+        "the DB_VAE call should return the z_mean of encode(x)",
+        rtol=1e-4,
+        atol=1e-4,
+    )
+    assert_close(
+        outputs[2],
+        z_logsigma,
+        "the DB_VAE call should return the z_logsigma of encode(x)",
+        rtol=1e-4,
+        atol=1e-4,
+    )
+    assert_close(
+        call(kernel, "_grader_dbvae2.predict", x),
+        y_logit,
+        "predict(x) should return encode(x)'s y_logit",
+        rtol=1e-4,
+        atol=1e-4,
+    )
+    mu = f32(rng, batch, latent)
+    tiny = np.full((batch, latent), -30.0, dtype="float32")  # sigma = exp(-15)
+    assert_close(
+        call(kernel, "_grader_dbvae2.reparameterize", mu, tiny),
+        mu,
+        "reparameterize(mu, logsigma) with a vanishing variance should return mu (use sampling)",
+        rtol=1e-4,
+        atol=1e-4,
+    )
+
+
+# --- 2.5c re-sampling ---------------------------------------------------------------------------
+def probabilities(kernel: Any, latents: np.ndarray, **kwargs: Any) -> np.ndarray:
+    p = as_array(
+        ask(
+            kernel,
+            "get_training_sample_probabilities",
+            "_grader_probabilities",
+            latents.astype("float32"),
+            **kwargs,
+        ),
+        "get_training_sample_probabilities(...)",
+    )
+    assert_true(
+        p.shape == (len(latents),),
+        f"get_training_sample_probabilities should return one probability per image, shape "
+        f"({len(latents)},); got {p.shape}",
+    )
+    return p
+
+
+@pytest.mark.grade("resampling", points=1)
+def test_resampling_weights_are_a_probability_distribution(kernel, rng) -> None:
+    n, latent = int(rng.integers(200, 600)), int(rng.integers(2, 12))
+    latents = rng.normal(size=(n, latent)) * rng.uniform(0.2, 3.0, size=latent)
+    p = probabilities(kernel, latents)
+    assert_true(bool(np.all(np.isfinite(p))), "the re-sampling probabilities should be finite")
+    assert_true(bool(np.all(p >= 0)), "the re-sampling probabilities should not be negative")
+    assert_true(
+        bool(np.isclose(p.sum(), 1.0, atol=1e-6)),
+        f"the re-sampling probabilities should sum to 1 (np.random.choice needs it); they sum to {p.sum():.4g}",
+    )
+
+
+@pytest.mark.grade("resampling", points=1.5)
+def test_resampling_favours_latent_values_in_sparse_bins(kernel, rng) -> None:
+    bins = int(rng.choice([6, 10, 16]))
+    n, latent = int(rng.integers(300, 600)), int(rng.integers(2, 9))
+    latents, rare_sets, common = reference.grid_latents(
+        rng, n=n, latent_dim=latent, bins=bins, rare=int(rng.integers(3, 11))
+    )
+    p = probabilities(kernel, latents, bins=bins)
+    for k, rare in enumerate(rare_sets):
+        assert_true(
+            bool(p[rare].min() > p[common].max()),
+            "images whose latent value lies in a sparse histogram bin should get a higher "
+            "probability than every common image"
+            + (
+                ""
+                if k == 0
+                else " (also when the rare latent is not the last one: combine the latent variables "
+                "with an element-wise maximum)"
+            ),
+        )
+
+
+@pytest.mark.grade("resampling", points=0.5)
+def test_resampling_flattens_with_a_large_smoothing_factor(kernel, rng) -> None:
+    n, latent = int(rng.integers(200, 500)), int(rng.integers(2, 8))
+    latents, _, _ = reference.grid_latents(rng, n=n, latent_dim=latent, bins=10, rare=5)
+    p = probabilities(kernel, latents, smoothing_fac=1e6)
+    assert_close(
+        p,
+        np.full(n, 1.0 / n),
+        "with a huge smoothing_fac every bin looks equally dense: the probabilities should be uniform",
+        rtol=1e-3,
+        atol=0,
+    )
+
+
+# --- 2.5d the training step ---------------------------------------------------------------------
+def train(
+    kernel: Any, rng: np.random.Generator, seed: int, steps: int
+) -> tuple[np.ndarray, list[float]]:
+    batch = 8
+    x = images(rng, batch)
+    y = np.array([1, 0] * (batch // 2), dtype="float32").reshape(batch, 1)
+    latent = int(rng.integers(4, 9))
+    result = ask(
+        kernel, "debiasing_train_step", "_grader_train", x, y, latent, steps, seed, timeout=120
+    )
+    losses, moved = result
+    values = [as_array(v, "the loss debiasing_train_step returned") for v in losses]
+    assert_true(
+        all(v.size == 1 for v in values),
+        "debiasing_train_step should return the total loss, a single number",
+    )
+    return np.array([float(v.reshape(())) for v in values]), [float(m) for m in moved]
+
+
+@pytest.mark.grade("train_step", points=1.5)
+@pytest.mark.budget(seconds=120)
+def test_training_steps_lower_the_total_loss_on_a_fixed_batch(kernel, rng, seed) -> None:
+    losses, _ = train(kernel, rng, seed, steps=TRAIN_STEPS)
+    assert_true(bool(np.all(np.isfinite(losses))), "the loss should stay finite during training")
+    assert_true(
+        losses[-3:].mean() < LOSS_RATIO * losses[:3].mean(),
+        f"{TRAIN_STEPS} steps of debiasing_train_step on one batch should lower the total loss "
+        f"clearly; it went from {losses[:3].mean():.3f} to {losses[-3:].mean():.3f} (means of 3 steps)",
+    )
+
+
+@pytest.mark.grade("train_step", points=0.5)
+@pytest.mark.budget(seconds=90)
+def test_training_step_updates_encoder_and_decoder(kernel, rng, seed) -> None:
+    _, (encoder_moved, decoder_moved) = train(kernel, rng, seed, steps=2)
+    assert_true(
+        encoder_moved > 0,
+        "debiasing_train_step should update the encoder: apply the gradients of the total loss "
+        "to model.trainable_variables",
+    )
+    assert_true(
+        decoder_moved > 0,
+        "debiasing_train_step should update the decoder too: differentiate the total loss, VAE "
+        "term included, computed on the model's own reconstruction",
+    )

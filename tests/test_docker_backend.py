@@ -1,0 +1,307 @@
+"""The docker sandbox backend against a real engine: podman's Docker-compatible API on a socket.
+
+The session starts ``podman system service`` on a unix socket under pytest's temporary directory
+(configured by files, see tests/podman.py) and points DOCKER_HOST at it; the grading engine talks
+to it through the Docker SDK exactly as it would to Docker. The test image is built once by
+``scripts/podman-test-image``; without podman or the image these tests skip and say why.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import docker
+from introdl.grading.bridge import StudentError
+from introdl.grading.docker_sandbox import DockerSandbox, container_name
+from introdl.grading.errors import BadInput
+from introdl.grading.kernel import SandboxedKernel, start_kernel
+from introdl.grading.limits import TEST_LIMITS, Limits
+from introdl.grading.sandbox import SANDBOX_WORKDIR, processes_of_uid
+from tests.podman import image_exists, image_name, python_dirs, unusable_reason, write_config
+from tests.sandboxed import FIXTURES, ROOT, assert_no_leftovers, run_fixture, test_slot
+
+pytestmark = pytest.mark.docker
+
+LABEL = "introdl.sandbox"
+
+
+@pytest.fixture(scope="session")
+def podman_socket(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A running ``podman system service`` for the session; its DOCKER_HOST address."""
+    reason = unusable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    home = tmp_path_factory.mktemp("podman")
+    env = write_config(home / "conf")
+    if not image_exists(env):
+        pytest.skip(
+            f"the test image {image_name()} is not built: run scripts/podman-test-image once "
+            "(a few minutes)"
+        )
+    socket = home / "podman.sock"
+    log = (home / "service.log").open("w")
+    service = subprocess.Popen(
+        ["podman", "system", "service", "--time=0", f"unix://{socket}"],
+        env={**os.environ, **env},
+        cwd=home,  # conmon may drop files (an ``oom`` marker) in its working directory
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    address = f"unix://{socket}"
+    try:
+        client = wait_for_engine(address, service, home / "service.log")
+        yield address
+        # every kernel removes its container; anything left is a leak (and must not stay running)
+        leaked = client.containers.list(all=True, filters={"label": LABEL})
+        for container in leaked:
+            container.remove(force=True)
+        client.close()
+        assert leaked == [], f"containers left behind: {[c.name for c in leaked]}"
+    finally:
+        service.terminate()
+        try:
+            service.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            service.kill()
+            service.wait()
+        log.close()
+
+
+def wait_for_engine(address: str, service: subprocess.Popen[bytes], log: Path) -> Any:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if service.poll() is not None:
+            pytest.fail(f"podman system service exited: {log.read_text()[-2000:]}")
+        try:
+            client = docker.DockerClient(base_url=address, timeout=10)
+            client.ping()
+            return client
+        except Exception:
+            time.sleep(0.2)
+    pytest.fail(f"podman system service did not answer on {address}: {log.read_text()[-2000:]}")
+
+
+@pytest.fixture
+def engine(podman_socket: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A Docker SDK client of the session's engine; DOCKER_HOST points the grader at it too."""
+    monkeypatch.setenv("DOCKER_HOST", podman_socket)
+    client = docker.DockerClient(base_url=podman_socket, timeout=10)
+    yield client
+    client.close()
+
+
+@contextmanager
+def docker_kernel(
+    tmp_path: Path, *notebooks: str, limits: Limits = TEST_LIMITS, datadir: Path | None = None
+) -> Iterator[SandboxedKernel]:
+    """A docker-backend kernel over a working copy holding the fixture notebooks; checks cleanup."""
+    workdir = tmp_path / "submission"
+    workdir.mkdir()
+    for notebook in notebooks:
+        shutil.copy(FIXTURES / f"{notebook}.ipynb", workdir)
+    kernel = start_kernel(
+        workdir=workdir,
+        datadir=datadir,
+        backend="docker",
+        image=image_name(),
+        slot=test_slot(),
+        limits=limits,
+    )
+    try:
+        assert isinstance(kernel.sandbox, DockerSandbox)
+        yield kernel
+    finally:
+        kernel.shutdown()
+    assert kernel.cleanup_problems == []
+    assert_no_leftovers(kernel)
+
+
+def container_of(engine: Any, kernel: SandboxedKernel) -> Any:
+    return engine.containers.get(container_name(kernel.sandbox.spec))
+
+
+def assert_container_gone(engine: Any, kernel: SandboxedKernel) -> None:
+    with pytest.raises(docker.errors.NotFound):
+        container_of(engine, kernel)
+
+
+def statuses(run) -> list[str]:  # type: ignore[no-untyped-def]
+    return [cell.status for cell in run.cells]
+
+
+def test_notebook_runs_in_a_container_and_the_student_door_works(
+    tmp_path: Path, engine: Any
+) -> None:
+    """Does a submission run cell by cell in a container the engine created as asked, does the
+    `Student` bridge call its functions, and is the container removed at shutdown?"""
+    with docker_kernel(tmp_path, "submitted-numpy-functions") as kernel:
+        container = container_of(engine, kernel)
+        assert container.status == "running"
+        assert container.labels[LABEL] == kernel.sandbox.spec.name
+        host = container.attrs["HostConfig"]
+        assert host["NetworkMode"] == "none"
+        assert host["ReadonlyRootfs"] is True
+        assert host["Memory"] == host["MemorySwap"] == TEST_LIMITS.memory_bytes
+        assert host["PidsLimit"] == TEST_LIMITS.pids
+        assert (
+            container.attrs["Config"]["User"]
+            == f"{kernel.sandbox.spec.uid}:{kernel.sandbox.spec.uid}"
+        )
+
+        run = run_fixture(kernel, "submitted-numpy-functions")
+        assert set(statuses(run)) == {"ok"}, run.to_dict()
+        assert "-1.41" in run.cells[-1].outputs[0]["data"]["text/plain"]
+        student = kernel.student()
+        got = student.call("normalize", np.array([1.0, 2.0, 3.0, 4.0]))
+        assert got.tolist() == pytest.approx([-1.3416, -0.4472, 0.4472, 1.3416], abs=1e-4)
+        with pytest.raises(StudentError, match="ValueError: cannot handle 7"):
+            student.call("fails", 7)
+        assert kernel.sandbox.report()["backend"] == "docker"
+    assert_container_gone(engine, kernel)
+
+
+def test_container_has_no_network_no_privileges_and_a_read_only_system(
+    tmp_path: Path, engine: Any
+) -> None:
+    """Inside the container: only loopback, the sandbox uid with no capabilities, the configured
+    rlimits and cgroup limits, a read-only system, and writes only in the working copy and /tmp?"""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "songs.abc").write_text("X:1\n")
+    data.chmod(0o755)
+    notebooks = ("submitted-opens-network", "submitted-writes-outside")
+    with docker_kernel(tmp_path, *notebooks, datadir=data) as kernel:
+        for notebook in notebooks:
+            run = run_fixture(kernel, notebook)
+            assert set(statuses(run)) == {"ok"}, run.to_dict()
+        student = kernel.student()
+        assert student.get("interfaces") == ["lo"]
+        assert student.get("connected") == []
+        assert student.get("escaped") == []
+        assert student.get("data_files") == ["songs.abc"]
+        inside = kernel.sandbox.spec.workdir / "inside.txt"
+        assert inside.read_text() == "the working copy is writable"
+        assert inside.stat().st_uid == kernel.sandbox.spec.uid
+
+        student.run(
+            "import os, resource\n"
+            "_grader_ids = (os.getuid(), os.geteuid(), os.getgid())\n"
+            "_grader_limits = {name: resource.getrlimit(getattr(resource, 'RLIMIT_' + name)) "
+            "for name in ('NPROC', 'FSIZE', 'NOFILE', 'CPU', 'CORE')}\n"
+            "_grader_status = {line.split(':')[0]: line.split(':')[1].strip() "
+            "for line in open('/proc/self/status') if ':' in line}\n"
+            "_grader_cgroup = [open(p).read().strip() for p in "
+            "('/sys/fs/cgroup/memory/memory.limit_in_bytes', '/sys/fs/cgroup/pids/pids.max')]"
+        )
+        uid = kernel.sandbox.spec.uid
+        assert uid != 0
+        assert student.get("_grader_ids") == (uid, uid, uid)
+        limits = student.get("_grader_limits")
+        assert limits["NPROC"] == (TEST_LIMITS.nproc,) * 2
+        assert limits["FSIZE"] == (TEST_LIMITS.file_size_bytes,) * 2
+        assert limits["NOFILE"] == (TEST_LIMITS.open_files,) * 2
+        assert limits["CPU"] == (TEST_LIMITS.cpu_seconds,) * 2
+        assert limits["CORE"] == (0, 0)
+        status = student.get("_grader_status")
+        assert status["CapEff"] == status["CapPrm"] == status["CapBnd"] == "0000000000000000"
+        assert status["NoNewPrivs"] == "1"
+        assert student.get("_grader_cgroup") == [
+            str(TEST_LIMITS.memory_bytes),
+            str(TEST_LIMITS.pids),
+        ]
+        assert student.call("os.environ.get", "JPY_PARENT_PID") is None
+        assert student.call("os.getcwd") == SANDBOX_WORKDIR
+
+        # the system, the lab helpers and the (test-only, bind-mounted) Python are read-only
+        for target in (
+            "/etc/x",
+            "/usr/x",
+            "/x",
+            "/opt/introdl/introdl/x",
+            *(f"{p}/x" for p in python_dirs()),
+        ):
+            with pytest.raises(StudentError, match=r"Read-only file system|Permission denied"):
+                student.run(f"open({target!r}, 'w')")
+        # /tmp is a private tmpfs of the configured size
+        half_tmp = TEST_LIMITS.tmp_bytes // 2 + 1
+        with pytest.raises(StudentError, match="No space left on device"):
+            student.run(
+                "for name in ('/tmp/a', '/tmp/b'):\n"
+                f"    with open(name, 'wb') as f:\n        f.write(bytes({half_tmp}))"
+            )
+        # the grader's checkout is not there
+        with pytest.raises(StudentError, match="FileNotFoundError"):
+            student.run(f"open({str(ROOT / 'pyproject.toml')!r}).read()")
+        student.run("import introdl, os; _grader_pkg = os.path.dirname(introdl.__file__)")
+        assert student.get("_grader_pkg") == "/opt/introdl/introdl"
+    assert not Path("/tmp/scratch.txt").exists()
+    assert sorted(p.name for p in data.iterdir()) == ["songs.abc"]
+
+
+def test_infinite_loop_is_interrupted_and_the_next_cell_runs(tmp_path: Path, engine: Any) -> None:
+    """Is a cell that never ends interrupted (by message, through the container) at its timeout?"""
+    with docker_kernel(tmp_path, "submitted-infinite-loop") as kernel:
+        run = run_fixture(kernel, "submitted-infinite-loop")
+        assert statuses(run) == ["ok", "timeout", "ok"]
+        assert TEST_LIMITS.cell_timeout <= run.cells[1].duration < TEST_LIMITS.cell_timeout + 5
+        assert [e.kind for e in run.events] == ["cell_timeout"]
+        assert kernel.student().get("after") == 42
+        assert container_of(engine, kernel).status == "running"
+
+
+def test_kernel_that_ignores_the_interrupt_is_killed_with_its_container(
+    tmp_path: Path, engine: Any
+) -> None:
+    """Is a kernel that swallows interrupts killed, its container removed before any shutdown?"""
+    with docker_kernel(tmp_path, "submitted-ignores-interrupt") as kernel:
+        run = run_fixture(kernel, "submitted-ignores-interrupt")
+        assert statuses(run) == ["ok", "killed", "skipped"]
+        assert [e.kind for e in run.events] == ["cell_timeout", "kernel_killed"]
+        assert not kernel.alive
+        assert_container_gone(engine, kernel)
+        assert processes_of_uid(kernel.sandbox.spec.uid) == []
+
+
+def test_memory_hog_is_killed_at_the_memory_limit(tmp_path: Path, engine: Any) -> None:
+    """Does the container's memory cgroup stop a submission that eats memory (not the host)?"""
+    limits = dataclasses.replace(TEST_LIMITS, cell_timeout=30.0)  # filling 1 GiB takes a while
+    with docker_kernel(tmp_path, "submitted-memory-hog", limits=limits) as kernel:
+        run = run_fixture(kernel, "submitted-memory-hog")
+        hog = run.cells[1]
+        assert statuses(run) == ["ok", "died", "skipped"], run.to_dict()
+        assert hog.duration < limits.cell_timeout
+        assert [e.kind for e in run.events][:1] == ["kernel_died"]
+        assert "signal 9" in run.events[0].detail
+        assert isinstance(kernel.sandbox, DockerSandbox)
+        state = kernel.sandbox.final_state()
+        assert state is not None
+        assert state["ExitCode"] == 137
+        # podman 4.3.1 never sets OOMKilled here: its conmon sees the OOM kill but writes its
+        # ``oom`` marker into its working directory. Docker sets it; then the run says so.
+        if state["OOMKilled"]:
+            assert "memory_exhausted" in [e.kind for e in run.events]
+
+
+def test_missing_image_is_a_clear_error(tmp_path: Path, engine: Any) -> None:
+    """With an engine but no such image, does start_kernel say which image and what to do?"""
+    workdir = tmp_path / "submission"
+    workdir.mkdir()
+    with pytest.raises(BadInput, match=r"image localhost/no-such-image:1 is not available"):
+        start_kernel(
+            workdir=workdir,
+            backend="docker",
+            image="localhost/no-such-image:1",
+            slot=test_slot(),
+            limits=TEST_LIMITS,
+        )

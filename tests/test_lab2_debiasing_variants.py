@@ -1,0 +1,108 @@
+"""Do the hidden tests of lab2_debiasing give the reference full marks and catch each known mistake?
+
+Each variant in tests/fixtures/lab2_debiasing/ replaces one exercise of the source notebook's
+solutions. Here a variant is graded only against the hidden tests of the grade cells that should
+catch it (`only=`), which keeps `make test` short; the many-seed calibration over the whole suite
+is `scripts/calibrate_lab2_debiasing.py` (marked slow below; results in
+grader_tests/lab2_debiasing/CALIBRATION.md).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from introdl.grading.gradebook import grade_points_from_notebook
+from introdl.grading.hidden import run_hidden_tests
+from introdl.grading.results import TestResult
+from tests.conftest import ROOT
+from tests.fixtures.lab2_debiasing.inprocess import InProcessStudent
+
+LAB = "lab2_debiasing"
+SOURCE = ROOT / "source" / LAB / f"{LAB}.ipynb"
+SUITE = ROOT / "grader_tests" / LAB
+FIXTURES = Path(__file__).parent / "fixtures" / LAB
+CALIBRATE = ROOT / "scripts" / "calibrate_lab2_debiasing.py"
+
+# Each known mistake -> the grade cells whose hidden tests must take points off it.
+CAUGHT_BY = {
+    "wrong-kl-sign.py": ("vae_loss",),
+    "wrong-kl-logsigma-as-log-std.py": ("vae_loss",),
+    "wrong-vae-loss-batch-mean.py": ("vae_loss",),
+    "wrong-reconstruction-squared-error.py": ("vae_loss",),
+    "wrong-kl-weight-on-reconstruction.py": ("vae_loss",),
+    "wrong-sampling-std-is-exp-logsigma.py": ("sampling",),
+    "wrong-sampling-shared-noise.py": ("sampling",),
+    "wrong-vae-term-for-non-faces.py": ("debiasing_loss",),
+    "wrong-face-indicator-broadcast.py": ("debiasing_loss",),
+    "wrong-classification-loss-on-logits-as-probabilities.py": ("debiasing_loss",),
+    "wrong-predict-returns-probability.py": ("dbvae_model",),
+    "wrong-call-returns-latent-sample.py": ("dbvae_model",),
+    "wrong-probabilities-not-normalised.py": ("resampling",),
+    "wrong-density-not-inverted.py": ("resampling",),
+    "wrong-resampling-last-latent-only.py": ("resampling",),
+    "wrong-smoothing-ignored.py": ("resampling",),
+    "wrong-train-step-classification-only.py": ("train_step",),
+    "wrong-train-step-gradient-ascent.py": ("train_step",),
+    "wrong-train-step-no-update.py": ("train_step",),
+}
+
+
+def grade(variant: str, *, seed: int, only: tuple[str, ...] = ()) -> list[TestResult]:
+    code = (FIXTURES / variant).read_text() if variant else ""
+    student = InProcessStudent(SOURCE, code)
+    points = grade_points_from_notebook(nbformat.read(SOURCE, as_version=4))
+    return run_hidden_tests(SUITE, student, seed=seed, points=points, only=only)
+
+
+def report(results: list[TestResult]) -> str:
+    return "; ".join(
+        f"{r.name}: {r.status} {r.output[:200]}" for r in results if r.status != "passed"
+    )
+
+
+def test_every_variant_fixture_is_listed() -> None:
+    """Is every wrong-*.py fixture assigned the grade cells that must catch it?"""
+    assert sorted(p.name for p in FIXTURES.glob("wrong-*.py")) == sorted(CAUGHT_BY)
+
+
+@pytest.mark.parametrize(
+    "variant", ["", "correct-alternative.py"], ids=["reference", "alternative"]
+)
+def test_correct_work_gets_full_marks(variant: str) -> None:
+    """Does the source notebook's solution, and a correct one written differently, score 16/16?"""
+    results = grade(variant, seed=20260)
+    assert results, "no hidden test ran"
+    assert all(r.status == "passed" for r in results), report(results)
+    assert sum(r.score for r in results) == sum(r.max_score for r in results) == 16
+
+
+@pytest.mark.parametrize("variant", sorted(CAUGHT_BY))
+def test_known_mistake_loses_points(variant: str) -> None:
+    """Does each known-wrong variant fail a hidden test of the grade cell meant to catch it?"""
+    only = CAUGHT_BY[variant]
+    results = grade(variant, seed=7, only=only)
+    assert {r.grade_id for r in results} == set(only)
+    failed = [r for r in results if r.status != "passed"]
+    assert failed, f"{variant} passed every hidden test of {only}"
+    # Its feedback is an authored sentence, never a traceback.
+    assert all(r.output and "Traceback" not in r.output for r in failed), report(failed)
+
+
+@pytest.mark.slow
+def test_many_seed_calibration() -> None:
+    """Over several grading seeds, does the reference always pass and every variant lose points?"""
+    spec = importlib.util.spec_from_file_location("calibrate", CALIBRATE)
+    assert spec is not None
+    assert spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    summary = script.calibrate(seeds=range(5), variants=["", "correct-alternative.py", *CAUGHT_BY])
+    for variant, scores in summary.items():
+        if variant in ("", "correct-alternative.py"):
+            assert all(s == 16 for s in scores), (variant or "reference", scores)
+        else:
+            assert all(s < 16 for s in scores), (variant, scores)

