@@ -24,17 +24,21 @@ TRAINING: dict[str, Any] = {
     "learning_rate": 1e-2,  # Adam
     "target": 195.0,  # stop once the mean of the last WINDOW episodes reaches this
     "window": 20,  # episodes in the moving average
-    "seconds": 75.0,  # wall-clock cap per seed inside the kernel
+    "seconds": 30.0,  # wall-clock cap per seed inside the kernel
 }
 SEEDS = 3  # agents trained per grading (fewer when the first ones decide)
 SEEDS_TO_PASS = 2  # of which at least this many must learn
-TRAINING_SECONDS = 150.0  # wall-clock cap for all seeds together
+# Wall-clock cap for all seeds together. The reference needs 5-12 s per seed (CALIBRATION.md), so
+# two seeds fit more than twice over; the cap keeps the grading of a slow (model.predict) but
+# correct submission under 3 minutes.
+TRAINING_SECONDS = 60.0
 # A fresh policy keeps the pole up ~22 steps; a curve that starts above this did not have to learn.
 START_AT_MOST = 60.0
 # The trained policies, played in the grader's own environments.
 EVAL_EPISODES = 8  # episodes per trained agent
 EVAL_MAX_STEPS = 200  # each evaluation episode is cut here (one door call per step)
 EVAL_MEAN_AT_LEAST = 100.0  # mean reward over those episodes
+EVAL_SECONDS = 20.0  # wall-clock cap of the evaluation (the reference needs ~5 s)
 
 
 @dataclass(frozen=True)
@@ -94,14 +98,19 @@ def play(
     agents: int,
     seeds: Sequence[int],
     max_steps: int = EVAL_MAX_STEPS,
-) -> np.ndarray:
+    seconds: float = EVAL_SECONDS,
+) -> tuple[np.ndarray, bool]:
     """Play one CartPole episode per seed for each of AGENTS policies, in the grader's process.
 
     ACT maps observations (agents, len(seeds), 4) to actions (agents, len(seeds)); it is called
-    once per step for all episodes still running. Returns the rewards, shape (agents, len(seeds)).
+    once per step for all episodes still running. Returns the rewards, shape (agents, len(seeds)),
+    and whether SECONDS ran out first (episodes still running then keep the reward they had).
     """
+    import time
+
     import gymnasium as gym
 
+    started = time.monotonic()
     envs = [[gym.make("CartPole-v1") for _ in seeds] for _ in range(agents)]
     obs = np.stack(
         [
@@ -114,6 +123,8 @@ def play(
     for _ in range(max_steps):
         if not running.any():
             break
+        if time.monotonic() - started > seconds:
+            return totals, True
         actions = np.asarray(act(obs))
         if actions.shape != running.shape or not np.issubdtype(actions.dtype, np.integer):
             raise AssertionError(
@@ -134,7 +145,7 @@ def play(
                 obs[a, e] = o
                 totals[a, e] += reward
                 running[a, e] = not (terminated or truncated)
-    return totals
+    return totals, False
 
 
 def in_kernel_source() -> str:
