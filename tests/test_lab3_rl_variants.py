@@ -1,10 +1,10 @@
 """Do lab3_rl's hidden tests catch each known mistake, and pass correct work written differently?
 
 Each variant (tests/fixtures/lab3_rl/) is a lean notebook graded for real (bwrap sandbox, kernel,
-hidden tests), against only the hidden tests that should catch it, so this stays fast. The
-whole-suite runs (the source notebook at full marks, the untouched release at zero) and the
-many-seed calibration of the reward-curve test are slow (`make test-slow`); their numbers are in
-grader_tests/lab3_rl/CALIBRATION.md.
+hidden tests), against only the quick hidden tests that should catch it, so this stays fast. The
+reward-curve cell, the whole-suite runs (the source notebook at full marks, the untouched release
+at zero) and the many-seed calibration of the reward-curve test are slow (`make test-slow`);
+their numbers are in grader_tests/lab3_rl/CALIBRATION.md.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from tests.sandboxed import needs_bwrap
 LAB = "lab3_rl"
 WRONG = [v for v in variants() if v.wrong]
 CORRECT = [v for v in variants() if not v.wrong]
+# Graded in the slow calibration only: the grader trains CartPole agents there.
+SLOW_GRADE_IDS = frozenset({"cartpole_training"})
 
 pytestmark = needs_bwrap
 
@@ -56,10 +58,16 @@ def score_by_grade(results: dict[str, Any]) -> dict[str, tuple[float, float]]:
 def test_wrong_variant_loses_points_where_expected(
     variant: Variant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Does each known mistake lose points in every grade cell whose hidden tests should catch it?"""
-    results = grade(lean_notebook(variant), tmp_path, monkeypatch, only=variant.caught_by)
+    """Does each known mistake lose points in every grade cell whose hidden tests should catch it?
+
+    The reward-curve cell is left to the slow calibration (tests/test_lab3_rl_calibration.py):
+    its grader-side training costs ~15 s per variant, and each variant it catches also fails a
+    quick cell here."""
+    quick = tuple(g for g in variant.caught_by if g not in SLOW_GRADE_IDS)
+    assert quick, f"{variant.name} should also be caught by a quick hidden test"
+    results = grade(lean_notebook(variant), tmp_path, monkeypatch, only=quick)
     scores = score_by_grade(results)
-    assert set(scores) == set(variant.caught_by), f"graded cells {sorted(scores)}"
+    assert set(scores) == set(quick), f"graded cells {sorted(scores)}"
     missed = [gid for gid, (got, top) in scores.items() if got >= top]
     assert not missed, f"{variant.name} ({variant.doc}) kept full marks in {missed}: " + "; ".join(
         f"{t['name']}: {t['status']}" for t in results["tests"]
@@ -75,7 +83,7 @@ def test_correct_variant_passes_every_quick_hidden_test(
 ) -> None:
     """Does correct work written differently (NumPy sampling, vectorised returns, ...) get full
     marks on every hidden test but the slow reward-curve ones (those are in the slow suite)?"""
-    quick = tuple(sorted({t for t in all_grade_ids() if t != "cartpole_training"}))
+    quick = tuple(sorted(all_grade_ids() - SLOW_GRADE_IDS))
     results = grade(lean_notebook(variant), tmp_path, monkeypatch, only=quick)
     failed = [f"{t['name']}: {t['output']}" for t in results["tests"] if t["status"] != "passed"]
     assert not failed, f"{variant.name} lost points: {failed}"
