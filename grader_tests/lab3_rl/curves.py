@@ -1,0 +1,170 @@
+"""How the hidden tests judge CartPole learning; shared with the calibration script.
+
+The grader trains the student's agent with `in_kernel.train_cartpole` (in the kernel) under
+TRAINING, on several seeds, judges each reward curve with `judge_curve`, then plays the trained
+policies in its own environments with `play` (observations in, actions out). The thresholds here
+come from the calibration runs written down in CALIBRATION.md.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# The grader's training budget for one seed (arguments of in_kernel.train_cartpole).
+TRAINING: dict[str, Any] = {
+    "max_episodes": 800,  # episodes at most per seed
+    "num_envs": 32,  # environments stepped in lockstep (one choose_action call for all)
+    "episodes_per_update": 8,  # finished episodes per train_step
+    "learning_rate": 1e-2,  # Adam
+    "target": 195.0,  # stop once the mean of the last WINDOW episodes reaches this
+    "window": 20,  # episodes in the moving average
+    "seconds": 30.0,  # wall-clock cap per seed inside the kernel
+}
+SEEDS = 3  # agents trained per grading (fewer when the first ones decide)
+SEEDS_TO_PASS = 2  # of which at least this many must learn
+# Wall-clock cap for all seeds together. The reference needs 5-12 s per seed (CALIBRATION.md), so
+# two seeds fit more than twice over; the cap keeps the grading of a slow (model.predict) but
+# correct submission under 3 minutes.
+TRAINING_SECONDS = 60.0
+# A fresh policy keeps the pole up ~22 steps; a curve that starts above this did not have to learn.
+START_AT_MOST = 60.0
+# The trained policies, played in the grader's own environments.
+EVAL_EPISODES = 8  # episodes per trained agent
+EVAL_MAX_STEPS = 200  # each evaluation episode is cut here (one door call per step)
+EVAL_MEAN_AT_LEAST = 100.0  # mean reward over those episodes
+EVAL_SECONDS = 20.0  # wall-clock cap of the evaluation (the reference needs ~5 s)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    learned: bool
+    start: float  # mean reward of the first WINDOW episodes
+    best: float  # highest moving average reached
+    episodes: int
+    reason: str  # in words, for feedback
+
+
+def judge_curve(rewards: Sequence[float], stopped: str) -> Verdict:
+    """Did this reward curve start low, rise, and cross the target within the budget?"""
+    window = int(TRAINING["window"])
+    target = float(TRAINING["target"])
+    values = np.asarray(rewards, dtype=np.float64)
+    if values.size < window:
+        return Verdict(
+            False,
+            float(values.mean()) if values.size else 0.0,
+            0.0,
+            int(values.size),
+            f"only {values.size} episodes were played ({stopped})",
+        )
+    smoothed = np.convolve(values, np.ones(window) / window, mode="valid")
+    start, best = float(smoothed[0]), float(smoothed.max())
+    if start > START_AT_MOST:
+        return Verdict(
+            False,
+            start,
+            best,
+            values.size,
+            f"the untrained agent already averaged {start:.0f} over its first {window} episodes; "
+            "a new model from create_cartpole_model() should start from scratch",
+        )
+    if best < target:
+        why = {
+            "time": "when the time ran out",
+            "episodes": f"after {values.size} episodes",
+            "target": "",
+        }.get(stopped, "")
+        return Verdict(
+            False,
+            start,
+            best,
+            values.size,
+            f"the {window}-episode mean reward rose from {start:.0f} to at most {best:.0f} {why}, "
+            f"short of {target:.0f}",
+        )
+    return Verdict(
+        True, start, best, values.size, f"reached {best:.0f} after {values.size} episodes"
+    )
+
+
+def play(
+    act: Callable[[np.ndarray], Any],
+    agents: int,
+    seeds: Sequence[int],
+    max_steps: int = EVAL_MAX_STEPS,
+    seconds: float = EVAL_SECONDS,
+) -> tuple[np.ndarray, bool]:
+    """Play one CartPole episode per seed for each of AGENTS policies, in the grader's process.
+
+    ACT maps observations (agents, len(seeds), 4) to actions (agents, len(seeds)); it is called
+    once per step for all episodes still running. Returns the rewards, shape (agents, len(seeds)),
+    and whether SECONDS ran out first (episodes still running then keep the reward they had).
+    """
+    import time
+
+    import gymnasium as gym
+
+    started = time.monotonic()
+    envs = [[gym.make("CartPole-v1") for _ in seeds] for _ in range(agents)]
+    obs = np.stack(
+        [
+            np.stack([env.reset(seed=int(s))[0] for env, s in zip(row, seeds, strict=True)])
+            for row in envs
+        ]
+    ).astype(np.float32)
+    totals = np.zeros((agents, len(seeds)))
+    running = np.ones((agents, len(seeds)), dtype=bool)
+    for _ in range(max_steps):
+        if not running.any():
+            break
+        if time.monotonic() - started > seconds:
+            return totals, True
+        actions = np.asarray(act(obs))
+        if actions.shape != running.shape or not np.issubdtype(actions.dtype, np.integer):
+            raise AssertionError(
+                "choose_action(model, observations, single=False) should return one whole-number "
+                f"action per observation; for {running.shape[1]} observations it returned "
+                f"an array of shape {actions.shape} and dtype {actions.dtype}"
+            )
+        for a, row in enumerate(envs):
+            for e, env in enumerate(row):
+                if not running[a, e]:
+                    continue
+                action = int(actions[a, e])
+                if action not in (0, 1):
+                    raise AssertionError(
+                        f"choose_action returned {action}; CartPole's actions are 0 and 1"
+                    )
+                o, reward, terminated, truncated, _ = env.step(action)
+                obs[a, e] = o
+                totals[a, e] += reward
+                running[a, e] = not (terminated or truncated)
+    return totals, False
+
+
+def in_kernel_source() -> str:
+    """The source text of in_kernel.py, which the hidden tests send into the kernel."""
+    return (Path(__file__).parent / "in_kernel.py").read_text()
+
+
+def install_code(name: str = "_grader_rl") -> str:
+    """A kernel statement that installs in_kernel.py as module NAME bound to the notebook."""
+    return (
+        f"{name} = __import__('types').ModuleType({name!r})\n"
+        f"exec({in_kernel_source()!r}, {name}.__dict__)\n"
+        f"{name}.install(globals())\n"
+    )
+
+
+def load_in_process(namespace: dict[str, Any]) -> types.ModuleType:
+    """in_kernel.py as a module bound to NAMESPACE in this process (calibration runs)."""
+    module = types.ModuleType("_grader_rl")
+    exec(compile(in_kernel_source(), "in_kernel.py", "exec"), module.__dict__)
+    module.install(namespace)
+    return module

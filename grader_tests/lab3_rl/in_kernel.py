@@ -1,0 +1,275 @@
+"""Grader code that runs INSIDE the student's kernel, sent there as source text by the hidden tests.
+
+Episode loops call the student's code at every step; through the `student` door each call would
+be a round trip, so loops run here, next to the student's functions, on environments created here
+with the grader's seeds. Nothing here is trusted: the grader checks what comes back, and the final
+policy is scored in the grader's own environments (observations in, actions out). Nothing here is
+secret either (no expected values, no reference implementations): the kernel can read it.
+
+`install(namespace)` binds the student's notebook namespace; the student's functions are then
+looked up by name at call time (`create_cartpole_model`, `choose_action`, `discount_rewards`,
+`train_step`, ...). The hidden tests install this module as `_grader_rl`.
+"""
+
+import time
+
+import numpy as np
+
+STUDENT = {}  # the notebook's namespace
+AGENTS = {}  # trained models, by name, for the grader to evaluate
+
+
+def install(namespace):
+    """Bind the student's notebook namespace (call with `globals()` in the kernel)."""
+    STUDENT.clear()
+    STUDENT.update({"__namespace__": namespace})
+
+
+def student(name):
+    namespace = STUDENT.get("__namespace__", {})
+    if name not in namespace:
+        raise NameError(
+            f"`{name}` is not defined in your notebook: run the cell that defines it "
+            "(and keep its name as given)"
+        )
+    return namespace[name]
+
+
+def seed_everything(seed):
+    import keras
+
+    keras.utils.set_random_seed(int(seed))
+
+
+# --- CartPole: grader-side training of the student's agent ------------------------------------
+
+
+def actions_for(model, observations, n_actions):
+    """The student's choose_action on a batch, checked to be one valid action per observation."""
+    chosen = student("choose_action")(model, observations, single=False)
+    actions = np.asarray(chosen).reshape(-1)
+    if actions.shape[0] != len(observations):
+        raise ValueError(
+            f"choose_action(model, observations, single=False) returned {actions.shape[0]} "
+            f"actions for {len(observations)} observations; it should return one per observation"
+        )
+    if not np.issubdtype(actions.dtype, np.integer):
+        if not np.all(np.equal(np.mod(actions, 1), 0)):
+            raise ValueError("choose_action should return whole-number actions (0, 1, ...)")
+        actions = actions.astype(np.int64)
+    if actions.min() < 0 or actions.max() >= n_actions:
+        raise ValueError(
+            f"choose_action returned an action outside 0..{n_actions - 1}: {int(actions.min())} "
+            f"to {int(actions.max())}"
+        )
+    return actions
+
+
+def train_cartpole(
+    agent,
+    seed,
+    *,
+    max_episodes,
+    num_envs,
+    episodes_per_update,
+    learning_rate,
+    target,
+    window,
+    seconds,
+):
+    """Train a fresh agent from the student's code on CartPole with the grader's seed.
+
+    NUM_ENVS environments run in lockstep, so one choose_action call serves all of them; when an
+    environment's episode ends it restarts at once. Every EPISODES_PER_UPDATE finished episodes,
+    one train_step on their observations, actions and discount_rewards (each episode's returns
+    computed on its own). Stops when the mean of the last WINDOW episode rewards reaches TARGET,
+    after MAX_EPISODES episodes, or after SECONDS. Returns the episode rewards in the order the
+    episodes ended, why it stopped, and the time it took; the model is kept as AGENTS[agent].
+    """
+    import gymnasium as gym
+    import keras
+
+    started = time.monotonic()
+    seed_everything(seed)
+    model = student("create_cartpole_model")()
+    optimizer = keras.optimizers.Adam(float(learning_rate))
+    AGENTS[agent] = model
+    envs = [gym.make("CartPole-v1") for _ in range(num_envs)]
+    observations = [env.reset(seed=int(seed) * 1000 + i)[0] for i, env in enumerate(envs)]
+    episodes = [([], [], []) for _ in envs]  # (observations, actions, rewards) per environment
+    finished = []
+    rewards = []
+    stopped = "episodes"
+    while len(rewards) < max_episodes:
+        if time.monotonic() - started > seconds:
+            stopped = "time"
+            break
+        actions = actions_for(model, np.stack(observations).astype(np.float32), 2)
+        for i, env in enumerate(envs):
+            obs_i, act_i, rew_i = episodes[i]
+            obs_i.append(observations[i])
+            act_i.append(int(actions[i]))
+            observations[i], reward, terminated, truncated, _ = env.step(int(actions[i]))
+            rew_i.append(float(reward))
+            if terminated or truncated:
+                rewards.append(float(sum(rew_i)))
+                finished.append(episodes[i])
+                episodes[i] = ([], [], [])
+                observations[i] = env.reset()[0]
+        if len(finished) >= episodes_per_update:
+            update(model, optimizer, finished)
+            finished = []
+        if len(rewards) >= window and np.mean(rewards[-window:]) >= target:
+            stopped = "target"
+            break
+    return {
+        "rewards": rewards[:max_episodes],
+        "stopped": stopped,
+        "seconds": time.monotonic() - started,
+    }
+
+
+def update(model, optimizer, episodes):
+    """One train_step on a batch of finished episodes."""
+    discount = student("discount_rewards")
+    observations = np.vstack([np.asarray(o, dtype=np.float32) for o, _, _ in episodes])
+    actions = np.concatenate([np.asarray(a, dtype=np.int32) for _, a, _ in episodes])
+    returns = np.concatenate(
+        [
+            np.asarray(discount(np.asarray(r, dtype=np.float32)), dtype=np.float32)
+            for _, _, r in episodes
+        ]
+    )
+    if returns.shape != actions.shape:
+        raise ValueError(
+            f"discount_rewards returned {returns.shape[0]} values for {actions.shape[0]} rewards; "
+            "it should return one return per reward"
+        )
+    student("train_step")(model, optimizer, observations, actions, returns)
+
+
+def act(agents, observations):
+    """Actions of the trained AGENTS (names) for OBSERVATIONS shaped (agents, envs, 4)."""
+    observations = np.asarray(observations, dtype=np.float32)
+    return np.stack(
+        [actions_for(AGENTS[a], observations[k], 2) for k, a in enumerate(agents)]
+    ).astype(np.int64)
+
+
+# --- rollouts: what the student's collect functions recorded ---------------------------------
+
+
+def trace(name):
+    """The memories in the kernel variable NAME as plain arrays, one dict per memory."""
+    memories = student(name)
+    out = []
+    for memory in memories:
+        out.append(
+            {
+                "observations": np.asarray(
+                    [np.asarray(o, dtype=np.float32) for o in memory.observations]
+                ),
+                "actions": np.asarray([int(np.asarray(a)) for a in memory.actions], dtype=np.int64),
+                "rewards": np.asarray(
+                    [float(np.asarray(r)) for r in memory.rewards], dtype=np.float64
+                ),
+            }
+        )
+    return out
+
+
+# --- a training step on fixed data ----------------------------------------------------------------
+
+
+def logits(model_name, inputs):
+    """The logits of the kernel's model MODEL_NAME on INPUTS, as an array."""
+    return np.asarray(student(model_name)(np.asarray(inputs, dtype=np.float32)))
+
+
+def train_on(model_name, optimizer, learning_rate, inputs, actions, returns, steps=1):
+    """STEPS calls of the student's train_step on fixed data with a fresh OPTIMIZER."""
+    import keras
+
+    make = {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam}[optimizer]
+    opt = make(learning_rate)
+    model = student(model_name)
+    for _ in range(int(steps)):
+        student("train_step")(
+            model,
+            opt,
+            np.asarray(inputs, dtype=np.float32),
+            np.asarray(actions, dtype=np.int32),
+            np.asarray(returns, dtype=np.float32),
+        )
+
+
+def with_model(function, model, *args, **kwargs):
+    """The student's FUNCTION called with the kernel object named MODEL as first argument."""
+    return student(function)(student(model), *args, **kwargs)
+
+
+def build_linear_policy(name, n_inputs, kernel, bias):
+    """A kernel model NAME whose logits are x @ KERNEL + BIAS (the grader knows its policy)."""
+    import keras
+
+    model = keras.Sequential([keras.Input((int(n_inputs),)), keras.layers.Dense(len(bias))])
+    model.set_weights([np.asarray(kernel, dtype=np.float32), np.asarray(bias, dtype=np.float32)])
+    STUDENT["__namespace__"][name] = model
+
+
+def build_flat_pong_policy(name, n_actions):
+    """A kernel model NAME giving equal logits to every action of Pong (a uniform policy)."""
+    import keras
+
+    model = keras.Sequential(
+        [keras.Input((40, 40, 1)), keras.layers.Flatten(), keras.layers.Dense(int(n_actions))]
+    )
+    model.set_weights([np.zeros_like(w) for w in model.get_weights()])
+    STUDENT["__namespace__"][name] = model
+
+
+def weights(model_name):
+    """The weights of the kernel model MODEL_NAME, as a list of arrays."""
+    return [np.asarray(w) for w in student(model_name).get_weights()]
+
+
+def pong_updates(seed, *, num_envs, max_steps, updates, learning_rate):
+    """A few Pong training steps end to end with the student's code, on short games.
+
+    Each update: collect_pong_rollout on NUM_ENVS games cut after MAX_STEPS steps,
+    discount_rewards_pong per game, one train_step. Returns what the grader checks.
+    """
+    import keras
+
+    from introdl import rl
+
+    seed_everything(seed)
+    model = student("create_pong_model")(6)
+    optimizer = keras.optimizers.Adam(float(learning_rate))
+    envs = [
+        rl.make_pong(seed=int(seed) + i, max_episode_steps=int(max_steps)) for i in range(num_envs)
+    ]
+    steps, points, changed = [], 0, False
+    for _ in range(int(updates)):
+        memories = student("collect_pong_rollout")(envs, model)
+        before = [np.array(w) for w in model.get_weights()]
+        rewards = [np.asarray(m.rewards, dtype=np.float32) for m in memories]
+        student("train_step")(
+            model,
+            optimizer,
+            np.concatenate(
+                [np.stack([np.asarray(o, np.float32) for o in m.observations]) for m in memories]
+            ),
+            np.concatenate([np.asarray(m.actions, dtype=np.int32) for m in memories]),
+            np.concatenate(
+                [np.asarray(student("discount_rewards_pong")(r), dtype=np.float32) for r in rewards]
+            ),
+        )
+        steps.append([len(m.actions) for m in memories])
+        points += int(sum(np.count_nonzero(r) for r in rewards))
+        after = model.get_weights()
+        changed = changed or any(
+            not np.array_equal(a, b) for a, b in zip(before, after, strict=False)
+        )
+    finite = all(np.all(np.isfinite(w)) for w in model.get_weights())
+    return {"steps": steps, "points": points, "changed": changed, "finite": finite}
