@@ -8,11 +8,9 @@ come after the hostile ones must grade normally.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import os
-import shutil
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -26,59 +24,11 @@ from nbformat.v4 import new_code_cell, new_notebook
 from introdl.grading.batch import Row, grade_class
 from introdl.grading.grade import GradeOptions
 from introdl.grading.limits import TEST_LIMITS
-from introdl.grading.release import nbgrader
 from introdl.grading.results import Results, results_path
 from introdl.grading.submission import find_submissions
+from tests.corpus_course import LAB, answer, build_course, submit, with_cell
 
-ROOT = Path(__file__).resolve().parents[1]
-FIXTURE = ROOT / "tests" / "fixtures" / "corpus_course"
-LAB = "corpus"
 SECRET = "SECRET-MARKER-7f3a"
-
-
-def source_notebook() -> NotebookNode:
-    def meta(gid: str, **kw: object) -> dict[str, object]:
-        base = {
-            "grade_id": gid,
-            "schema_version": 3,
-            "solution": False,
-            "grade": False,
-            "locked": True,
-            "task": False,
-        }
-        return {"nbgrader": {**base, **kw}}
-
-    return new_notebook(
-        cells=[
-            new_code_cell("import numpy as np", metadata=meta("setup")),
-            new_code_cell(
-                "def add(a, b):\n    ### BEGIN SOLUTION\n    return a + b\n    ### END SOLUTION",
-                metadata=meta("add_answer", solution=True, locked=False),
-            ),
-            new_code_cell("assert add(1, 2) == 3", metadata=meta("add", grade=True, points=2)),
-        ],
-        metadata={
-            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
-        },
-    )
-
-
-def answer(release: NotebookNode, body: str = "return a + b") -> NotebookNode:
-    nb = copy.deepcopy(release)
-    for cell in nb.cells:
-        if cell.metadata.get("nbgrader", {}).get("grade_id") == "add_answer":
-            cell.source = f"def add(a, b):\n    {body}"
-    return nb
-
-
-def with_cell(release: NotebookNode, code: str, *, first: bool = False) -> NotebookNode:
-    nb = answer(release)
-    cell = new_code_cell(code)
-    if first:
-        nb.cells.insert(1, cell)
-    else:
-        nb.cells.append(cell)
-    return nb
 
 
 def scenarios(
@@ -220,22 +170,9 @@ def graded(
     tmp_path_factory: pytest.TempPathFactory, listener: tuple[int, list[bytes]]
 ) -> dict[str, object]:
     course = tmp_path_factory.mktemp("corpus") / "course"
-    (course / "source" / LAB).mkdir(parents=True)
-    shutil.copy(ROOT / "nbgrader_config.py", course / "nbgrader_config.py")
-    shutil.copytree(FIXTURE / "grader_tests", course / "grader_tests")
-    nbformat.write(source_notebook(), course / "source" / LAB / f"{LAB}.ipynb")
-    nbgrader("generate_assignment", LAB, "--force", "--log-level=WARN", cwd=course)
-    release = nbformat.read(course / "release" / LAB / f"{LAB}.ipynb", as_version=4)
+    release = build_course(course)
     for student, what in scenarios(release, course, listener[0]).items():
-        folder = course / "submitted" / student / LAB
-        folder.mkdir(parents=True)
-        (folder / "timestamp.txt").write_text("2026-11-23 09:00:00.000000 UTC")
-        if callable(what):
-            what(folder)
-        elif isinstance(what, bytes):
-            (folder / f"{LAB}.ipynb").write_bytes(what)
-        else:
-            nbformat.write(what, folder / f"{LAB}.ipynb")
+        submit(course, student, what)
     before = tree_hashes(course)
     options = GradeOptions(backend="bwrap", seed=1234, limits=TEST_LIMITS)
     rows = grade_class(course, find_submissions(course, LAB), options, workers=2)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing
 import os
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any
 
 import nbformat
 
-from introdl.grading.errors import BadInput
+from introdl.grading.errors import BadInput, DiskFull, disk_full_errno
 from introdl.grading.grade import Graded, GradeOptions, grade_submission
 from introdl.grading.results import Results, results_path
 from introdl.grading.submission import Submission, parse_timestamp
@@ -181,6 +182,8 @@ def grade_class(
         if isinstance(outcome, BaseException):
             if isinstance(outcome, BadInput):
                 raise outcome  # an authoring error (hidden suite broken): stop, nothing to land
+            if disk_full_errno(outcome):
+                raise disk_full(root, sub, outcome, rows) from outcome
             row = Row(
                 sub.student,
                 0.0,
@@ -189,11 +192,30 @@ def grade_class(
                 f"grading failed ({type(outcome).__name__}: {outcome}); rerun to resume",
             )
         else:
-            row = land(root, sub, outcome)
+            try:
+                row = land(root, sub, outcome)
+            except Exception as err:
+                if disk_full_errno(err):
+                    raise disk_full(root, sub, err, rows) from err
+                raise
         rows[sub.student] = row
         if on_row:
             on_row(row)
     return [rows[s.student] for s in subs]
+
+
+def disk_full(root: Path, sub: Submission, err: BaseException, rows: dict[str, Row]) -> DiskFull:
+    """The batch stops: every later submission would hit the same wall. Say where, and what to do."""
+    where = getattr(err, "filename", None) or (
+        "the gradebook" if "database" in str(err) else "a temporary working copy"
+    )
+    landed = sum(1 for row in rows.values() if row.status in ("graded", "unchanged"))
+    return DiskFull(
+        f"no space left on the device while grading {sub.student}/{sub.lab} (writing {where}: "
+        f"{err}). Free space there (`df -h {root}` and `df -h {tempfile.gettempdir()}`), then run the "
+        f"same command again: the {landed} submission(s) already landed are kept and are not "
+        "regraded; this one is graded again."
+    )
 
 
 def default_workers() -> int:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from introdl.grading.batch import Row, default_workers, grade_class
-from introdl.grading.errors import BadInput
+from introdl.grading.errors import BadInput, DiskFull, disk_full_errno
 from introdl.grading.grade import GradeOptions, grade_submission
 from introdl.grading.paths import course_root, resolve_labs
 from introdl.grading.sandbox import BACKENDS
@@ -81,11 +81,20 @@ def grade(
     from introdl.grading.gradebook import export_grades, generate_feedback  # nbgrader: slow import
 
     made: list[str] = []
-    if feedback:
-        for row in rows:
-            if row.status != "error":
-                made.append(str(generate_feedback(root, lab, row.student).relative_to(root)))
-    csv = str(export_grades(root, Path(export))) if export else ""
+    try:
+        if feedback:
+            for row in rows:
+                if row.status != "error":
+                    made.append(str(generate_feedback(root, lab, row.student).relative_to(root)))
+        csv = str(export_grades(root, Path(export))) if export else ""
+    except Exception as err:
+        if disk_full_errno(err):
+            raise DiskFull(
+                f"no space left on the device writing feedback or the export ({err}); the grades "
+                f"are in the gradebook. Free space (`df -h {root}`) and run the same command again "
+                "(graded submissions are not regraded)."
+            ) from err
+        raise
     return ClassResult(lab, options.backend_name(), tuple(rows), tuple(made), csv)
 
 
