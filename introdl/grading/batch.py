@@ -13,6 +13,7 @@ import concurrent.futures as cf
 import multiprocessing
 import os
 import tempfile
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -178,29 +179,51 @@ def grade_class(
         if scheduler
         else run_local(root, todo, options, workers)
     )
-    for sub, outcome in stream:
-        if isinstance(outcome, BaseException):
+    # Landing (nbgrader's preprocessors, the gradebook, files) runs on one thread of its own, in
+    # arrival order, while the next submission is graded: with one in-process worker the two
+    # overlap instead of adding up. Rows are recorded, and on_row called, on this thread.
+    # The gradebook module is imported here, on this thread, before any landing starts.
+    import introdl.grading.gradebook  # noqa: F401
+
+    with cf.ThreadPoolExecutor(1, thread_name_prefix="introdl-land") as lander:
+        landing: deque[tuple[Submission, cf.Future[Row]]] = deque()
+
+        def record(row: Row) -> None:
+            rows[row.student] = row
+            if on_row:
+                on_row(row)
+
+        def collect(wait: bool) -> None:
+            """Record the landings that have finished, in order (all of them with WAIT)."""
+            while landing and (wait or landing[0][1].done()):
+                sub, future = landing.popleft()
+                try:
+                    record(future.result())
+                except Exception as err:
+                    if disk_full_errno(err):
+                        raise disk_full(root, sub, err, rows) from err
+                    raise
+
+        for sub, outcome in stream:
+            collect(wait=False)
+            if not isinstance(outcome, BaseException):
+                landing.append((sub, lander.submit(land, root, sub, outcome)))
+                continue
             if isinstance(outcome, BadInput):
                 raise outcome  # an authoring error (hidden suite broken): stop, nothing to land
             if disk_full_errno(outcome):
+                collect(wait=True)  # what was graded before lands first, and is counted
                 raise disk_full(root, sub, outcome, rows) from outcome
-            row = Row(
-                sub.student,
-                0.0,
-                0.0,
-                "error",
-                f"grading failed ({type(outcome).__name__}: {outcome}); rerun to resume",
+            record(
+                Row(
+                    sub.student,
+                    0.0,
+                    0.0,
+                    "error",
+                    f"grading failed ({type(outcome).__name__}: {outcome}); rerun to resume",
+                )
             )
-        else:
-            try:
-                row = land(root, sub, outcome)
-            except Exception as err:
-                if disk_full_errno(err):
-                    raise disk_full(root, sub, err, rows) from err
-                raise
-        rows[sub.student] = row
-        if on_row:
-            on_row(row)
+        collect(wait=True)
     return [rows[s.student] for s in subs]
 
 

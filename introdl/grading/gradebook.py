@@ -60,6 +60,11 @@ new_markdown_cell: Callable[..., NotebookNode] = nbformat.v4.new_markdown_cell
 read_notebook: Callable[..., NotebookNode] = nbformat.read
 write_notebook: Callable[..., None] = nbformat.write
 
+# nbgrader's add_submission trips SQLAlchemy's autoflush warning (nbgrader autograde does too).
+# Filtered once, at import: `warnings.catch_warnings` is not thread-safe, and the batch lands
+# results on a thread of its own while the next submission's hidden tests run under pytest.
+warnings.filterwarnings("ignore", category=SAWarning)
+
 DAMAGED_NOTE = (
     "**Grading note:** the nbgrader metadata of the submitted notebook was damaged ({error}), so "
     "this feedback shows the released notebook instead of your outputs. Your score comes from the "
@@ -181,9 +186,7 @@ def land_grades(
     if timestamp is not None:
         timestamp = nbutils.parse_utc(timestamp)  # naive UTC, as the gradebook stores it
 
-    with open_gradebook(coursedir) as gb, warnings.catch_warnings():
-        # nbgrader's add_submission trips SQLAlchemy's autoflush warning (nbgrader autograde too).
-        warnings.simplefilter("ignore", SAWarning)
+    with open_gradebook(coursedir) as gb:
         gb.update_or_create_student(student)
         if timestamp is not None:
             gb.update_or_create_submission(lab, student, timestamp=timestamp)
