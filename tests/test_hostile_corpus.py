@@ -122,6 +122,13 @@ def scenarios(
         "q_empty_notebook": new_notebook(),
         "r_other_lab": other_lab(release),
         "s_symlink_out": symlink_out,
+        "t_fills_disk": with_cell(
+            release,
+            "import errno\nfailure = None\nfor i in range(1000):\n    try:\n"
+            f"        open(f'chunk{{i}}.bin', 'wb').write(bytes({TEST_LIMITS.file_size_bytes // 2}))\n"
+            "    except OSError as err:\n        failure = errno.errorcode[err.errno]\n        break\n"
+            "print('stopped by', failure, 'after', i, 'files')",
+        ),
         "z_correct": answer(release),
     }
 
@@ -211,7 +218,7 @@ def test_every_submission_gets_a_result_row(graded: dict[str, object]) -> None:
     """Does every student of the hostile class get a graded row (none lost, none crashed)?"""
     rows = graded["rows"]
     assert isinstance(rows, dict)
-    assert len(rows) == 20
+    assert len(rows) == 21
     assert {r.status for r in rows.values()} == {"graded"}, {
         s: (r.status, r.message) for s, r in rows.items()
     }
@@ -320,6 +327,18 @@ def test_unreadable_submissions_score_zero_with_a_reason(
     r = row(graded, student)
     assert (r.score, r.max_score) == (0, 2)
     assert words in r.message
+
+
+def test_filling_the_working_copy_stops_at_its_quota(graded: dict[str, object]) -> None:
+    """Can a submission fill the grading host's disk with files each under the size cap? (No.)"""
+    course = graded["course"]
+    assert isinstance(course, Path)
+    nb = nbformat.read(course / "autograded" / "t_fills_disk" / LAB / f"{LAB}.ipynb", as_version=4)
+    printed = "".join(o.get("text", "") for o in nb.cells[-1].get("outputs", []))
+    files = TEST_LIMITS.workdir_bytes // (TEST_LIMITS.file_size_bytes // 2)
+    assert printed.strip() in {f"stopped by ENOSPC after {n} files" for n in (files - 1, files)}
+    assert row(graded, "t_fills_disk").score == 2  # its own cell failed; add still works
+    assert not list(course.rglob("chunk*.bin"))
 
 
 def test_symlinks_out_of_the_submission_are_not_followed(graded: dict[str, object]) -> None:

@@ -8,8 +8,6 @@ another lab's notebook) gets Results with a zero on every cell and the reason.
 from __future__ import annotations
 
 import secrets
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +32,7 @@ from introdl.grading.submission import (
     read_notebook,
     restore_locked_cells,
 )
+from introdl.grading.working_copy import working_copy
 
 # Inside the sandbox every training loop runs at the smoke budget: grading time is bounded by the
 # hidden tests' own budgets, never by how long a student chose to train.
@@ -104,10 +103,10 @@ def grade_submission(
             results(errors=(str(err),), phases=Phases(total=time.monotonic() - started)), None
         )
 
-    workdir = Path(tempfile.mkdtemp(prefix=f"introdl-work-{slot}-"))
-    try:
-        notes += prepare_workdir(submission, nb, workdir)
-        limits = lab_limits(root / "grader_tests" / lab, options.limits)
+    limits = lab_limits(root / "grader_tests" / lab, options.limits)
+    with working_copy(slot, limits) as copy:
+        workdir = copy.path
+        notes += prepare_workdir(submission, nb, workdir, quota=copy.quota)
         env = {"INTRODL_BUDGET": SANDBOX_BUDGET, **dict(options.extra_env)}
         t_start = time.monotonic()
         kernel = start_kernel(
@@ -134,22 +133,20 @@ def grade_submission(
             t_end = time.monotonic()
             events = tuple(Event("repaired", note) for note in notes)
             events += tuple(Event(e.kind, e.detail, e.cell) for e in kernel.events)
-        executed = run.executed_notebook(nb)
-        phases = Phases(
-            sandbox_start=t_notebook - t_start,
-            notebook=t_tests - t_notebook,
-            hidden_tests=t_end - t_tests,
-            total=time.monotonic() - started,
-        )
-        graded = results(
-            tests=tuple(tests),
-            phases=phases,
-            events=events,
-            cells=cell_runs(run),
-        )
-        return Graded(graded, nbformat.writes(executed), tuple(notes))
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    executed = run.executed_notebook(nb)
+    phases = Phases(
+        sandbox_start=t_notebook - t_start,
+        notebook=t_tests - t_notebook,
+        hidden_tests=t_end - t_tests,
+        total=time.monotonic() - started,
+    )
+    graded = results(
+        tests=tuple(tests),
+        phases=phases,
+        events=events,
+        cells=cell_runs(run),
+    )
+    return Graded(graded, nbformat.writes(executed), tuple(notes))
 
 
 def cell_runs(run: NotebookRun) -> tuple[CellRun, ...]:

@@ -28,6 +28,7 @@ from introdl.grading.cgroups import Cgroups
 from introdl.grading.limits import DEFAULT_LIMITS, Limits, sandbox_uid
 from introdl.grading.sandbox import SandboxSpec, default_backend, make_sandbox
 from introdl.grading.slots import SlotLock, claim
+from introdl.grading.working_copy import is_quota_mount, unmount
 
 if TYPE_CHECKING:
     from introdl.grading.kernel import SandboxedKernel
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
 INTRODL_INSIDE = "/opt/introdl"
 # Runtime dirs (introdl-k<name>-*) and sandbox state dirs (introdl-bwrap-<name>-*, -docker-)
 LEFTOVER = re.compile(r"introdl-(?:k|bwrap-|docker-)(\d+-[0-9a-f]{8})-\w+")
+# Working copies (introdl-work-<slot>-*): a tmpfs mounted on each where the grader is root
+WORK_LEFTOVER = re.compile(r"introdl-work-\d+-\w+")
 
 
 def start_kernel(
@@ -119,7 +122,8 @@ def sweep_stale(root: Path | None = None, *, min_age: float = 600.0) -> list[str
     """Remove what the kernels of a crashed grader left behind; returns the paths removed.
 
     A normal `shutdown` leaves nothing; a grader killed with SIGKILL leaves its runtime and state
-    directories (its sandboxes die with it: ``--die-with-parent``) and empty cgroups. A directory
+    directories (its sandboxes die with it: ``--die-with-parent``), empty cgroups, and its
+    working copies (tmpfs mounts where root: memory until unmounted). A directory
     counts as stale when it is older than `min_age` seconds and no running process mentions it on
     its command line (a live kernel's bwrap does). Run it before a batch, not during one.
     """
@@ -133,13 +137,17 @@ def sweep_stale(root: Path | None = None, *, min_age: float = 600.0) -> list[str
     now = time.time()
     for path in sorted(root.glob("introdl-*")):
         match = LEFTOVER.fullmatch(path.name)
-        if match is None or not path.is_dir() or path.is_symlink():
+        work = WORK_LEFTOVER.fullmatch(path.name) is not None
+        if (match is None and not work) or not path.is_dir() or path.is_symlink():
             continue
         if now - path.stat().st_mtime < min_age or str(path) in live:
             continue
+        if work and is_quota_mount(path):
+            unmount(path)
         shutil.rmtree(path, ignore_errors=True)
         removed.append(str(path))
-        names.add(match.group(1))
+        if match is not None:
+            names.add(match.group(1))
     for name in sorted(names):
         if Cgroups(name, memory_bytes=0, pids=0).remove_if_empty():
             removed.append(f"cgroups introdl-{name}")

@@ -38,6 +38,8 @@ class Limits:
     open_files: int = 1024  # RLIMIT_NOFILE
     cpu_seconds: int = 4 * 3600  # RLIMIT_CPU: a backstop; wall-clock budgets below bite first
     tmp_bytes: int = 1 * GiB  # size of the private /tmp (tmpfs pages are RAM)
+    workdir_bytes: int = 2 * GiB  # all the working copy may hold (a tmpfs where root: RAM)
+    workdir_files: int = 100_000  # inodes (files and folders) of that tmpfs
     # --- cgroup v1 (best effort: applied only where /sys/fs/cgroup/{memory,pids} are writable) ---
     memory_bytes: int = 6 * GiB  # resident memory; the kernel OOM-kills the sandbox beyond it
     pids: int = 512
@@ -65,6 +67,7 @@ TEST_LIMITS = Limits(
     memory_bytes=1 * GiB,
     pids=64,
     tmp_bytes=64 * MiB,
+    workdir_bytes=160 * MiB,  # above file_size_bytes, so each cap is seen on its own
     startup_timeout=30.0,
     cell_timeout=5.0,
     notebook_timeout=60.0,

@@ -230,14 +230,19 @@ def restore_locked_cells(nb: NotebookNode, release: NotebookNode) -> tuple[Noteb
     return nb, notes
 
 
-def prepare_workdir(submission: Submission, nb: NotebookNode, dest: Path) -> list[str]:
+def prepare_workdir(
+    submission: Submission, nb: NotebookNode, dest: Path, *, quota: int | None = None
+) -> list[str]:
     """Copy the submission's regular files into DEST (the sandbox's only writable view).
 
-    Symbolic links and oversized files are left out and reported; the notebook written is the
-    repaired one, without outputs.
+    Symbolic links, oversized files and files past the working copy's `quota` (bytes in total,
+    after room for the notebook) are left out and reported; the notebook written is the repaired
+    one, without outputs.
     """
     notes: list[str] = []
     dest.mkdir(parents=True, exist_ok=True)
+    room = None if quota is None else quota - MAX_NOTEBOOK_BYTES
+    quota_mb = (quota or 0) // 2**20
     for path in sorted(submission.folder.rglob("*")):
         rel = path.relative_to(submission.folder)
         if path.is_symlink():
@@ -245,9 +250,17 @@ def prepare_workdir(submission: Submission, nb: NotebookNode, dest: Path) -> lis
             continue
         if path.is_dir() or path == submission.notebook or rel.name == "timestamp.txt":
             continue
-        if path.stat().st_size > MAX_FILE_BYTES:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
             notes.append(f"{rel} is larger than {MAX_FILE_BYTES // 2**20} MB; it was not copied")
             continue
+        if room is not None:
+            if size > room:
+                notes.append(
+                    f"{rel} would pass the working copy's {quota_mb} MB; it was not copied"
+                )
+                continue
+            room -= size
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, target)
