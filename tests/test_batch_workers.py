@@ -7,9 +7,11 @@ submission); the sandboxes are real bwrap sandboxes with the test limits.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
+import time
 from pathlib import Path
 
 import psutil
@@ -19,9 +21,8 @@ from nbformat.v4 import new_code_cell
 
 from introdl.grading.batch import Row, grade_class
 from introdl.grading.grade import GradeOptions
-from introdl.grading.limits import TEST_LIMITS, sandbox_uid
+from introdl.grading.limits import TEST_LIMITS
 from introdl.grading.results import Results, results_path
-from introdl.grading.sandbox import processes_of_uid
 from introdl.grading.submission import find_submissions
 from tests.corpus_course import LAB, answer, build_course, submit
 
@@ -76,9 +77,27 @@ def grading_workers_of(parent: psutil.Process) -> list[psutil.Process]:
     return busy
 
 
-def no_sandbox_processes_left() -> None:
-    for slot in range(4):
-        assert processes_of_uid(sandbox_uid(slot)) == [], f"slot {slot} left processes"
+def kill_recording_descendants(pid: int, doomed: list[psutil.Process]) -> None:
+    """SIGKILL the worker PID, first noting its descendants (its sandboxes) in DOOMED."""
+    doomed.extend(psutil.Process(pid).children(recursive=True))
+    os.kill(pid, signal.SIGKILL)
+
+
+def assert_sandboxes_died_with_their_worker(doomed: list[psutil.Process]) -> None:
+    """Did every process below the killed worker (bwrap, the kernel, its children) go with it?
+
+    Only these processes are checked, not every process of the sandbox uids: another grader on
+    the machine may hold those slots meanwhile.
+    """
+    deadline = time.monotonic() + 10
+    while any(p.is_running() for p in doomed) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    survivors = []
+    for process in doomed:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
+                survivors.append((process.pid, process.username(), process.cmdline()))
+    assert survivors == []
 
 
 @needs_bwrap
@@ -87,6 +106,7 @@ def test_local_workers_grade_the_class_and_a_killed_worker_costs_only_a_rerun(
 ) -> None:
     course, expected = course_with_class(tmp_path)
     killed: list[int] = []
+    doomed: list[psutil.Process] = []
 
     def kill_a_busy_worker(row: Row) -> None:
         if killed:
@@ -124,7 +144,7 @@ def test_local_workers_grade_the_class_and_a_killed_worker_costs_only_a_rerun(
     for student, data in landed.items():
         assert results_path(course, student, LAB).read_bytes() == data
     assert_landed(course, expected)
-    no_sandbox_processes_left()
+    assert_sandboxes_died_with_their_worker(doomed)
 
 
 @needs_bwrap
@@ -144,6 +164,7 @@ def test_a_dask_cluster_grades_the_class_even_when_a_worker_dies(tmp_path: Path)
     ):
         pids = client.run(os.getpid)
         killed: list[int] = []
+        doomed: list[psutil.Process] = []
 
         def kill_a_busy_worker(row: Row) -> None:
             if killed:
@@ -151,7 +172,7 @@ def test_a_dask_cluster_grades_the_class_even_when_a_worker_dies(tmp_path: Path)
             for address, keys in client.processing().items():
                 if keys and address in pids:
                     killed.append(pids[address])
-                    os.kill(pids[address], signal.SIGKILL)
+                    kill_recording_descendants(pids[address], doomed)
                     return
 
         rows = grade_class(
@@ -167,4 +188,4 @@ def test_a_dask_cluster_grades_the_class_even_when_a_worker_dies(tmp_path: Path)
         s: ("graded", score) for s, score in expected.items()
     }
     assert_landed(course, expected)
-    no_sandbox_processes_left()
+    assert_sandboxes_died_with_their_worker(doomed)
