@@ -28,6 +28,7 @@ from introdl.grading.errors import BadInput
 from introdl.grading.kernel import SandboxedKernel, start_kernel
 from introdl.grading.limits import TEST_LIMITS, Limits
 from introdl.grading.sandbox import SANDBOX_WORKDIR, processes_of_uid
+from introdl.grading.working_copy import working_copy
 from tests.podman import image_exists, image_name, python_dirs, unusable_reason, write_config
 from tests.sandboxed import FIXTURES, ROOT, assert_no_leftovers, run_fixture, test_slot
 
@@ -305,3 +306,33 @@ def test_missing_image_is_a_clear_error(tmp_path: Path, engine: Any) -> None:
             slot=test_slot(),
             limits=TEST_LIMITS,
         )
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the working copy's quota is a tmpfs: root only")
+def test_a_container_cannot_write_past_the_working_copy_quota(engine: Any) -> None:
+    """Is the working copy's tmpfs quota what the container sees too (ENOSPC at the quota)?"""
+    chunk = TEST_LIMITS.file_size_bytes // 2
+    with working_copy(test_slot(), TEST_LIMITS) as copy:
+        assert copy.quota == TEST_LIMITS.workdir_bytes
+        kernel = start_kernel(
+            workdir=copy.path,
+            backend="docker",
+            image=image_name(),
+            slot=test_slot(),
+            limits=TEST_LIMITS,
+        )
+        try:
+            student = kernel.student()
+            student.run(
+                "import errno\nwritten, failure = 0, None\nfor i in range(100):\n    try:\n"
+                f"        open(f'chunk{{i}}.bin', 'wb').write(bytes({chunk}))\n"
+                f"        written += {chunk}\n"
+                "    except OSError as err:\n        failure = errno.errorcode[err.errno]\n        break\n"
+            )
+            assert student.get("failure") == "ENOSPC"
+            assert TEST_LIMITS.workdir_bytes - chunk <= student.get("written")
+            assert student.get("written") <= TEST_LIMITS.workdir_bytes
+        finally:
+            kernel.shutdown()
+        assert kernel.cleanup_problems == []
+    assert not copy.path.exists()
