@@ -73,3 +73,19 @@ def assert_no_leftovers(kernel: SandboxedKernel) -> None:
     if cgroups is not None:
         assert cgroups.dirs == {}
         assert [path for path in cgroups.created if path.exists()] == []
+
+
+def fill_working_copy(chunk: int) -> str:
+    """Student code writing files of CHUNK bytes until an OSError; sets `written` and `failure`."""
+    return (
+        "import errno\n"
+        "written, failure = 0, None\n"
+        "for i in range(1000):\n"
+        "    try:\n"
+        "        with open(f'chunk{i}.bin', 'wb') as f:\n"
+        f"            f.write(bytes({chunk}))\n"
+        f"        written += {chunk}\n"
+        "    except OSError as err:\n"
+        "        failure = errno.errorcode[err.errno]\n"
+        "        break\n"
+    )

@@ -30,7 +30,14 @@ from introdl.grading.limits import TEST_LIMITS, Limits
 from introdl.grading.sandbox import SANDBOX_WORKDIR, processes_of_uid
 from introdl.grading.working_copy import working_copy
 from tests.podman import image_exists, image_name, python_dirs, unusable_reason, write_config
-from tests.sandboxed import FIXTURES, ROOT, assert_no_leftovers, run_fixture, test_slot
+from tests.sandboxed import (
+    FIXTURES,
+    ROOT,
+    assert_no_leftovers,
+    fill_working_copy,
+    run_fixture,
+    test_slot,
+)
 
 pytestmark = pytest.mark.docker
 
@@ -323,12 +330,7 @@ def test_a_container_cannot_write_past_the_working_copy_quota(engine: Any) -> No
         )
         try:
             student = kernel.student()
-            student.run(
-                "import errno\nwritten, failure = 0, None\nfor i in range(100):\n    try:\n"
-                f"        open(f'chunk{{i}}.bin', 'wb').write(bytes({chunk}))\n"
-                f"        written += {chunk}\n"
-                "    except OSError as err:\n        failure = errno.errorcode[err.errno]\n        break\n"
-            )
+            student.run(fill_working_copy(chunk))
             assert student.get("failure") == "ENOSPC"
             assert TEST_LIMITS.workdir_bytes - chunk <= student.get("written")
             assert student.get("written") <= TEST_LIMITS.workdir_bytes

@@ -27,6 +27,7 @@ from introdl.grading.limits import TEST_LIMITS
 from introdl.grading.results import Results, results_path
 from introdl.grading.submission import find_submissions
 from tests.corpus_course import LAB, answer, build_course, submit, with_cell
+from tests.sandboxed import fill_working_copy
 
 SECRET = "SECRET-MARKER-7f3a"
 
@@ -124,10 +125,8 @@ def scenarios(
         "s_symlink_out": symlink_out,
         "t_fills_disk": with_cell(
             release,
-            "import errno\nfailure = None\nfor i in range(1000):\n    try:\n"
-            f"        open(f'chunk{{i}}.bin', 'wb').write(bytes({TEST_LIMITS.file_size_bytes // 2}))\n"
-            "    except OSError as err:\n        failure = errno.errorcode[err.errno]\n        break\n"
-            "print('stopped by', failure, 'after', i, 'files')",
+            fill_working_copy(TEST_LIMITS.file_size_bytes // 2)
+            + "print('stopped by', failure, 'after', i, 'files')",
         ),
         "z_correct": answer(release),
     }
@@ -339,6 +338,7 @@ def test_filling_the_working_copy_stops_at_its_quota(graded: dict[str, object]) 
     assert printed.strip() in {f"stopped by ENOSPC after {n} files" for n in (files - 1, files)}
     assert row(graded, "t_fills_disk").score == 2  # its own cell failed; add still works
     assert not list(course.rglob("chunk*.bin"))
+    assert result(graded, "t_fills_disk").sandbox.workdir_quota == TEST_LIMITS.workdir_bytes
 
 
 def test_symlinks_out_of_the_submission_are_not_followed(graded: dict[str, object]) -> None:

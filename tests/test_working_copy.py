@@ -17,25 +17,11 @@ from introdl.grading.kernel import start_kernel, sweep_stale
 from introdl.grading.limits import TEST_LIMITS, MiB
 from introdl.grading.submission import MAX_NOTEBOOK_BYTES, Submission, prepare_workdir
 from introdl.grading.working_copy import is_quota_mount, mount_quota, working_copy
-from tests.sandboxed import assert_no_leftovers, needs_bwrap, test_slot
+from tests.sandboxed import assert_no_leftovers, fill_working_copy, needs_bwrap, test_slot
 
 needs_root = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("mount") is None,
     reason="mounting the working copy's tmpfs needs root",
-)
-
-# Files each under RLIMIT_FSIZE, written until the working copy is full
-FILL = (
-    "import errno, os\n"
-    "written, failure = 0, None\n"
-    "for i in range(100):\n"
-    "    try:\n"
-    "        with open(f'chunk{i}.bin', 'wb') as f:\n"
-    "            f.write(bytes({chunk}))\n"
-    "        written += {chunk}\n"
-    "    except OSError as err:\n"
-    "        failure = errno.errorcode[err.errno]\n"
-    "        break\n"
 )
 
 
@@ -53,12 +39,12 @@ def test_a_submission_cannot_write_past_its_working_copy_quota() -> None:
         )
         try:
             student = kernel.student()
-            student.run(FILL.replace("{chunk}", str(chunk)))
+            student.run(fill_working_copy(chunk))
             assert student.get("failure") == "ENOSPC"
             written = student.get("written")
             assert TEST_LIMITS.workdir_bytes - chunk <= written <= TEST_LIMITS.workdir_bytes
             # the kernel still works, and deleting frees the room again
-            student.run("os.remove('chunk0.bin')\nopen('after.txt', 'w').write('ok')")
+            student.run("import os\nos.remove('chunk0.bin')\nopen('after.txt', 'w').write('ok')")
             assert (copy.path / "after.txt").read_text() == "ok"
         finally:
             kernel.shutdown()

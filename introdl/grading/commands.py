@@ -19,6 +19,9 @@ from introdl.grading.submission import find_submissions, submission_at
 NOT_SANDBOXED = (
     "WARNING: --backend none: student code ran WITHOUT a sandbox, as the grader's own user."
 )
+NO_WORKDIR_QUOTA = (
+    "note: the working copy had no total size quota (it needs a root grader: working_copy.py)"
+)
 
 
 def check_backend(backend: str) -> None:
@@ -109,6 +112,8 @@ class NotebookResult:
         lines = [f"{self.path} ({self.lab}): {r['score']:g} / {r['max_score']:g}"]
         if not r["sandbox"]["sandboxed"]:
             lines.append(NOT_SANDBOXED)
+        elif r["sandbox"].get("workdir_quota") is None:
+            lines.append(NO_WORKDIR_QUOTA)
         lines += [
             f"  {t['status'].upper():<7} {t['name']}: {t['output']}".rstrip(": ")
             for t in r["tests"]

@@ -7,6 +7,7 @@ another lab's notebook) gets Results with a zero on every cell and the reason.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -105,6 +106,7 @@ def grade_submission(
 
     limits = lab_limits(root / "grader_tests" / lab, options.limits)
     with working_copy(slot, limits) as copy:
+        sandbox = dataclasses.replace(sandbox, workdir_quota=copy.quota)
         workdir = copy.path
         notes += prepare_workdir(submission, nb, workdir, quota=copy.quota)
         env = {"INTRODL_BUDGET": SANDBOX_BUDGET, **dict(options.extra_env)}

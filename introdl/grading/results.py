@@ -89,9 +89,14 @@ class Sandbox:
 
     backend: str
     sandboxed: bool
+    workdir_quota: int | None = None  # bytes the working copy could hold; None: no total quota
 
     def to_json(self) -> dict[str, Any]:
-        return {"backend": self.backend, "sandboxed": self.sandboxed}
+        return {
+            "backend": self.backend,
+            "sandboxed": self.sandboxed,
+            "workdir_quota": self.workdir_quota,
+        }
 
 
 @dataclass(frozen=True)
@@ -233,6 +238,7 @@ class Results:
             sandbox=Sandbox(
                 backend=str(sandbox.get("backend", "none")),
                 sandboxed=bool(sandbox.get("sandboxed", False)),
+                workdir_quota=_opt_int(sandbox.get("workdir_quota")),
             ),
             phases=Phases(**{k: _opt_float(phases.get(k)) for k in Phases.__dataclass_fields__}),
             events=tuple(
