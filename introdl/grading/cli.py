@@ -55,11 +55,35 @@ def _commands() -> dict[str, tuple[Command, dict[str, str]]]:
                 "only": "run only these grade ids or test names (repeatable)",
             },
         ),
+        "hub": (
+            _hub_command(),
+            {
+                "port": "the hub's port on 127.0.0.1",
+                "state": "the hub's state folder (root only: database, accounts, exchange)",
+            },
+        ),
         "demo": (
             demo.demo,
             {"workdir": "where to build the demo course (default: a fresh temporary folder)"},
         ),
     }
+
+
+def _hub_command() -> Command:
+    """`introdl hub`: the local demo hub; its set-up errors are bad input (exit 2)."""
+    import functools
+
+    from introdl.hub import local
+    from introdl.hub.accounts import AccountError
+
+    @functools.wraps(local.serve)
+    def hub(**kwargs: Any) -> Any:
+        try:
+            return local.serve(**kwargs)
+        except (local.HubError, AccountError) as err:
+            raise BadInput(str(err)) from err
+
+    return hub
 
 
 POSITIONAL = {

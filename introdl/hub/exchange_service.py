@@ -1,0 +1,322 @@
+"""The course exchange as a JupyterHub service: who a person is comes from the hub, nothing else.
+
+Every request carries the caller's hub token (`Authorization: token ...`, as every JupyterHub
+server and service API does). The service asks the hub whose token it is (`HubAuth`, the same
+check jupyterhub-idle-culler and ngshare rely on) and files a hand-in under THAT name, stamped
+with the service's own clock. A request that names anybody else (nbgrader's `--student`, a forged
+`$JUPYTERHUB_USER`, an edited form field) or brings its own time stamp is refused with a message
+that says why, and the attempt is logged for staff (`GET api/refusals`, the service's log).
+Staff are the members of the hub group given by `--staff-group`, read from the hub with the
+service's own token.
+
+    python -m introdl.hub.exchange_service --root DIR --course introdl --staff-group formgrade-introdl
+
+API (under the service's prefix, e.g. /services/exchange/):
+
+    GET    api/assignments                      released labs                     (anyone)
+    GET    api/assignments/<lab>                the release, tar.gz               (anyone)
+    POST   api/assignments/<lab>                release a lab (tar.gz body)       (staff)
+    DELETE api/assignments/<lab>                withdraw a release                (staff)
+    POST   api/submissions/<lab>                hand in (tar.gz body)             (the caller)
+    GET    api/submissions                      the caller's own hand-ins
+    GET    api/feedback/<lab>?timestamp=T       the caller's own feedback, tar.gz
+    GET    api/collect/<lab>                    every hand-in of a lab            (staff)
+    GET    api/collect/<lab>/<student>?timestamp=T   one hand-in, tar.gz          (staff)
+    POST   api/feedback/<lab>/<student>?timestamp=T  feedback for a hand-in      (staff)
+    GET    api/refusals                         refused attempts                  (staff)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from jupyterhub.services.auth import HubAuth, HubAuthenticated
+from tornado import web
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+
+from introdl.hub.archive import ArchiveError, check
+from introdl.hub.exchange_store import ExchangeStore, StoreError, Submission, checked_name
+
+log = logging.getLogger("introdl.exchange")
+GROUP_CACHE_SECONDS = 30.0
+
+
+class Exchange:
+    """The service's state shared by its handlers."""
+
+    def __init__(self, store: ExchangeStore, *, staff_group: str, max_bytes: int) -> None:
+        self.store = store
+        self.staff_group = staff_group
+        self.max_bytes = max_bytes
+        self.hub_auth = HubAuth()
+        self._groups: dict[str, tuple[float, set[str]]] = {}
+
+    async def groups_of(self, name: str) -> set[str]:
+        """The user's hub groups, asked of the hub with the service's own token (cached 30 s)."""
+        cached = self._groups.get(name)
+        if cached and time.monotonic() - cached[0] < GROUP_CACHE_SECONDS:
+            return cached[1]
+        request = HTTPRequest(
+            f"{self.hub_auth.api_url.rstrip('/')}/users/{name}",
+            headers={"Authorization": f"token {self.hub_auth.api_token}"},
+        )
+        response = await AsyncHTTPClient().fetch(request, raise_error=False)
+        if response.code != 200:
+            log.error("the hub answered %s for user %s's groups", response.code, name)
+            raise web.HTTPError(503, "the exchange could not ask the hub who is staff")
+        groups = set(json.loads(response.body).get("groups") or [])
+        self._groups[name] = (time.monotonic(), groups)
+        return groups
+
+
+class Handler(HubAuthenticated, web.RequestHandler):  # type: ignore[misc]
+    """JSON in and out; the caller is the hub user of the token, or the request is refused."""
+
+    exchange: Exchange
+
+    def initialize(self, exchange: Exchange) -> None:
+        self.exchange = exchange
+        self.hub_auth = exchange.hub_auth
+
+    @property
+    def store(self) -> ExchangeStore:
+        return self.exchange.store
+
+    def check_xsrf_cookie(self) -> None:
+        """Token-authenticated API: no cookies are accepted, so there is no XSRF to check."""
+
+    def get_login_url(self) -> str:
+        raise web.HTTPError(403, "no valid hub token: run nbgrader from your JupyterHub server")
+
+    async def prepare(self) -> None:
+        if self.request.headers.get("Authorization") is None:
+            raise web.HTTPError(403, "no hub token: run nbgrader from your JupyterHub server")
+        model = self.current_user
+        if not model or model.get("kind", "user") != "user":
+            raise web.HTTPError(403, "this hub token does not belong to a course member")
+
+    @property
+    def user(self) -> str:
+        return str(self.current_user["name"])
+
+    async def require_staff(self, action: str, lab: str) -> None:
+        if self.exchange.staff_group not in await self.exchange.groups_of(self.user):
+            self.refuse(action, lab, "", f"{self.user} is not course staff", status=403)
+
+    def refuse(self, action: str, lab: str, claimed: str, reason: str, *, status: int) -> None:
+        """Log the attempt for staff, then answer it with the reason."""
+        self.store.refuse(
+            hub_user=self.user, action=action, lab=lab, claimed=claimed, reason=reason
+        )
+        log.warning("REFUSED %s of %s by hub user %s: %s", action, lab, self.user, reason)
+        raise web.HTTPError(status, reason)
+
+    def lab_arg(self, lab: str) -> str:
+        try:
+            return checked_name(lab, "lab")
+        except StoreError as error:
+            raise web.HTTPError(400, str(error)) from error
+
+    def archive_body(self) -> list[str]:
+        try:
+            return check(self.request.body, max_bytes=self.exchange.max_bytes)
+        except ArchiveError as error:
+            raise web.HTTPError(400, str(error)) from error
+
+    def send_json(self, value: Any) -> None:
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(value))
+
+    def send_archive(self, blob: bytes, **headers: str) -> None:
+        self.set_header("Content-Type", "application/gzip")
+        for key, value in headers.items():
+            self.set_header(f"X-Introdl-{key.capitalize()}", value)
+        self.finish(blob)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        reason = self._reason
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, web.HTTPError) and exc.log_message:
+            reason = exc.log_message % exc.args if exc.args else exc.log_message
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"status": status_code, "message": reason}))
+
+    def submission_at(self, student: str, lab: str) -> Submission:
+        stamp = self.get_query_argument("timestamp", "")
+        try:
+            if stamp:
+                return self.store.find(student, lab, stamp)
+            subs = self.store.submissions(lab=lab, student=student)
+        except StoreError as error:
+            raise web.HTTPError(404, str(error)) from error
+        if not subs:
+            raise web.HTTPError(404, f"{student} has not submitted {lab}")
+        return subs[-1]
+
+
+def describe(sub: Submission) -> dict[str, Any]:
+    row = asdict(sub)
+    row["files"] = list(sub.files)
+    return row
+
+
+class Assignments(Handler):
+    def get(self) -> None:
+        self.send_json(self.store.releases())
+
+
+class Assignment(Handler):
+    def get(self, lab: str) -> None:
+        try:
+            self.send_archive(self.store.release_blob(self.lab_arg(lab)))
+        except StoreError as error:
+            raise web.HTTPError(404, str(error)) from error
+
+    async def post(self, lab: str) -> None:
+        await self.require_staff("release", lab)
+        files = self.archive_body()
+        at = self.store.release(self.lab_arg(lab), self.request.body, files, self.user)
+        log.info("%s released %s (%d files)", self.user, lab, len(files))
+        self.send_json({"assignment_id": lab, "released_at": at, "files": files})
+
+    async def delete(self, lab: str) -> None:
+        await self.require_staff("unrelease", lab)
+        self.send_json({"assignment_id": lab, "removed": self.store.unrelease(self.lab_arg(lab))})
+
+
+class Submit(Handler):
+    def post(self, lab: str) -> None:
+        lab = self.lab_arg(lab)
+        claimed = self.get_query_argument("student", "")
+        if claimed and claimed != self.user:
+            self.refuse(
+                "submit",
+                lab,
+                claimed,
+                f"you are logged in to the hub as {self.user}; a submission is filed under the "
+                f"hub's name for your login, so {self.user} cannot submit as {claimed}",
+                status=403,
+            )
+        if self.get_query_argument("timestamp", ""):
+            self.refuse(
+                "submit",
+                lab,
+                claimed,
+                "a submission's time is the exchange's clock; a time stamp sent with it is refused",
+                status=400,
+            )
+        files = self.archive_body()
+        try:
+            sub = self.store.submit(self.user, lab, self.request.body, files)
+        except StoreError as error:
+            raise web.HTTPError(404, str(error)) from error
+        log.info("%s submitted %s at %s (%d bytes)", self.user, lab, sub.timestamp, sub.size)
+        self.send_json(describe(sub))
+
+
+class MySubmissions(Handler):
+    def get(self) -> None:
+        lab = self.get_query_argument("lab", None)
+        self.send_json([describe(s) for s in self.store.submissions(lab=lab, student=self.user)])
+
+
+class MyFeedback(Handler):
+    def get(self, lab: str) -> None:
+        sub = self.submission_at(self.user, self.lab_arg(lab))
+        try:
+            self.send_archive(self.store.feedback_blob(sub), timestamp=sub.timestamp)
+        except StoreError as error:
+            raise web.HTTPError(404, str(error)) from error
+
+
+class Collect(Handler):
+    async def get(self, lab: str) -> None:
+        await self.require_staff("collect", lab)
+        self.send_json([describe(s) for s in self.store.submissions(lab=self.lab_arg(lab))])
+
+
+class CollectOne(Handler):
+    async def get(self, lab: str, student: str) -> None:
+        await self.require_staff("collect", lab)
+        sub = self.submission_at(student, self.lab_arg(lab))
+        self.send_archive(self.store.submission_blob(sub), timestamp=sub.timestamp)
+
+
+class ReleaseFeedback(Handler):
+    async def post(self, lab: str, student: str) -> None:
+        await self.require_staff("release_feedback", lab)
+        sub = self.submission_at(student, self.lab_arg(lab))
+        files = self.archive_body()
+        self.store.put_feedback(sub, self.request.body, files)
+        log.info("%s released feedback for %s %s at %s", self.user, student, lab, sub.timestamp)
+        self.send_json(describe(self.store.submission(sub.id)))
+
+
+class Refusals(Handler):
+    async def get(self) -> None:
+        await self.require_staff("list_refusals", "-")
+        self.send_json(self.store.refusals())
+
+
+class Health(web.RequestHandler):
+    def get(self) -> None:
+        self.finish({"service": "introdl-exchange"})
+
+
+def make_app(exchange: Exchange, prefix: str) -> web.Application:
+    api = prefix.rstrip("/") + "/api"
+    lab = r"([^/]+)"
+    routes: list[Any] = [
+        (rf"{api}/?", Health),
+        (rf"{api}/assignments/?", Assignments, {"exchange": exchange}),
+        (rf"{api}/assignments/{lab}/?", Assignment, {"exchange": exchange}),
+        (rf"{api}/submissions/?", MySubmissions, {"exchange": exchange}),
+        (rf"{api}/submissions/{lab}/?", Submit, {"exchange": exchange}),
+        (rf"{api}/feedback/{lab}/?", MyFeedback, {"exchange": exchange}),
+        (rf"{api}/feedback/{lab}/{lab}/?", ReleaseFeedback, {"exchange": exchange}),
+        (rf"{api}/collect/{lab}/?", Collect, {"exchange": exchange}),
+        (rf"{api}/collect/{lab}/{lab}/?", CollectOne, {"exchange": exchange}),
+        (rf"{api}/refusals/?", Refusals, {"exchange": exchange}),
+    ]
+    return web.Application(routes, max_body_size=exchange.max_bytes + 1024 * 1024)
+
+
+async def serve(args: argparse.Namespace) -> None:
+    store = ExchangeStore(Path(args.root))
+    exchange = Exchange(store, staff_group=args.staff_group, max_bytes=args.max_mb * 1024 * 1024)
+    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/exchange/")
+    url = os.environ.get("JUPYTERHUB_SERVICE_URL", f"http://127.0.0.1:{args.port}")
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    app = make_app(exchange, prefix)
+    app.listen(port, address="127.0.0.1" if args.loopback else "")
+    log.info("introdl exchange for course %s on port %s, state in %s", args.course, port, args.root)
+    await asyncio.Event().wait()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--root", required=True, help="the exchange's state (created, mode 0700)")
+    parser.add_argument("--course", default="introdl", help="the nbgrader course id")
+    parser.add_argument("--staff-group", default="formgrade-introdl", help="hub group of staff")
+    parser.add_argument("--max-mb", type=int, default=200, help="largest archive accepted (MiB)")
+    parser.add_argument("--port", type=int, default=10101, help="when not run by the hub")
+    parser.add_argument(
+        "--loopback", action="store_true", help="listen on 127.0.0.1 only (the local hub)"
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="[exchange %(asctime)s %(levelname)s] %(message)s"
+    )
+    asyncio.run(serve(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""JupyterHub configuration of the local demo hub (`make hub`), written for loopback only.
+
+`introdl.hub.local` writes the settings (ports, accounts, paths) to a JSON file and starts
+`jupyterhub -f THIS_FILE` with INTRODL_HUB_SETTINGS pointing at it. The production deployment on a
+GPU host is docker/hub/jupyterhub_config.py; docs/deploy.md says what differs.
+"""
+
+import json
+import os
+from pathlib import Path
+
+c = get_config()  # noqa: F821  (JupyterHub injects get_config)
+
+S = json.loads(Path(os.environ["INTRODL_HUB_SETTINGS"]).read_text())
+STATE = Path(S["state"])
+PUBLIC = Path(S["public"])
+COURSE = S["course_id"]
+STAFF_GROUP = f"formgrade-{COURSE}"
+STUDENT_GROUP = f"nbgrader-{COURSE}"
+
+# --- where the hub listens and keeps its state (root only) -----------------------------------
+c.JupyterHub.bind_url = f"http://127.0.0.1:{S['port']}"
+c.JupyterHub.hub_ip = "127.0.0.1"
+c.JupyterHub.hub_port = S["hub_port"]
+c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{S['proxy_api_port']}"
+c.ConfigurableHTTPProxy.command = [S["chp"]]
+c.ConfigurableHTTPProxy.debug = False
+c.JupyterHub.db_url = f"sqlite:///{STATE / 'jupyterhub.sqlite'}"
+c.JupyterHub.cookie_secret_file = str(STATE / "jupyterhub_cookie_secret")
+c.JupyterHub.pid_file = str(STATE / "jupyterhub.pid")
+c.JupyterHub.cleanup_servers = True
+c.JupyterHub.cleanup_proxy = True
+
+# --- who you are: a Unix account and its password (PAM), nothing a student can set ---------
+c.JupyterHub.authenticator_class = "pam"
+c.PAMAuthenticator.open_sessions = False  # no login sessions (no systemd-logind here)
+c.Authenticator.allowed_users = set(S["students"]) | set(S["staff"])
+c.Authenticator.admin_users = set()  # nobody can open another person's server
+c.JupyterHub.load_groups = {
+    STAFF_GROUP: {"users": S["staff"]},
+    STUDENT_GROUP: {"users": S["students"]},
+}
+
+# --- a server per person, as that Unix user (homes are 0700) ----------------------------------
+c.JupyterHub.spawner_class = "localprocess"
+c.Spawner.cmd = [S["python"], "-m", "jupyterhub.singleuser"]
+c.Spawner.default_url = "/lab"
+c.Spawner.notebook_dir = "~"
+c.Spawner.start_timeout = 120
+c.Spawner.http_timeout = 90
+c.LocalProcessSpawner.shell_cmd = []
+
+
+def _pre_spawn(spawner):
+    """Staff and students get different Jupyter config folders (extensions, exchange)."""
+    staff = spawner.user.name in S["staff"]
+    spawner.environment.update(
+        {
+            "JUPYTER_CONFIG_PATH": str(PUBLIC / "etc" / ("staff" if staff else "student")),
+            "PATH": f"{Path(S['python']).parent}:/usr/local/bin:/usr/bin:/bin",
+            "INTRODL_EXCHANGE_URL": S["exchange_url"],
+            "INTRODL_DATA_DIR": S["data_dir"],
+            "TF_CPP_MIN_LOG_LEVEL": "3",
+            **({"PYTHONPATH": S["pythonpath"]} if S.get("pythonpath") else {}),
+        }
+    )
+
+
+c.Spawner.pre_spawn_hook = _pre_spawn
+
+# --- the course's services --------------------------------------------------------------------
+exchange_env = {"PYTHONPATH": S["pythonpath"]} if S.get("pythonpath") else {}
+c.JupyterHub.services = [
+    {
+        "name": "exchange",
+        "url": f"http://127.0.0.1:{S['exchange_port']}",
+        "command": [
+            S["python"],
+            "-m",
+            "introdl.hub.exchange_service",
+            "--root",
+            S["exchange_root"],
+            "--course",
+            COURSE,
+            "--staff-group",
+            STAFF_GROUP,
+            "--loopback",
+        ],
+        "user": S["exchange_user"],
+        "cwd": S["exchange_root"],
+        "environment": exchange_env,
+        "display": False,
+    },
+    # The local tooling's own door (tokens for staff commands, tests); its token is root-only.
+    {"name": "introdl-admin", "api_token": (STATE / "admin-token").read_text().strip()},
+]
+c.JupyterHub.load_roles = [
+    {
+        # A user server's token may reach the exchange as that user, and nothing more.
+        "name": "server",
+        "scopes": [
+            "users:activity!user",
+            "access:servers!server",
+            "access:services!service=exchange",
+        ],
+    },
+    {
+        # Course members (nbgrader's groups) may use the exchange; the service decides the rest.
+        "name": "course-member",
+        "groups": [STAFF_GROUP, STUDENT_GROUP],
+        "scopes": ["access:services!service=exchange"],
+    },
+    {
+        # The exchange asks the hub who is staff: names and groups, nothing else.
+        "name": "introdl-exchange",
+        "services": ["exchange"],
+        "scopes": ["read:users:name", "read:users:groups"],
+    },
+    {
+        "name": "introdl-admin",
+        "services": ["introdl-admin"],
+        # A token it makes for a person can hold only what it holds itself: the exchange.
+        "scopes": [
+            "admin:users",
+            "admin:servers",
+            "tokens",
+            "admin:groups",
+            "list:users",
+            "access:services!service=exchange",
+        ],
+    },
+]
