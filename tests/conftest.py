@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,3 +17,23 @@ LABS = labs_with_source(ROOT)
 @pytest.fixture(scope="session")
 def root() -> Path:
     return ROOT
+
+
+@pytest.fixture(scope="session")
+def hub():  # type: ignore[no-untyped-def]
+    """A real JupyterHub on loopback with the course released (root only; see tests/hub.py)."""
+    from tests import hub as hubs
+
+    reason = hubs.skip_reason()
+    if reason:
+        pytest.skip(reason)
+    from introdl.hub.local import running_hub
+
+    hubs.reset_homes()
+    # Not under pytest's tmp folder (0700): the exchange's user and the students must reach theirs.
+    state = Path(tempfile.mkdtemp(prefix="introdl-hub-test-", dir="/tmp"))
+    try:
+        with running_hub(hubs.settings(ROOT, state)) as running:
+            yield running
+    finally:
+        shutil.rmtree(state, ignore_errors=True)

@@ -56,7 +56,7 @@ def _pre_spawn(spawner):
     staff = spawner.user.name in S["staff"]
     spawner.environment.update(
         {
-            "JUPYTER_CONFIG_PATH": str(PUBLIC / "etc" / ("staff" if staff else "student")),
+            "JUPYTER_CONFIG_PATH": str(Path(S["etc"]) / ("staff" if staff else "student")),
             "PATH": f"{Path(S['python']).parent}:/usr/local/bin:/usr/bin:/bin",
             "INTRODL_EXCHANGE_URL": S["exchange_url"],
             "INTRODL_DATA_DIR": S["data_dir"],

@@ -67,6 +67,11 @@ class HubSettings:
         return self.state / "exchange"
 
     @property
+    def etc_dir(self) -> Path:
+        """Jupyter config folders of this hub's student and staff servers: readable by all."""
+        return self.state / "etc"
+
+    @property
     def instructor(self) -> str:
         return self.staff[0]
 
@@ -144,7 +149,7 @@ def install_proxy(public: Path) -> Path:
 def write_jupyter_config(settings: HubSettings, exchange_url: str) -> None:
     """Student and staff config folders, readable by all (they hold no secret)."""
     for role in ("student", "staff"):
-        etc = settings.public / "etc" / role
+        etc = settings.etc_dir / role
         shutil.rmtree(etc, ignore_errors=True)
         shutil.copytree(HERE / "etc" / role, etc)
         (etc / "nbgrader_config.py").write_text(
@@ -160,7 +165,7 @@ def write_jupyter_config(settings: HubSettings, exchange_url: str) -> None:
             f"configure(c, url={exchange_url!r})\n"
         )
     # Readable by all; never follow a link (the venv's python points into /usr/bin).
-    for path in (settings.public, settings.public / "etc", *(settings.public / "etc").rglob("*")):
+    for path in (settings.public, settings.etc_dir, *settings.etc_dir.rglob("*")):
         if not path.is_symlink():
             path.chmod(0o755 if path.is_dir() else 0o644)
 
@@ -223,6 +228,7 @@ def prepare(settings: HubSettings) -> tuple[list[Account], dict[str, object]]:
         "python": str(python),
         "pythonpath": pythonpath,
         "data_dir": str(data_dir),
+        "etc": str(settings.etc_dir),
         "students": settings.students,
         "staff": settings.staff,
         "course_id": settings.course_id,
@@ -281,9 +287,7 @@ class Hub:
             "JUPYTERHUB_API_TOKEN": token or self.token_for(user),
             "JUPYTERHUB_USER": user,
             "JUPYTER_CONFIG_PATH": str(
-                self.settings.public
-                / "etc"
-                / ("staff" if user in self.settings.staff else "student")
+                self.settings.etc_dir / ("staff" if user in self.settings.staff else "student")
             ),
             "INTRODL_EXCHANGE_URL": str(self.config["exchange_url"]),
             "TF_CPP_MIN_LOG_LEVEL": "3",
