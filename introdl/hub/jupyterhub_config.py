@@ -127,6 +127,7 @@ c.JupyterHub.load_roles = [
             "admin:groups",
             "list:users",
             "access:services!service=exchange",
+            "access:servers",
         ],
     },
 ]

@@ -268,13 +268,12 @@ class Hub:
         response.raise_for_status()
         return response
 
-    def token_for(self, user: str, note: str = "introdl tooling") -> str:
-        """A new hub token of `user` (made with the admin service's token)."""
-        body = {
-            "note": note,
-            "expires_in": 24 * 3600,
-            "scopes": ["access:services!service=exchange"],
-        }
+    def token_for(self, user: str, note: str = "introdl tooling", *, server: bool = False) -> str:
+        """A new hub token of `user` for the exchange (and their own server, if asked)."""
+        scopes = ["access:services!service=exchange"]
+        if server:
+            scopes.append(f"access:servers!user={user}")
+        body = {"note": note, "expires_in": 24 * 3600, "scopes": scopes}
         return str(self.admin("POST", f"users/{user}/tokens", json=body).json()["token"])
 
     def as_user(
