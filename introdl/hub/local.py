@@ -375,15 +375,16 @@ def running_hub(settings: HubSettings, *, log: Path | None = None) -> Iterator[H
 
 
 def release_labs(hub: Hub) -> None:
-    """The instructor releases every lab through the exchange, with their own hub token."""
+    """The instructor puts every lab in the gradebook and releases it, with their own hub token."""
     course = course_dir(hub.settings)
     token = hub.token_for(hub.settings.instructor, "make hub: release")
     for lab in hub.settings.labs:
-        done = hub.nbgrader(
-            hub.settings.instructor, "release_assignment", lab, "--force", cwd=course, token=token
-        )
-        if done.returncode != 0:
-            raise HubError(f"releasing {lab} failed:\n{done.stdout}{done.stderr}")
+        for step in ("generate_assignment", "release_assignment"):
+            done = hub.nbgrader(
+                hub.settings.instructor, step, lab, "--force", cwd=course, token=token
+            )
+            if done.returncode != 0:
+                raise HubError(f"nbgrader {step} {lab} failed:\n{done.stdout}{done.stderr}")
 
 
 def summary(settings: HubSettings, accounts: list[Account]) -> str:
