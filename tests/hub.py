@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import pwd
 import shutil
 import tarfile
 from pathlib import Path
@@ -19,6 +20,8 @@ import requests
 from introdl.hub.local import Hub, HubSettings, free_port
 
 STUDENTS = ["st-ada", "st-ben", "st-cy"]
+# A class of thirty for the load test: real accounts too (a LocalAuthenticator knows no others).
+LOAD_CLASS = [f"st-load{i:02d}" for i in range(30)]
 STAFF = ["st-teacher"]
 CHROMIUM = Path("/usr/lib/chromium/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "build" / "screenshots" / "hub"
@@ -36,9 +39,12 @@ def skip_reason() -> str | None:
 
 def reset_homes() -> None:
     """Empty the test accounts' homes left by an earlier session (their servers are gone)."""
-    for user in STUDENTS + STAFF:
-        home = Path(f"~{user}").expanduser()
-        if home.is_dir() and home != Path(f"~{user}"):
+    for user in STUDENTS + LOAD_CLASS + STAFF:
+        try:
+            home = Path(pwd.getpwnam(user).pw_dir)
+        except KeyError:
+            continue  # not made yet: the hub fixture makes it
+        if home.is_dir():
             for entry in home.iterdir():
                 if entry.is_dir() and not entry.is_symlink():
                     shutil.rmtree(entry)
@@ -51,7 +57,7 @@ def settings(root: Path, state: Path) -> HubSettings:
         repo=root,
         state=state,
         port=free_port(),
-        students=STUDENTS,
+        students=STUDENTS + LOAD_CLASS,
         staff=STAFF,
         labs=("lab1_tensorflow", "lab2_mnist"),
     )
