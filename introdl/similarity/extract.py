@@ -1,8 +1,10 @@
 """What a student wrote: the answer cells of a notebook, minus what the release already holds.
 
 A submission's solution regions are its answer cells (nbgrader `solution: true`, matched to the
-release by grade id). Inside each, a line the release's cell also has (compared without its
-indentation, in order, by difflib) is template: it is shown in the report but never fingerprinted.
+release by grade id). Inside each, a line the release's cell also has (compared in order, by
+difflib, without indentation, comments or spaces and with every name but attributes read as one,
+so renaming a variable of a template line leaves it template) is template: it is shown in the
+report but never fingerprinted.
 A notebook without answer-cell metadata (a file from another course, a public solution) and a .py
 file are read whole and compared against every line of the release instead.
 """
@@ -11,6 +13,8 @@ from __future__ import annotations
 
 import difflib
 import json
+import keyword
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +22,8 @@ from typing import Any
 
 MAX_NOTEBOOK_BYTES = 50 * 1024 * 1024
 WHOLE_FILE = "(whole file)"
+COMMENT = re.compile(r"#[^'\"]*$")
+NAME = re.compile(r"(?<![.\w])[A-Za-z_]\w*")
 
 
 class Unreadable(Exception):
@@ -54,7 +60,7 @@ class Template:
     """The release notebook: its answer cells by grade id, and all its code lines."""
 
     cells: dict[str, str]
-    lines: frozenset[str]  # every stripped, non-empty code line of the release
+    lines: frozenset[str]  # the line_key of every non-empty code line of the release
     code: tuple[str, ...]  # every code cell of the release, in order
 
 
@@ -97,14 +103,21 @@ def read_template(path: Path) -> Template:
     """The release notebook at PATH as a Template (Unreadable if it cannot be read)."""
     cells = read_cells(path)
     answers = {c.grade_id: c.source for c in cells if c.solution and c.grade_id}
-    lines = frozenset(s for c in cells for line in c.source.splitlines() if (s := line.strip()))
+    lines = frozenset(k for c in cells for line in c.source.splitlines() if (k := line_key(line)))
     return Template(answers, lines, tuple(c.source for c in cells))
 
 
+def line_key(line: str) -> str:
+    """LINE as compared with the release's: no comment, no spaces, names (not attributes) as V."""
+    code = COMMENT.sub("", line)
+    code = NAME.sub(lambda m: m.group() if keyword.iskeyword(m.group()) else "V", code)
+    return "".join(code.split())
+
+
 def own_lines_against(source: str, template: str) -> frozenset[int]:
-    """Lines of SOURCE that difflib does not match to a line of TEMPLATE (indentation ignored)."""
-    mine = [line.strip() for line in source.splitlines()]
-    theirs = [line.strip() for line in template.splitlines()]
+    """Lines of SOURCE that difflib does not match to a line of TEMPLATE (see line_key)."""
+    mine = [line_key(line) for line in source.splitlines()]
+    theirs = [line_key(line) for line in template.splitlines()]
     matcher = difflib.SequenceMatcher(None, mine, theirs, autojunk=False)
     own: set[int] = set()
     for tag, i1, i2, _, _ in matcher.get_opcodes():
@@ -114,10 +127,12 @@ def own_lines_against(source: str, template: str) -> frozenset[int]:
 
 
 def own_lines_in_set(source: str, lines: Iterable[str]) -> frozenset[int]:
-    """Lines of SOURCE that are not among LINES (stripped), for files without answer cells."""
+    """Lines of SOURCE whose line_key is not among LINES, for files without answer cells."""
     known = set(lines)
     return frozenset(
-        n for n, line in enumerate(source.splitlines(), 1) if (s := line.strip()) and s not in known
+        n
+        for n, line in enumerate(source.splitlines(), 1)
+        if (k := line_key(line)) and k not in known
     )
 
 
