@@ -61,8 +61,8 @@ def _commands() -> dict[str, tuple[Command, dict[str, str]]]:
             {
                 "lab": "the lab whose submissions to compare",
                 "against": "a folder of .ipynb or .py files to compare each student with (repeatable)",
-                "html": "where to write the HTML report (default: build/similarity/LAB.html)",
-                "csv": "where to write every pair as CSV (default: build/similarity/LAB.csv)",
+                "html": "where to write the HTML report; empty: build/similarity/LAB.html",
+                "csv": "where to write every pair as CSV; empty: build/similarity/LAB.csv",
                 "top": "how many pairs the report shows side by side",
             },
         ),
