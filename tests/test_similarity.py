@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -231,3 +232,42 @@ def test_report_in_chromium_shows_the_top_pair_highlighted(
         finally:
             browser.close()
     assert (SCREENSHOTS / "pair-1.png").stat().st_size > 10_000
+
+
+def test_corpus_notebooks_with_and_without_answer_cells(tmp_path: Path) -> None:
+    """Are a tagged notebook (last term's source) and an untagged one (a public clone) both compared?"""
+    root = build_course(tmp_path / "course", LAB)
+    submit(root, LAB, "ref_copy", disguise(reference_answers(LAB), seed=5))
+    submit(root, LAB, "own", random_answers(LAB, seed=6))
+    corpus = tmp_path / "last-term"
+    corpus.mkdir()
+    (corpus / "source.ipynb").write_bytes((ROOT / "source" / LAB / f"{LAB}.ipynb").read_bytes())
+    public = json.loads(submit(root, LAB, "tmp", random_answers(LAB, seed=6)).read_text())
+    for cell in public["cells"]:
+        cell["metadata"] = {}
+    (corpus / "public-clone.ipynb").write_text(json.dumps(public))
+    shutil.rmtree(root / "submitted" / "tmp")
+    os.environ["INTRODL_COURSE_ROOT"] = str(root)
+    try:
+        got = similarity(lab=LAB, against=(str(corpus),))
+    finally:
+        os.environ.pop("INTRODL_COURSE_ROOT")
+    best = {(p.a, p.b): p.score for p in got.pairs if p.kind == "corpus"}
+    assert best[("ref_copy", "last-term/source.ipynb")] >= COPY_AT_LEAST, best
+    assert best[("own", "last-term/public-clone.ipynb")] >= COPY_AT_LEAST, best
+    assert best.get(("own", "last-term/source.ipynb"), 0) < INDEPENDENT_BELOW, best
+
+
+def test_a_huge_answer_is_skipped_with_a_reason(tmp_path: Path) -> None:
+    """Does a submission with megabytes of answer code get a note instead of stalling the class?"""
+    root = build_course(tmp_path / "course", LAB)
+    submit(root, LAB, "huge", {"compute_loss_answer": "x = 1\n" * 200_000})
+    submit(root, LAB, "own", random_answers(LAB, seed=7))
+    os.environ["INTRODL_COURSE_ROOT"] = str(root)
+    try:
+        got = similarity(lab=LAB)
+    finally:
+        os.environ.pop("INTRODL_COURSE_ROOT")
+    assert got.submissions == 1
+    assert "characters of answer code" in got.skipped[0]
+    assert "look at it by hand" in got.skipped[0]

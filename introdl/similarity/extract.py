@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 MAX_NOTEBOOK_BYTES = 50 * 1024 * 1024
+# ~25,000 lines; a class of normal answers is ~10 s per 300 students, this alone ~8 s
+MAX_CODE_CHARS = 1_000_000
 WHOLE_FILE = "(whole file)"
 COMMENT = re.compile(r"#[^'\"]*$")
 NAME = re.compile(r"(?<![.\w])[A-Za-z_]\w*")
@@ -171,4 +173,10 @@ def read_document(path: Path, name: str, template: Template) -> Document:
         regions = (Region(WHOLE_FILE, text, own_lines_in_set(text, template.lines)),)
     else:
         regions = regions_of(read_cells(path), template)
+    size = sum(len(r.source) for r in regions)
+    if size > MAX_CODE_CHARS:
+        raise Unreadable(
+            f"{path} holds {size:,} characters of answer code (more than {MAX_CODE_CHARS:,}); "
+            "it was not compared: look at it by hand"
+        )
     return Document(name, str(path), regions)

@@ -158,6 +158,7 @@ def units(region: Region, known: frozenset[str], *, all_lines: bool = False) -> 
     raw = _raw_tokens(source)
     spans = _unit_spans(source)
     by_unit: list[list[Token]] = [[] for _ in spans]
+    unit_of: dict[int, int] = {n: i for i, (a, b) in enumerate(spans) for n in range(a, b + 1)}
     line = 0
     for token in _normalised(raw, known):
         while line + 1 < len(starts) and starts[line + 1] <= token.start:
@@ -165,7 +166,7 @@ def units(region: Region, known: frozenset[str], *, all_lines: bool = False) -> 
         number = line + 1
         if not all_lines and number not in region.own_lines:
             continue
-        index = next((i for i, (a, b) in enumerate(spans) if a <= number <= b), None)
+        index = unit_of.get(number)
         if index is None:
             continue  # a line outside every statement: a stray newline token
         if token.text == NEWLINE and not by_unit[index]:
