@@ -110,8 +110,10 @@ def _normalised(raw: list[tuple[str, str, int, int]], known: frozenset[str]) -> 
         prev = raw[i - 1] if i else ("newline", "", 0, 0)
         nxt = raw[i + 1] if i + 1 < len(raw) else ("newline", "", 0, 0)
         if kind == "op":
-            depth += (text in "([{") - (text in ")]}") if len(text) == 1 else 0
-            depth = max(depth, 0)
+            if text in ("(", "[", "{"):
+                depth += 1
+            elif text in (")", "]", "}"):
+                depth = max(depth - 1, 0)
             tokens.append(Token(text, start, end))
         elif kind == "newline":
             tokens.append(Token(NEWLINE, start, end))
