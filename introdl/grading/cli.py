@@ -24,6 +24,7 @@ Command = Callable[..., Any]
 def _commands() -> dict[str, tuple[Command, dict[str, str]]]:
     """Command name -> (function, {parameter: help}). Imported lazily: TensorFlow is slow to load."""
     from introdl.grading import commands, data_cli, demo, release
+    from introdl.similarity.command import similarity
 
     return {
         "release": (release.release, {"lab": "a lab id, or `all`"}),
@@ -62,6 +63,16 @@ def _commands() -> dict[str, tuple[Command, dict[str, str]]]:
                 "state": "the hub's state folder (root only: database, accounts, exchange)",
             },
         ),
+        "similarity": (
+            similarity,
+            {
+                "lab": "the lab whose submissions to compare",
+                "against": "a folder of .ipynb or .py files to compare each student with (repeatable)",
+                "html": "where to write the HTML report; empty: build/similarity/LAB.html",
+                "csv": "where to write every pair as CSV; empty: build/similarity/LAB.csv",
+                "top": "how many pairs the report shows side by side",
+            },
+        ),
         "demo": (
             demo.demo,
             {"workdir": "where to build the demo course (default: a fresh temporary folder)"},
@@ -91,6 +102,7 @@ POSITIONAL = {
     "data": ["action", "name"],
     "grade": ["lab"],
     "grade-notebook": ["path"],
+    "similarity": ["lab"],
 }
 
 
