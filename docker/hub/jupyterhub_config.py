@@ -162,7 +162,10 @@ c.JupyterHub.services = [
         # Unix account grader-introdl, which owns COURSE_ROOT (mode 0700).
         "name": COURSE,
         "url": "http://127.0.0.1:9999",
-        "command": ["jupyterhub-singleuser", f"--ServerApp.root_dir={COURSE_ROOT}"],
+        "command": [
+            str(Path(sys.prefix) / "bin" / "jupyterhub-singleuser"),
+            f"--ServerApp.root_dir={COURSE_ROOT}",
+        ],
         "user": f"grader-{COURSE}",
         "cwd": COURSE_ROOT,
         "environment": {"JUPYTERHUB_DEFAULT_URL": "/lab"},
