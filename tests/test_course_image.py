@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jupyterhub.scopes import _check_scopes_exist
 from traitlets.config import Config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -221,6 +222,8 @@ def test_hub_config_loads_with_the_exchange_service_and_its_roles(
     ]
     assert "jupyterhub-idle-culler" in services
     roles = {role["name"]: role for role in c.JupyterHub.load_roles}
+    for role in roles.values():
+        _check_scopes_exist(role["scopes"])  # JupyterHub 6.1.1 knows every scope named
     assert roles["exchange-service"]["services"] == ["exchange"]
     assert set(roles["exchange-service"]["scopes"]) == {"read:users", "read:groups"}
     server = set(roles["server"]["scopes"])

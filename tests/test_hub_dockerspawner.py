@@ -83,6 +83,18 @@ def wait_for(what: str, check: Any, deadline: float, logs: list[Path]) -> Any:
     pytest.fail(f"{what} within the test's {BUDGET} s budget\n{tails}")
 
 
+def containers(podman_env: dict[str, str]) -> list[str]:
+    """The smoke test's containers that still exist (running or not)."""
+    listed = subprocess.run(
+        ["podman", "ps", "-a", "-q", "--filter", f"name=introdl-smoke-{USER}"],
+        env={**os.environ, **podman_env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return listed.stdout.split()
+
+
 def stop(process: subprocess.Popen[bytes]) -> None:
     process.terminate()
     try:
@@ -153,7 +165,7 @@ c.DockerSpawner.client_kwargs = {{"base_url": {docker_host!r}}}
 c.DockerSpawner.image = {image!r}
 c.DockerSpawner.pull_policy = "never"
 c.DockerSpawner.network_name = "host"
-c.DockerSpawner.extra_host_config = {{"network_mode": "host"}}
+c.DockerSpawner.use_internal_ip = True  # no port bindings (docker-py refuses them on "host")
 c.DockerSpawner.port = {server_port}
 c.DockerSpawner.remove = True
 c.DockerSpawner.name_template = "introdl-smoke-{{username}}"
@@ -198,9 +210,9 @@ def test_a_student_server_starts_from_the_course_image_and_answers_its_token(
         wait_for("the hub did not answer", lambda: request(api, token)[0] == 200, deadline, [log])
         hub_up = time.monotonic() - started
         assert request(f"{api}/users/{USER}", token, "POST")[0] in (201, 409)
-        status, body = request(f"{api}/users/{USER}/server", token, "POST")
-        assert status in (201, 202), body
         spawn_started = time.monotonic()
+        status, body = request(f"{api}/users/{USER}/server", token, "POST")
+        assert status in (201, 202), f"{body}\n{log.read_text()[-4000:]}"
 
         def ready() -> bool:
             status, model = request(f"{api}/users/{USER}", token)
@@ -226,20 +238,26 @@ def test_a_student_server_starts_from_the_course_image_and_answers_its_token(
         # Someone else's token does not open the student's server.
         status, _ = request(f"http://127.0.0.1:{port}/user/{USER}/api/status", token)
         assert status == 403
+        # The image's student config is in force: no formgrader in a student's server.
+        status, _ = request(f"http://127.0.0.1:{port}/user/{USER}/formgrader", user_token)
+        assert status == 404
+        # ... while the student's own extensions answer (any status but "not found").
+        status, _ = request(f"http://127.0.0.1:{port}/user/{USER}/assignments", user_token)
+        assert status != 404  # 400 here: nbgrader's handler wants an XSRF token
         print(f"hub up in {hub_up:.1f} s; server ready {spawn_took:.1f} s after the spawn request")
         assert request(f"{api}/users/{USER}/server", token, "DELETE")[0] in (202, 204)
+        wait_for(
+            "the student's container was not removed",
+            lambda: not containers(podman_env),
+            deadline,
+            [log],
+        )
     finally:
         stop(hub)
-        leftover = subprocess.run(
-            ["podman", "ps", "-a", "-q", "--filter", f"name=introdl-smoke-{USER}"],
-            env={**os.environ, **podman_env},
-            capture_output=True,
-            text=True,
-        ).stdout.split()
+        leftover = containers(podman_env)
         if leftover:
             subprocess.run(
                 ["podman", "rm", "-f", *leftover],
                 env={**os.environ, **podman_env},
                 capture_output=True,
             )
-        assert not leftover or hub.returncode is not None, f"containers left behind: {leftover}"
