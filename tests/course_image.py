@@ -52,6 +52,11 @@ def image_exists(env: dict[str, str], name: str) -> bool:
     return podman(env, "image", "exists", name).returncode == 0
 
 
+def image_id(env: dict[str, str], name: str) -> str | None:
+    found = podman(env, "image", "inspect", "--format", "{{.Id}}", name)
+    return found.stdout.strip() if found.returncode == 0 else None
+
+
 def image_size(env: dict[str, str], name: str) -> int:
     """The image's size in bytes, as ``podman image inspect`` reports it."""
     found = podman(env, "image", "inspect", "--format", "{{.Size}}", name)
@@ -96,9 +101,10 @@ def build_base(env: dict[str, str]) -> None:
                 check=True,
                 stdout=subprocess.DEVNULL,
             )
-        # debootstrap leaves the host's resolv.conf and apt lists behind; the image needs neither.
-        for leftover in (rootfs / "var" / "lib" / "apt" / "lists").glob("*_*"):
-            leftover.unlink()
+        # debootstrap leaves its .deb files (~60 MB), apt lists and the host's resolv.conf behind.
+        for pattern in ("var/cache/apt/archives/*.deb", "var/lib/apt/lists/*_*"):
+            for leftover in rootfs.glob(pattern):
+                leftover.unlink()
         (rootfs / "etc" / "resolv.conf").unlink(missing_ok=True)
         tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
         imported = podman(
@@ -155,9 +161,12 @@ def ensure_built(
         timings["base"] = time.monotonic() - started
         force_image = True
     if force_image or not image_exists(env, IMAGE):
+        previous = image_id(env, IMAGE)
         started = time.monotonic()
         build_image(env)
         timings["image"] = time.monotonic() - started
+        if previous and previous != image_id(env, IMAGE):
+            podman(env, "rmi", previous)  # the replaced build (2-3 GB); kept if a container uses it
     return timings
 
 
