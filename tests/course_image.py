@@ -31,6 +31,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tests.podman import DEBIAN_MIRROR, PODMAN_ROOT, podman, unusable_reason, write_config
@@ -168,6 +170,40 @@ def ensure_built(
         if previous and previous != image_id(env, IMAGE):
             podman(env, "rmi", previous)  # the replaced build (2-3 GB); kept if a container uses it
     return timings
+
+
+@contextmanager
+def podman_service(home: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    """``podman system service`` on a socket in `home`, configured for the course image (built
+    here when missing); its Docker address (``unix://...``) and podman's environment."""
+    env = config_env(home / "conf")
+    ensure_built(env)  # a no-op when scripts/course-image has built it (make test-docker does)
+    sock = home / "podman.sock"
+    log = home / "podman-service.log"
+    with log.open("w") as out:
+        service = subprocess.Popen(
+            ["podman", "system", "service", "--time=0", f"unix://{sock}"],
+            env={**os.environ, **env},
+            cwd=home,  # conmon may drop files in its working directory
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while not sock.exists():
+            if service.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"podman system service did not start: {log.read_text()[-2000:]}"
+                )
+            time.sleep(0.2)
+        yield f"unix://{sock}", env
+    finally:
+        service.terminate()
+        try:
+            service.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            service.kill()
+            service.wait()
 
 
 def main(argv: list[str] | None = None) -> int:

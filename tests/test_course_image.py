@@ -20,9 +20,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from jupyterhub.scopes import _check_scopes_exist
 from traitlets.config import Config
+
+import docker
+from introdl.grading.docker_sandbox import DockerSandbox, container_name
+from introdl.grading.kernel import start_kernel
+from tests.course_image import IMAGE, config_env, ensure_built, podman_service, unbuildable_reason
+from tests.podman import podman
+from tests.sandboxed import FIXTURES, run_fixture, test_slot
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDENT = ROOT / "docker" / "student"
@@ -277,9 +285,6 @@ def test_hub_config_refuses_to_start_half_configured(
 @pytest.fixture(scope="module")
 def in_image() -> Iterator[Any]:
     """Run a command in a fresh container of the course image; its CompletedProcess."""
-    from tests.course_image import IMAGE, config_env, ensure_built, unbuildable_reason
-    from tests.podman import podman
-
     reason = unbuildable_reason()
     if reason is not None:
         pytest.skip(f"cannot build the course image: {reason}")
@@ -364,3 +369,34 @@ def test_image_holds_the_public_data_and_no_grader_only_set(in_image: Any) -> No
     grader_only = {name for name, (_, secret) in cached.items() if secret}
     assert grader_only, "the registry marks no data set grader_only: this check would be empty"
     assert not (grader_only & present), f"grader-only data in the image: {grader_only & present}"
+
+
+@pytest.mark.docker
+def test_the_grading_backend_runs_a_submission_in_the_course_image(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Is the course image also the grading sandbox: does a submission run there, cell by cell,
+    with no network, as the sandbox uid, and does the student door call its functions?"""
+    reason = unbuildable_reason()
+    if reason is not None:
+        pytest.skip(f"cannot build the course image: {reason}")
+    with podman_service(tmp_path / "podman") as (address, _):
+        monkeypatch.setenv("DOCKER_HOST", address)
+        workdir = tmp_path / "submission"
+        workdir.mkdir()
+        shutil.copy(FIXTURES / "submitted-numpy-functions.ipynb", workdir)
+        kernel = start_kernel(workdir=workdir, backend="docker", image=IMAGE, slot=test_slot())
+        try:
+            assert isinstance(kernel.sandbox, DockerSandbox)
+            client = docker.DockerClient(base_url=address, timeout=10)
+            container = client.containers.get(container_name(kernel.sandbox.spec))
+            assert container.attrs["HostConfig"]["NetworkMode"] == "none"
+            assert IMAGE in container.image.tags
+            client.close()
+            run = run_fixture(kernel, "submitted-numpy-functions")
+            assert {cell.status for cell in run.cells} == {"ok"}, run.to_dict()
+            got = kernel.student().call("normalize", np.array([1.0, 2.0, 3.0, 4.0]))
+            assert got.tolist() == pytest.approx([-1.3416, -0.4472, 0.4472, 1.3416], abs=1e-4)
+        finally:
+            kernel.shutdown()
+        assert kernel.cleanup_problems == []

@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from tests.course_image import IMAGE, config_env, ensure_built, unbuildable_reason
+from tests.course_image import IMAGE, podman_service, unbuildable_reason
 
 pytestmark = pytest.mark.docker
 
@@ -110,24 +110,8 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict
     reason = unbuildable_reason()
     if reason is not None:
         pytest.skip(f"cannot build the course image: {reason}")
-    home = tmp_path_factory.mktemp("podman-hub")
-    env = config_env(home / "conf")
-    ensure_built(env)  # a no-op when scripts/course-image has built it (make test-docker does)
-    sock = home / "podman.sock"
-    log = home / "podman-service.log"
-    with log.open("w") as out:
-        service = subprocess.Popen(
-            ["podman", "system", "service", "--time=0", f"unix://{sock}"],
-            env={**os.environ, **env},
-            cwd=home,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        wait_for("podman's API socket did not appear", sock.exists, time.monotonic() + 30, [log])
-        yield f"unix://{sock}", env
-    finally:
-        stop(service)
+    with podman_service(tmp_path_factory.mktemp("podman-hub")) as (address, env):
+        yield address, env
 
 
 HUB_CONFIG = """
