@@ -27,10 +27,13 @@ test: setup
 	@$(BIN)/mypy
 	@INTRODL_BUDGET=smoke $(BIN)/pytest -m "not slow and not docker" $(PYTEST_ARGS)
 
-# The docker backend against podman's Docker-compatible API (installs podman, builds a test image).
+# The docker backend and the course image against podman's Docker-compatible API: installs each
+# missing tool, builds the test image and the course image (scripts/course-image; the first time
+# about 15 minutes), then runs the docker-marked tests.
 test-docker: setup
-	@command -v podman >/dev/null || apt-get install -y -qq --no-install-recommends podman runc debootstrap catatonit
+	@scripts/setup-podman
 	@PYTHON=$(CURDIR)/$(BIN)/python scripts/podman-test-image
+	@PYTHON=$(CURDIR)/$(BIN)/python scripts/course-image
 	@$(BIN)/pytest -m docker $(PYTEST_ARGS)
 
 test-slow: setup

@@ -77,10 +77,15 @@ def unusable_reason() -> str | None:
     return None
 
 
-def write_config(directory: Path) -> dict[str, str]:
-    """Write containers.conf and storage.conf into `directory`; the environment that selects them."""
+def write_config(directory: Path, *, bind_python: bool = True) -> dict[str, str]:
+    """Write containers.conf and storage.conf into `directory`; the environment that selects them.
+
+    `bind_python` binds the tests' Python environment into every container (the test image needs
+    it; the course image, which has its own, does not).
+    """
     directory.mkdir(parents=True, exist_ok=True)
-    volumes = ", ".join(f'"{path}:{path}:ro"' for path in python_dirs())
+    paths = python_dirs() if bind_python else ()
+    volumes = ", ".join(f'"{path}:{path}:ro"' for path in paths)
     (directory / "containers.conf").write_text(
         "[containers]\n"
         'default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]\n'
