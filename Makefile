@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.introdl-installed
 
-.PHONY: setup system demo test test-docker test-slow lint format releases data calibrate benchmark clean
+.PHONY: setup system demo hub test test-docker test-slow lint format releases data calibrate benchmark clean
 
 setup: system $(STAMP)
 
@@ -20,6 +20,11 @@ $(STAMP): pyproject.toml scripts/setup-python
 
 demo: setup
 	@$(BIN)/introdl demo
+
+# A real JupyterHub on loopback for the demo course (root: it makes Unix accounts). Ctrl-C stops it.
+HUB_PORT ?= 8000
+hub: setup
+	@$(BIN)/introdl hub --port $(HUB_PORT)
 
 test: setup
 	@$(BIN)/ruff format --check .
