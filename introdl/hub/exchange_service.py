@@ -37,6 +37,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from jupyterhub.services.auth import HubAuth, HubAuthenticated
 from tornado import web
@@ -293,10 +294,11 @@ async def serve(args: argparse.Namespace) -> None:
     store = ExchangeStore(Path(args.root))
     exchange = Exchange(store, staff_group=args.staff_group, max_bytes=args.max_mb * 1024 * 1024)
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/exchange/")
-    url = os.environ.get("JUPYTERHUB_SERVICE_URL", f"http://127.0.0.1:{args.port}")
-    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    # The hub tells a managed service where to listen (the `url` of its entry in the hub's config).
+    url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", f"http://127.0.0.1:{args.port}"))
+    port = url.port or args.port
     app = make_app(exchange, prefix)
-    app.listen(port, address="127.0.0.1" if args.loopback else "")
+    app.listen(port, address=url.hostname or "127.0.0.1")
     log.info("introdl exchange for course %s on port %s, state in %s", args.course, port, args.root)
     await asyncio.Event().wait()
 
@@ -308,9 +310,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--staff-group", default="formgrade-introdl", help="hub group of staff")
     parser.add_argument("--max-mb", type=int, default=200, help="largest archive accepted (MiB)")
     parser.add_argument("--port", type=int, default=10101, help="when not run by the hub")
-    parser.add_argument(
-        "--loopback", action="store_true", help="listen on 127.0.0.1 only (the local hub)"
-    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="[exchange %(asctime)s %(levelname)s] %(message)s"

@@ -84,7 +84,6 @@ c.JupyterHub.services = [
             COURSE,
             "--staff-group",
             STAFF_GROUP,
-            "--loopback",
         ],
         "user": S["exchange_user"],
         "cwd": S["exchange_root"],
