@@ -399,7 +399,7 @@ def summary(settings: HubSettings, accounts: list[Account]) -> str:
         lines.append(f"    {a.role:<8} {a.name:<10} password {a.password}")
     lines += [
         "",
-        "  students: Nbgrader > Assignments in JupyterLab: fetch, validate, submit, fetch feedback",
+        "  students: Nbgrader > Assignment List in JupyterLab: fetch, validate, submit, fetch feedback",
         f"  staff:    formgrader at {settings.url}/user/{settings.instructor}/formgrader ;"
         f" course in ~{settings.instructor}/course",
         "            collect in a terminal of your server:  cd ~/course && nbgrader collect LAB",
