@@ -37,3 +37,18 @@ def hub():  # type: ignore[no-untyped-def]
             yield running
     finally:
         shutil.rmtree(state, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def course_engine(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """podman's Docker API on a socket, with the course image built: (DOCKER_HOST, podman env).
+
+    For the docker-marked hub tests (tests/dockerhub.py); skips, saying why, without podman.
+    """
+    from tests.course_image import podman_service, unbuildable_reason
+
+    reason = unbuildable_reason()
+    if reason is not None:
+        pytest.skip(f"cannot build the course image: {reason}")
+    with podman_service(tmp_path_factory.mktemp("podman-hub")) as (address, env):
+        yield address, env
