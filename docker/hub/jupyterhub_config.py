@@ -197,7 +197,7 @@ c.JupyterHub.load_roles = [
     {
         # The exchange looks up who a token belongs to and whether they are staff.
         "name": "exchange-service",
-        "scopes": ["read:users", "read:groups"],
+        "scopes": ["read:users:name", "read:users:groups"],
         "services": ["exchange"],
     },
     {
