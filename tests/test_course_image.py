@@ -233,7 +233,7 @@ def test_hub_config_loads_with_the_exchange_service_and_its_roles(
     for role in roles.values():
         _check_scopes_exist(role["scopes"])  # JupyterHub 6.1.1 knows every scope named
     assert roles["exchange-service"]["services"] == ["exchange"]
-    assert set(roles["exchange-service"]["scopes"]) == {"read:users", "read:groups"}
+    assert set(roles["exchange-service"]["scopes"]) == {"read:users:name", "read:users:groups"}
     server = set(roles["server"]["scopes"])
     assert "inherit" not in server
     assert server == {
