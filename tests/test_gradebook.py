@@ -18,8 +18,10 @@ import nbformat
 import pytest
 from nbgrader.api import Grade, Gradebook
 
+from introdl.grading.course import nbgrader
 from introdl.grading.errors import BadInput
-from introdl.grading.gradebook import (
+from introdl.grading.hidden.runner import run_hidden_tests
+from introdl.grading.record.gradebook import (
     DAMAGED_NOTE,
     LandedGrades,
     autograded_points,
@@ -30,9 +32,7 @@ from introdl.grading.gradebook import (
     report_hidden_tests,
     submission_timestamp,
 )
-from introdl.grading.hidden import run_hidden_tests
-from introdl.grading.release import nbgrader
-from introdl.grading.results import Results, Sandbox, TestResult, results_path
+from introdl.grading.record.results import Results, Sandbox, TestResult, results_path
 from tests.fixtures.notebook_student import NotebookStudent
 
 REPO = Path(__file__).resolve().parents[1]

@@ -11,14 +11,10 @@ from typing import Any
 import nbformat
 import pytest
 
-from introdl.grading.hidden import (
-    NO_MESSAGE,
-    HiddenSuiteError,
-    StudentLike,
-    feedback_message,
-    run_hidden_tests,
-)
-from introdl.grading.results import (
+from introdl.grading.hidden.marks import NO_MESSAGE, feedback_message
+from introdl.grading.hidden.plugin import StudentLike
+from introdl.grading.hidden.runner import HiddenSuiteError, run_hidden_tests
+from introdl.grading.record.results import (
     CellRun,
     Event,
     Phases,
@@ -508,7 +504,7 @@ def test_platform_errors_speak_to_students_as_written() -> None:
     class StudentError(Exception):
         pass
 
-    StudentError.__module__ = "introdl.grading.bridge"
+    StudentError.__module__ = "introdl.grading.door.bridge"
     err = StudentError("compute_loss raised ValueError: shapes (4,) and (5,) differ")
     assert feedback_message(err) == "compute_loss raised ValueError: shapes (4,) and (5,) differ"
     assert feedback_message(KeyError("logits")) == "KeyError: 'logits'"

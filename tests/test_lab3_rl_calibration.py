@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from introdl.grading.commands import grade_notebook
+from introdl.grading.commands.grade_notebook import grade_notebook
 from tests.conftest import ROOT
 from tests.fixtures.lab3_rl.calibration import curve_run, suite_run
 from tests.fixtures.lab3_rl.variants import Variant, variants

@@ -23,16 +23,16 @@ Command = Callable[..., Any]
 
 def _commands() -> dict[str, tuple[Command, dict[str, str]]]:
     """Command name -> (function, {parameter: help}). Imported lazily: TensorFlow is slow to load."""
-    from introdl.grading import commands, data_cli, demo, release
+    from introdl.grading.commands import data, demo, grade, grade_notebook, release
 
     return {
         "release": (release.release, {"lab": "a lab id, or `all`"}),
         "data": (
-            data_cli.data,
+            data.data,
             {"action": "`list` or `fetch`", "name": "a data set name, or `all`"},
         ),
         "grade": (
-            commands.grade,
+            grade.grade,
             {
                 "lab": "the lab to grade",
                 "student": "grade only this student (repeatable)",
@@ -46,7 +46,7 @@ def _commands() -> dict[str, tuple[Command, dict[str, str]]]:
             },
         ),
         "grade-notebook": (
-            commands.grade_notebook,
+            grade_notebook.grade_notebook,
             {
                 "path": "the notebook file",
                 "lab": "the lab whose hidden tests judge it",

@@ -6,11 +6,30 @@ still works under RLIMIT_AS = 1.5 GiB and aborts at 1.25 GiB. TensorFlow and Ope
 thread per core in each pool (8 MiB of stack address space each; threads count against
 RLIMIT_NPROC, and OpenBLAS raises SIGINT when it cannot start them), so a bigger grading host
 needs more of both. The defaults leave room for that and for the labs' real models.
+
+A lab's own grading limits: `grader_tests/<lab>/limits.toml` tightens these defaults
+(`lab_limits`). A lab with a grading-time limit (its issue: "at most 3 minutes, whatever the notebook's own
+training budget") caps the notebook phase here, so a student who hard-codes a long training loop
+(ignoring `introdl.budget`) has that cell interrupted, and the later cells and the hidden tests
+still run. For example::
+
+    # grader_tests/lab1_music/limits.toml
+    cell_timeout = 60      # seconds for one notebook cell
+    notebook_timeout = 100 # seconds for the whole notebook
+
+Any numeric field of `Limits` may appear. A lab may only tighten a limit, never loosen it: the
+smaller of the lab's value and the grader's (its `--limits`, or the defaults) wins.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import tomllib
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from introdl.grading.errors import BadInput
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -77,3 +96,28 @@ TEST_LIMITS = Limits(
     notebook_output_bytes=50 * KiB,
     exchange_bytes=16 * MiB,
 )
+
+LAB_LIMITS_FILE = "limits.toml"
+
+
+def lab_limits(suite_dir: Path, base: Limits) -> Limits:
+    """BASE tightened by SUITE_DIR/limits.toml (BASE itself when the lab has no such file)."""
+    path = suite_dir / LAB_LIMITS_FILE
+    if not path.is_file():
+        return base
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        raise BadInput(f"{path}: not valid TOML ({err}); fix or delete it") from err
+    fields = {f.name for f in dataclasses.fields(Limits)}
+    changes: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in fields:
+            raise BadInput(
+                f"{path}: unknown limit {key!r}; known limits: {', '.join(sorted(fields))}"
+            )
+        current = getattr(base, key)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise BadInput(f"{path}: {key} must be a positive number, not {value!r}")
+        changes[key] = min(current, type(current)(value))
+    return dataclasses.replace(base, **changes)

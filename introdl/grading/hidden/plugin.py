@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import math
 import signal
 import threading
@@ -23,16 +22,22 @@ from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any, Protocol, cast, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pytest
 
-from introdl.grading.results import VISIBILITIES, Status, TestResult, Visibility
-
-DEFAULT_BUDGET = 60.0  # seconds per test when it names no budget
-MAX_MESSAGE = 1500  # characters of feedback per test; a message is a sentence, not a dump
-NO_MESSAGE = "a hidden check failed (this check gives no message)"
+from introdl.grading.hidden.marks import (
+    DEFAULT_BUDGET,
+    BudgetExceeded,
+    SetupBudgetExceeded,
+    budget_of,
+    feedback_message,
+    grade_of,
+    item_location,
+    node_key,
+)
+from introdl.grading.record.results import Status, TestResult
 
 MARKERS = (
     "grade(grade_id, points): the grade cell a hidden test scores and the points it is worth",
@@ -59,17 +64,6 @@ class StudentLike(Protocol):
     def get(self, name: str) -> Any:
         """The value of the student's variable NAME, as plain data."""
         ...
-
-
-class BudgetExceeded(BaseException):
-    """Raised inside a hidden test that ran past its budget, and again every second until it stops.
-
-    A BaseException, so that a test's own `except Exception` cannot swallow it.
-    """
-
-
-class SetupBudgetExceeded(Exception):
-    """BudgetExceeded for fixture setup, where pytest's bookkeeping only survives Exceptions."""
 
 
 @dataclass
@@ -143,7 +137,7 @@ class HiddenTestPlugin:
     def _check_markers(self, items: list[pytest.Item]) -> None:
         names: dict[str, str] = {}
         for item in items:
-            where = _where(item)
+            where = item_location(item)
             try:
                 grade_of(item)
                 budget_of(item, self.default_budget)
@@ -162,7 +156,7 @@ class HiddenTestPlugin:
         for item in items:
             with contextlib.suppress(ValueError):  # already reported by _check_markers
                 grade_id, pts, _ = grade_of(item)
-                carried.setdefault(grade_id, []).append((_where(item), pts))
+                carried.setdefault(grade_id, []).append((item_location(item), pts))
         known = ", ".join(sorted(self.points)) or "none"
         for grade_id, tests in carried.items():
             if grade_id not in self.points:
@@ -216,13 +210,13 @@ class HiddenTestPlugin:
         """A generator seeded from the grading seed and this test's id: fresh per grading seed,
         reproducible from the seed recorded in results.json."""
         return np.random.default_rng(
-            np.random.SeedSequence([self._seed, _node_key(request.node.nodeid)])
+            np.random.SeedSequence([self._seed, node_key(request.node.nodeid)])
         )
 
     @pytest.fixture
     def seed(self, request: pytest.FixtureRequest) -> int:
         """A 31-bit seed drawn the same way as `rng`, for code that takes a plain int seed."""
-        seq = np.random.SeedSequence([self._seed, _node_key(request.node.nodeid), 1])
+        seq = np.random.SeedSequence([self._seed, node_key(request.node.nodeid), 1])
         return int(seq.generate_state(1)[0] >> 1)
 
     # --- running: budgets ----------------------------------------------------------------------
@@ -345,75 +339,3 @@ class HiddenTestPlugin:
             visibility=visibility,
             duration=elapsed,
         )
-
-
-def grade_of(item: pytest.Item) -> tuple[str, float, Visibility]:
-    """(grade_id, points, visibility) from a test's `grade` marker; ValueError when it is missing or bad."""
-    marker = item.get_closest_marker("grade")
-    if marker is None:
-        raise ValueError(
-            "has no @pytest.mark.grade(grade_id, points=N) marker; every hidden test needs one"
-        )
-    args = list(marker.args)
-    grade_id = args[0] if args else marker.kwargs.get("grade_id")
-    pts = args[1] if len(args) > 1 else marker.kwargs.get("points")
-    visibility = marker.kwargs.get("visibility", "visible")
-    if not isinstance(grade_id, str) or not grade_id:
-        raise ValueError(f"grade marker needs a grade id string first, got {grade_id!r}")
-    if (
-        isinstance(pts, bool)
-        or not isinstance(pts, int | float)
-        or not math.isfinite(pts)
-        or pts <= 0
-    ):
-        raise ValueError(f"grade marker for {grade_id!r} needs points=N with N > 0, got {pts!r}")
-    if visibility not in VISIBILITIES:
-        raise ValueError(
-            f"grade marker visibility must be one of {', '.join(VISIBILITIES)}, got {visibility!r}"
-        )
-    return grade_id, float(pts), cast(Visibility, visibility)
-
-
-def budget_of(item: pytest.Item, default: float) -> float:
-    """Seconds from a test's `budget` marker (`@pytest.mark.budget(seconds=60)`), else DEFAULT."""
-    marker = item.get_closest_marker("budget")
-    if marker is None:
-        return default
-    seconds = marker.args[0] if marker.args else marker.kwargs.get("seconds")
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0:
-        raise ValueError(f"budget marker needs seconds=S with S > 0, got {seconds!r}")
-    return float(seconds)
-
-
-def feedback_message(exc: BaseException, scrub: Sequence[str] = ()) -> str:
-    """What a student may read about EXC: an authored message, or an exception's type and message.
-
-    Never a traceback. Platform exceptions (the bridge's StudentError, timeouts) carry messages
-    written for students and are shown as they are; grader paths in SCRUB are blanked out.
-    """
-    if isinstance(
-        exc, BudgetExceeded | SetupBudgetExceeded | pytest.fail.Exception | pytest.skip.Exception
-    ):
-        text = str(getattr(exc, "msg", "") or exc)
-    elif isinstance(exc, AssertionError):
-        text = str(exc).strip() or NO_MESSAGE
-    elif type(exc).__module__.startswith("introdl."):
-        text = str(exc).strip() or type(exc).__name__
-    else:
-        detail = str(exc).strip()
-        text = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
-    for path in scrub:
-        text = text.replace(path, "<grader>")
-    if len(text) > MAX_MESSAGE:
-        text = text[: MAX_MESSAGE - 1] + "…"
-    return text
-
-
-def _where(item: pytest.Item) -> str:
-    """A test's file and name for authoring errors (course staff read these, never students)."""
-    return f"{item.path}::{item.name}"
-
-
-def _node_key(nodeid: str) -> int:
-    """A stable 63-bit number for a test id (Python's hash() changes between processes)."""
-    return int.from_bytes(hashlib.sha256(nodeid.encode()).digest()[:8], "big") >> 1

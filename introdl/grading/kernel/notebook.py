@@ -12,15 +12,14 @@ import copy
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import Any, Literal, cast
 
 import nbformat
 
 from introdl.grading.errors import BadInput
-from introdl.grading.outputs import OutputBudget
-
-if TYPE_CHECKING:
-    from introdl.grading.kernel import SandboxedKernel, SandboxEvent
+from introdl.grading.kernel.kernel import SandboxedKernel
+from introdl.grading.kernel.outputs import OutputBudget
+from introdl.grading.kernel.protocol import SandboxEvent
 
 CellStatus = Literal["ok", "error", "timeout", "killed", "died", "skipped"]
 

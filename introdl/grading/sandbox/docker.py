@@ -7,7 +7,7 @@ mounted. GPUs are passed with a device request when asked for. Any engine with t
 (Docker, or ``podman system service``).
 
 The kernel manager launches a command, so `DockerSandbox.wrap` returns one: this module run as
-``python -m introdl.grading.docker_sandbox SPEC.json COMMAND...``, which creates the container,
+``python -m introdl.grading.sandbox.docker SPEC.json COMMAND...``, which creates the container,
 relays its output and exit code, and removes it when stopped. `DockerSandbox.kill` and `cleanup`
 remove the container by name, so it does not outlive a SIGKILLed launcher.
 
@@ -32,7 +32,7 @@ from types import FrameType
 from typing import Any
 
 from introdl.grading.errors import BadInput
-from introdl.grading.sandbox import (
+from introdl.grading.sandbox.base import (
     SANDBOX_DATADIR,
     SANDBOX_WORKDIR,
     SandboxSpec,
@@ -163,7 +163,7 @@ class DockerSandbox:
         # manager fills in ``{connection_file}`` in the argv it launches, never inside files.
         del create["command"]
         spec_file.write_text(json.dumps(create))
-        return [sys.executable, "-m", "introdl.grading.docker_sandbox", str(spec_file), *argv]
+        return [sys.executable, "-m", "introdl.grading.sandbox.docker", str(spec_file), *argv]
 
     def _container(self) -> Any:
         if self._client is None:

@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from introdl.grading.limits import Limits
+from introdl.grading.sandbox.limits import Limits
 
 PREFIX = "introdl-work-"
 FSTYPE_NAME = "introdl-work"  # the tmpfs's source name in /proc/mounts

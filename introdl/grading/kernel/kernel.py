@@ -1,80 +1,62 @@
 """A Jupyter kernel inside a sandbox: start it, run code with a deadline, kill it, clean up.
 
-The kernel is an ipykernel started by jupyter_client's `KernelManager` from a kernelspec written
-for this one kernel: its argv is the sandbox's wrapper around ``python -m ipykernel_launcher -f
-{connection_file}``, and it is interrupted by message (a SIGINT would reach the sandbox's
-launcher, not the kernel). Sockets use ZeroMQ's ``ipc`` transport in a directory bound into the
-sandbox at its own path, because the sandbox has no network, not even loopback.
+The kernel is an ipykernel whose argv is the sandbox's wrapper around ``python -m
+ipykernel_launcher`` (kernelspec in protocol.py). Sockets use ZeroMQ's ``ipc`` transport in a
+directory bound into the sandbox at its own path: the sandbox has no network, not even loopback.
 
-Every execution has a deadline. When it passes, the kernel is interrupted; if it has not answered
-after `Limits.interrupt_grace` seconds, the whole sandbox is killed. The kernel's own stdout and
-stderr (TensorFlow's C++ logs, crashes) go to a pipe whose tail is kept for reports.
+Every execution has a deadline (`SandboxedKernel.execute`), waiting on the shell and iopub
+sockets together. When it passes, the kernel is interrupted (by message); if it has not answered
+after `Limits.interrupt_grace` seconds, the whole sandbox is killed. A kernel process that exits
+on its own (``os._exit``, an OOM kill, a crash) is noticed within a quarter of a second. Its own
+stdout and stderr (TensorFlow's C++ logs, crashes) go to a pipe whose tail is kept for reports.
 
 Example::
 
     kernel = start_kernel(workdir=Path("copy/of/submission"), datadir=Path("data"), slot=0)
     try:
-        run = kernel.run_notebook(Path("copy/of/submission/lab1.ipynb"))
-        student = kernel.student()   # the only door for hidden tests (see bridge.py)
+        run = run_notebook(kernel, Path("copy/of/submission/lab1.ipynb"))  # notebook.py
+        student = Student(kernel)   # the only door for hidden tests (door/bridge.py)
     finally:
         kernel.shutdown()
+
+`start_kernel` (launch.py) sets up the sandbox and starts this class; `run_notebook`
+(notebook.py) is a function over a started kernel. This module imports neither, nor the door.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
-import json
 import os
-import re
 import shutil
 import signal
 import subprocess
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import zmq
 from jupyter_client.blocking.client import BlockingKernelClient
-from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 
 from introdl.grading.errors import BadInput
-from introdl.grading.execute import Execution, execute_code
-from introdl.grading.launch import start_kernel, sweep_stale
-from introdl.grading.limits import Limits
-from introdl.grading.outputs import OutputBudget
-from introdl.grading.sandbox import Sandbox
-from introdl.grading.slots import SlotLock
-
-__all__ = ["SandboxEvent", "SandboxedKernel", "start_kernel", "sweep_stale"]
-
-if TYPE_CHECKING:
-    from introdl.grading.bridge import Student
-    from introdl.grading.run_notebook import NotebookRun
-
-KERNEL_NAME = "introdl-sandbox"
-# ipykernel's start-up notice on stdout, which says nothing about why a kernel died
-BANNER = re.compile(
-    r"--existing|To connect another client|ipython kernel. entry point|Ctrl-C will not work|"
-    r"To exit, you will have to|\"quit\" from a client|To read more about this|ipython/issues/2049"
+from introdl.grading.kernel.outputs import OutputBudget, OutputCollector
+from introdl.grading.kernel.protocol import (
+    BANNER,
+    IOPUB_GRACE,
+    MAX_MESSAGE_BYTES,
+    POLL_SECONDS,
+    Execution,
+    SandboxEvent,
+    Status,
+    kernel_manager,
+    next_message,
 )
-# Largest single ZeroMQ message the grader accepts from the kernel; bigger ones drop the link.
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-
-
-@dataclass
-class SandboxEvent:
-    """Something the sandbox did to the submission, or that happened to it."""
-
-    kind: str  # cell_timeout | call_timeout | kernel_killed | kernel_died | memory_exhausted
-    #            | output_truncated | budget_exhausted
-    detail: str
-    cell: int | None = None  # index in the notebook's cells, when a cell was running
-    at: float = 0.0  # seconds since the kernel started
+from introdl.grading.sandbox import Sandbox
+from introdl.grading.sandbox.limits import Limits
+from introdl.grading.sandbox.slots import SlotLock
 
 
 class SandboxedKernel:
@@ -127,26 +109,7 @@ class SandboxedKernel:
         argv = self.sandbox.wrap(
             [self.sandbox.python, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
         )
-        spec_dir = self.runtime_dir / "kernelspec" / KERNEL_NAME
-        spec_dir.mkdir(parents=True)
-        (spec_dir / "kernel.json").write_text(
-            json.dumps(
-                {
-                    "argv": argv,
-                    "display_name": "Student submission (sandboxed)",
-                    "language": "python",
-                    "interrupt_mode": "message",
-                    "env": {},
-                }
-            )
-        )
-        km = KernelManager(
-            kernel_name=KERNEL_NAME,
-            kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(spec_dir.parent)]),
-            transport="ipc",
-            ip=str(self.ipc_dir / "kernel"),
-            connection_file=str(self.ipc_dir / "kernel.json"),
-        )
+        km = kernel_manager(argv, self.runtime_dir / "kernelspec", self.ipc_dir)
         km.write_connection_file()
         # the kernel runs as the sandbox uid and must read its connection file
         os.chown(km.connection_file, self.sandbox.spec.uid, self.sandbox.spec.uid)
@@ -220,16 +183,116 @@ class SandboxedKernel:
         timeout_kind: str = "cell_timeout",
     ) -> Execution:
         """Run `code` with a deadline; interrupt, then kill the sandbox, when it overruns."""
-        return execute_code(
-            self,
-            code,
-            timeout=timeout,
-            silent=silent,
-            store_history=store_history,
-            budget=budget,
-            cell=cell,
-            timeout_kind=timeout_kind,
+        start = time.monotonic()
+        limits = self.limits
+        collector = OutputCollector(
+            limits.cell_output_bytes, budget or OutputBudget(limits.notebook_output_bytes)
         )
+
+        def finish(
+            status: Status, ename: str | None = None, evalue: str | None = None
+        ) -> Execution:
+            duration = round(time.monotonic() - start, 3)
+            return Execution(
+                status, duration, collector.outputs, collector.truncated, ename, evalue
+            )
+
+        if not self.alive:
+            self.note_death(cell)
+            return finish("died", "KernelDied", "the kernel is not running")
+        client = self.client
+        msg_id = client.execute(
+            code, silent=silent, store_history=store_history, allow_stdin=False, stop_on_error=False
+        )
+        try:
+            waited = self._wait(msg_id, collector, start + timeout, timeout, cell, timeout_kind)
+        except BaseException:
+            # The grader was interrupted (a hidden test's own budget ran out): stop the kernel's
+            # work too, so that the next call does not queue behind it.
+            self.interrupt()
+            raise
+        if isinstance(waited, Execution):
+            waited.duration = round(time.monotonic() - start, 3)
+            return waited
+        reply, interrupted_at, iopub_lost = waited
+        if iopub_lost:
+            # ZeroMQ cut the iopub link over an oversized message; outputs after it are gone
+            collector.lost("an output message was too large to receive")
+            self.reconnect_iopub()
+        if collector.truncated:
+            dropped = collector.dropped_bytes
+            detail = (
+                f"{dropped} bytes of output dropped" if dropped else "an oversized output was lost"
+            )
+            self.record("output_truncated", detail, cell)
+        if reply.get("status") == "ok":
+            result = finish("ok")
+        elif interrupted_at is not None:
+            result = finish("timeout", "Timeout", f"interrupted after {timeout:.1f} s")
+        else:
+            result = finish("error", str(reply.get("ename", "")), str(reply.get("evalue", "")))
+            frames = [str(line) for line in reply.get("traceback", [])]
+            result.traceback = frames[-limits.traceback_lines :]
+            if result.ename == "MemoryError":
+                self.record("memory_exhausted", "MemoryError raised in the kernel", cell)
+        count = reply.get("execution_count")
+        result.execution_count = count if isinstance(count, int) else None
+        return result
+
+    def _wait(
+        self,
+        msg_id: str,
+        collector: OutputCollector,
+        deadline: float,
+        timeout: float,
+        cell: int | None,
+        timeout_kind: str,
+    ) -> Execution | tuple[dict[str, Any], float | None, bool]:
+        """Collect outputs until the reply and the closing idle arrive, enforcing the deadline.
+
+        Returns (reply, when it was interrupted, whether iopub went silent), or an Execution when
+        the kernel was killed or died.
+        """
+        limits = self.limits
+        client = self.client
+
+        def finish(status: Status, ename: str, evalue: str) -> Execution:
+            return Execution(status, 0.0, collector.outputs, collector.truncated, ename, evalue)
+
+        poller = zmq.Poller()
+        poller.register(client.iopub_channel.socket, zmq.POLLIN)
+        poller.register(client.shell_channel.socket, zmq.POLLIN)
+        reply: dict[str, Any] | None = None
+        replied_at = 0.0
+        idle = False
+        interrupted_at: float | None = None
+        while not (reply is not None and idle):
+            now = time.monotonic()
+            if reply is not None and now > replied_at + IOPUB_GRACE:
+                return reply, interrupted_at, True  # the reply is in, but iopub never said idle
+            if interrupted_at is None and now >= deadline:
+                self.record(timeout_kind, f"no answer within {timeout:.1f} s: interrupted", cell)
+                self.interrupt()
+                interrupted_at = now
+            if interrupted_at is not None and now >= interrupted_at + limits.interrupt_grace:
+                self.kill(f"ignored the interrupt for {limits.interrupt_grace:.1f} s", cell)
+                return finish("killed", "Killed", "ignored the interrupt after a timeout")
+            wake = deadline if interrupted_at is None else interrupted_at + limits.interrupt_grace
+            wait = min(wake - now, POLL_SECONDS)
+            if not poller.poll(max(1, int(wait * 1000))) and not self.process_alive():
+                self.note_death(cell)
+                return finish("died", "KernelDied", self.death_detail())
+            while (msg := next_message(client.iopub_channel, msg_id)) is not None:
+                if msg["msg_type"] == "status":
+                    idle = idle or msg["content"].get("execution_state") == "idle"
+                else:
+                    collector.handle(msg["msg_type"], msg["content"])
+            while (msg := next_message(client.shell_channel, msg_id)) is not None:
+                if msg["msg_type"] == "execute_reply":
+                    reply = msg["content"]
+                    replied_at = time.monotonic()
+        assert reply is not None  # the loop only ends once the reply is in
+        return reply, interrupted_at, False
 
     @property
     def client(self) -> BlockingKernelClient:
@@ -294,19 +357,6 @@ class SandboxedKernel:
             while self._km.is_alive() and time.monotonic() < end:
                 time.sleep(0.02)
         self.sandbox.kill()
-
-    # --- phases ------------------------------------------------------------------------------
-    def run_notebook(self, notebook: Path | Any) -> NotebookRun:
-        """Execute every code cell of `notebook` (a path or an nbformat node); see run_notebook.py."""
-        from introdl.grading.run_notebook import run_notebook
-
-        return run_notebook(self, notebook)
-
-    def student(self) -> Student:
-        """The `Student` door into this kernel for hidden tests (see bridge.py)."""
-        from introdl.grading.bridge import Student
-
-        return Student(self)
 
     # --- stop --------------------------------------------------------------------------------
     def shutdown(self) -> None:

@@ -1,7 +1,7 @@
 """The test phase: run a lab's hidden pytest suite in the grader's own process.
 
 `run_hidden_tests` calls `pytest.main` in-process (no interpreter start) with the plugin in
-`hidden_plugin` (markers `grade` and `budget`, fixtures `student`, `rng`, `seed`, source-free
+`plugin.py` (markers `grade` and `budget`, fixtures `student`, `rng`, `seed`, source-free
 outcomes). Assertion rewriting is off (`--assert=plain`, also when the grader itself runs under
 pytest) and pytest's terminal is unplugged, so no traceback is ever rendered.
 
@@ -27,25 +27,9 @@ import numpy as np
 import pytest
 
 from introdl.grading.errors import BadInput
-from introdl.grading.hidden_plugin import (
-    DEFAULT_BUDGET,
-    NO_MESSAGE,
-    HiddenTestPlugin,
-    StudentLike,
-    feedback_message,
-)
-from introdl.grading.results import TestResult
-
-__all__ = [
-    "DEFAULT_BUDGET",
-    "NO_MESSAGE",
-    "HiddenSuiteError",
-    "HiddenTestPlugin",
-    "StudentLike",
-    "assert_close",
-    "feedback_message",
-    "run_hidden_tests",
-]
+from introdl.grading.hidden.marks import DEFAULT_BUDGET
+from introdl.grading.hidden.plugin import HiddenTestPlugin, StudentLike
+from introdl.grading.record.results import TestResult
 
 
 class HiddenSuiteError(BadInput):

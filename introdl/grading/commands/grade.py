@@ -1,20 +1,17 @@
-"""`introdl grade` and `introdl grade-notebook`: the TA's commands."""
+"""`introdl grade LAB`: grade a class's collected submissions into the gradebook."""
 
 from __future__ import annotations
 
-import shutil
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from introdl.grading.batch import Row, default_workers, grade_class
+from introdl.grading.course import course_root, resolve_labs
 from introdl.grading.errors import BadInput, DiskFull, disk_full_errno
-from introdl.grading.grade import GradeOptions, grade_submission
-from introdl.grading.paths import course_root, resolve_labs
+from introdl.grading.grade import GradeOptions
 from introdl.grading.sandbox import BACKENDS
-from introdl.grading.submission import find_submissions, submission_at
+from introdl.grading.submission import find_submissions
 
 NOT_SANDBOXED = (
     "WARNING: --backend none: student code ran WITHOUT a sandbox, as the grader's own user."
@@ -81,7 +78,7 @@ def grade(
     rows = grade_class(
         root, subs, options, workers=workers or default_workers(), scheduler=scheduler, force=force
     )
-    from introdl.grading.gradebook import export_grades, generate_feedback  # nbgrader: slow import
+    from introdl.grading.record.gradebook import export_grades, generate_feedback
 
     made: list[str] = []
     try:
@@ -99,49 +96,3 @@ def grade(
             ) from err
         raise
     return ClassResult(lab, options.backend_name(), tuple(rows), tuple(made), csv)
-
-
-@dataclass(frozen=True)
-class NotebookResult:
-    lab: str
-    path: str
-    results: dict[str, Any]
-
-    def summary(self) -> str:
-        r = self.results
-        lines = [f"{self.path} ({self.lab}): {r['score']:g} / {r['max_score']:g}"]
-        if not r["sandbox"]["sandboxed"]:
-            lines.append(NOT_SANDBOXED)
-        elif r["sandbox"].get("workdir_quota") is None:
-            lines.append(NO_WORKDIR_QUOTA)
-        lines += [
-            f"  {t['status'].upper():<7} {t['name']}: {t['output']}".rstrip(": ")
-            for t in r["tests"]
-        ]
-        lines += [f"  error: {e}" for e in r["errors"]]
-        lines += [
-            f"  event: {e['kind']}: {e['message']}" for e in r["events"] if e["kind"] != "repaired"
-        ]
-        return "\n".join(lines)
-
-
-def grade_notebook(
-    *, path: str = "", lab: str = "", backend: str = "", seed: int = -1, only: tuple[str, ...] = ()
-) -> NotebookResult:
-    """Grade one notebook file against LAB's hidden tests (no gradebook; prints the results)."""
-    if not path or not lab:
-        raise BadInput("usage: introdl grade-notebook PATH --lab LAB")
-    check_backend(backend)
-    root = course_root()
-    resolve_labs(root, lab)
-    source = Path(path).resolve()
-    if not source.is_file():
-        raise BadInput(f"no notebook at {source}")
-    with tempfile.TemporaryDirectory(prefix="introdl-one-") as tmp:
-        folder = Path(tmp) / "notebook" / lab
-        folder.mkdir(parents=True)
-        shutil.copyfile(source, folder / f"{lab}.ipynb")
-        sub = submission_at(folder, lab, student="notebook")
-        options = GradeOptions(backend=backend, seed=None if seed < 0 else seed, only=only)
-        graded = grade_submission(root, sub, options)
-    return NotebookResult(lab, str(source), graded.results.to_json())

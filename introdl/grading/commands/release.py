@@ -3,41 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from introdl.grading.course import course_root, nbgrader, resolve_labs
 from introdl.grading.errors import BadInput
-from introdl.grading.paths import course_root, resolve_labs
 
 
 @dataclass(frozen=True)
 class ReleaseResult:
     labs: tuple[str, ...]
     notebooks: tuple[str, ...]
-
-
-def nbgrader(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """Run a real nbgrader command from the course root; raise BadInput with its log on failure."""
-    # nbgrader runs `alembic` (database migrations) from PATH: put this environment's bin first.
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
-    proc = subprocess.run(
-        [sys.executable, "-m", "nbgrader", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise BadInput(f"`nbgrader {' '.join(args)}` failed in {cwd}:\n{proc.stdout}{proc.stderr}")
-    return proc
 
 
 def generate(root: Path, lab: str) -> list[Path]:

@@ -48,11 +48,10 @@ from nbgrader.preprocessors import (
 )
 from sqlalchemy.exc import SAWarning
 
+from introdl.grading.course import course_config, nbgrader
 from introdl.grading.errors import BadInput
-from introdl.grading.release import nbgrader
-from introdl.grading.results import Results, TestResult
+from introdl.grading.record.results import Results, TestResult
 from introdl.grading.submission import grade_points
-from introdl.grading.validate import course_config
 
 # nbformat's helpers are untyped; these names give them types once.
 new_output: Callable[..., NotebookNode] = nbformat.v4.new_output

@@ -25,12 +25,11 @@ import nbformat
 
 import introdl.data as registry
 from introdl.grading.batch import Row, grade_class
+from introdl.grading.commands.release import generate
+from introdl.grading.course import course_root, labs_with_source, nbgrader, validate_source
 from introdl.grading.grade import GradeOptions
-from introdl.grading.limits import DEFAULT_LIMITS
-from introdl.grading.paths import course_root, labs_with_source
-from introdl.grading.release import generate, nbgrader
+from introdl.grading.sandbox.limits import DEFAULT_LIMITS
 from introdl.grading.submission import find_submissions
-from introdl.grading.validate import validate_source
 
 LAB = "lab1_tensorflow"
 # The demo's hostile student loops forever: a short cell budget keeps the demo quick.
@@ -105,7 +104,7 @@ def hand_in(course: Path) -> list[str]:
     exchange = f"--Exchange.root={course / 'exchange'}"
     nbgrader("generate_assignment", LAB, "--force", "--log-level=WARN", cwd=course)
     nbgrader("release_assignment", LAB, "--force", "--log-level=WARN", exchange, cwd=course)
-    from introdl.grading.demo_students import demo_notebooks
+    from introdl.grading.commands.demo_students import demo_notebooks
 
     source = nbformat.read(course / "source" / LAB / f"{LAB}.ipynb", as_version=4)
     release = nbformat.read(course / "release" / LAB / f"{LAB}.ipynb", as_version=4)
@@ -162,7 +161,7 @@ def grade_demo_class(root: Path, course: Path) -> tuple[list[Row], list[str], Pa
     rows = grade_class(
         course, subs, GradeOptions(backend="bwrap", limits=DEMO_LIMITS), workers=1, force=True
     )
-    from introdl.grading.gradebook import export_grades, generate_feedback
+    from introdl.grading.record.gradebook import export_grades, generate_feedback
 
     feedback = [
         str(generate_feedback(course, LAB, r.student)) for r in rows if r.status == "graded"

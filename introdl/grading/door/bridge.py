@@ -43,11 +43,11 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from introdl.grading import kernel_side
-from introdl.grading.transport import TransportError, read_answer, write_request
+from introdl.grading.door import kernel_side
+from introdl.grading.door.transport import TransportError, read_answer, write_request
 
 if TYPE_CHECKING:
-    from introdl.grading.kernel import SandboxedKernel
+    from introdl.grading.kernel.kernel import SandboxedKernel
 
 TARGET = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -88,7 +88,7 @@ class UnsupportedValue(BridgeError):
 
 
 class Student:
-    """The submission, as hidden tests see it. Made by `SandboxedKernel.student()`."""
+    """The submission, as hidden tests see it. Made by `Student(SandboxedKernel)`."""
 
     def __init__(self, kernel: SandboxedKernel) -> None:
         self._kernel = kernel

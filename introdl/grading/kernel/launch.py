@@ -1,7 +1,5 @@
 """Starting a sandboxed kernel for one submission, and sweeping up after a crashed grader.
 
-Both functions are re-exported by `introdl.grading.kernel`, the import path callers use.
-
 The runtime directory (under /tmp: unix socket paths are limited to 107 bytes) holds
 
 - ``ipc/`` (sandbox uid, 0700): the connection file and the kernel's sockets, bound read-write;
@@ -19,19 +17,16 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import psutil
 
 import introdl
-from introdl.grading.cgroups import Cgroups
-from introdl.grading.limits import DEFAULT_LIMITS, Limits, sandbox_uid
+from introdl.grading.kernel.kernel import SandboxedKernel
 from introdl.grading.sandbox import SandboxSpec, default_backend, make_sandbox
-from introdl.grading.slots import SlotLock, claim
-from introdl.grading.working_copy import is_quota_mount, unmount
-
-if TYPE_CHECKING:
-    from introdl.grading.kernel import SandboxedKernel
+from introdl.grading.sandbox.cgroups import Cgroups
+from introdl.grading.sandbox.limits import DEFAULT_LIMITS, Limits, sandbox_uid
+from introdl.grading.sandbox.slots import SlotLock, claim
+from introdl.grading.sandbox.working_copy import is_quota_mount, unmount
 
 # The lab helpers (the package only, never its repository) are importable inside from here.
 INTRODL_INSIDE = "/opt/introdl"
@@ -58,14 +53,10 @@ def start_kernel(
     else bwrap). `slot` picks the sandbox uid; concurrent kernels need distinct slots. `env` is
     added to the kernel's otherwise empty environment (for example ``INTRODL_BUDGET``).
     """
-    from introdl.grading.kernel import SandboxedKernel  # kernel.py re-exports this function
-
     lock = claim(slot)  # another grader on this machine may hold the slot asked for
     slot = lock.slot
     try:
-        return _start(
-            workdir, datadir, backend, slot, limits, env, image, gpus, lock, SandboxedKernel
-        )
+        return _start(workdir, datadir, backend, slot, limits, env, image, gpus, lock)
     except BaseException:
         lock.release()
         raise
@@ -81,7 +72,6 @@ def _start(
     image: str | None,
     gpus: bool,
     lock: SlotLock,
-    kernel_class: type[SandboxedKernel],
 ) -> SandboxedKernel:
     name = f"{slot}-{secrets.token_hex(4)}"
     # short: unix socket paths are limited to 107 bytes
@@ -107,7 +97,7 @@ def _start(
     except BaseException:
         shutil.rmtree(runtime_dir, ignore_errors=True)
         raise
-    kernel = kernel_class(sandbox, runtime_dir, limits)
+    kernel = SandboxedKernel(sandbox, runtime_dir, limits)
     kernel.slot_lock = lock
     try:
         sandbox.setup()

@@ -23,9 +23,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from introdl.grading.cgroups import Cgroups
 from introdl.grading.errors import BadInput
-from introdl.grading.sandbox import (
+from introdl.grading.sandbox.base import (
     SANDBOX_DATADIR,
     SANDBOX_WORKDIR,
     SandboxSpec,
@@ -33,6 +32,7 @@ from introdl.grading.sandbox import (
     kernel_env,
     kill_uid,
 )
+from introdl.grading.sandbox.cgroups import Cgroups
 
 SYSTEM_DIRS = ("/usr", "/etc")
 SYSTEM_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")

@@ -23,7 +23,7 @@ def notice(source_path: str) -> str:
     )
 
 
-class StampRelease(Preprocessor):  # type: ignore[misc]
+class StampRelease(Preprocessor):
     """Adds a generated-from notice (first cell) and metadata to a release notebook."""
 
     enabled = True  # nbconvert preprocessors are off unless enabled

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from introdl.grading.kernel_side import ARRAY_KINDS, Encoder, TooLarge, Unsupported
+from introdl.grading.door.kernel_side import ARRAY_KINDS, Encoder, TooLarge, Unsupported
 
 NPY_NAME = re.compile(r"[0-9]{1,9}\.npy")
 MAX_DEPTH = 64

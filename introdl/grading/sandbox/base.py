@@ -1,16 +1,5 @@
-"""Sandboxes for student kernels: one interface, three backends chosen by name.
-
-- ``bwrap`` (bubblewrap; see `introdl.grading.bwrap`): namespaces, a read-only system, only the
-  submission's working copy writable, no network, an unprivileged uid, rlimits, cgroup v1 limits
-  where writable. The default on a machine without Docker, and what the tests use.
-- ``docker`` (see `introdl.grading.docker_sandbox`): the course image with ``--network none``.
-- ``none``: runs the kernel unwrapped as the grader's own user. Only when asked for by name; it
-  reports ``sandboxed = False`` and results must say so.
-
-A sandbox turns a command line into a sandboxed command line (`Sandbox.wrap`); the kernel manager
-launches that. Paths the kernel and the grader share (the ipc sockets, the bridge's exchange) are
-bound at the same absolute path inside and out, so connection files need no translation.
-"""
+"""What every sandbox backend shares: the spec, the interface, the kernel's environment, the
+uid sweep, and the ``none`` backend (`NoSandbox`). The factory is in the package's __init__."""
 
 from __future__ import annotations
 
@@ -25,8 +14,7 @@ from typing import Any, Protocol
 
 import psutil
 
-from introdl.grading.errors import BadInput
-from introdl.grading.limits import DEFAULT_LIMITS, Limits
+from introdl.grading.sandbox.limits import DEFAULT_LIMITS, Limits
 
 BACKENDS = ("bwrap", "docker", "none")
 
@@ -79,28 +67,6 @@ class Sandbox(Protocol):
 
     def report(self) -> dict[str, Any]:
         """What was enforced, for results.json: backend, sandboxed, uid, limits, cgroups, notes."""
-
-
-def make_sandbox(
-    backend: str, spec: SandboxSpec, *, image: str | None = None, gpus: bool = False
-) -> Sandbox:
-    """The sandbox called `backend` (``bwrap``, ``docker`` or ``none``) for `spec`."""
-    if backend == "bwrap":
-        from introdl.grading.bwrap import BwrapSandbox
-
-        return BwrapSandbox(spec)
-    if backend == "docker":
-        from introdl.grading.docker_sandbox import DockerSandbox
-
-        return DockerSandbox(spec, image=image, gpus=gpus)
-    if backend == "none":
-        return NoSandbox(spec)
-    raise BadInput(f"unknown sandbox backend {backend!r}; use one of {', '.join(BACKENDS)}")
-
-
-def default_backend() -> str:
-    """``docker`` where a Docker socket exists, else ``bwrap`` (never ``none``)."""
-    return "docker" if Path("/var/run/docker.sock").exists() else "bwrap"
 
 
 def kernel_env(
