@@ -24,8 +24,8 @@ from grader_tests.lab2_mnist import calibrate
 from introdl import data
 from introdl.grading.door.bridge import Student
 from introdl.grading.hidden.runner import run_hidden_tests
-from introdl.grading.record.gradebook import grade_points_from_notebook
 from introdl.grading.record.results import TestResult
+from introdl.grading.submission import grade_points
 from tests.conftest import ROOT
 from tests.sandboxed import needs_bwrap, test_slot
 
@@ -74,7 +74,7 @@ def mnist_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def points() -> dict[str, float]:
-    return grade_points_from_notebook(nbformat.read(calibrate.SOURCE, as_version=4))
+    return grade_points(nbformat.read(calibrate.SOURCE, as_version=4))
 
 
 def all_tests() -> list[str]:

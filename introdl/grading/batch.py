@@ -15,7 +15,7 @@ import os
 import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -162,7 +162,7 @@ def grade_class(
     options: GradeOptions,
     *,
     workers: int = 1,
-    scheduler: str = "",
+    scheduler: str | None = None,
     force: bool = False,
     on_row: Callable[[Row], None] | None = None,
 ) -> list[Row]:
@@ -244,7 +244,3 @@ def disk_full(root: Path, sub: Submission, err: BaseException, rows: dict[str, R
 def default_workers() -> int:
     """One worker per two cores: TensorFlow in a sandbox uses about two."""
     return max(1, (os.cpu_count() or 2) // 2)
-
-
-def with_seed(options: GradeOptions, seed: int) -> GradeOptions:
-    return replace(options, seed=None if seed < 0 else seed)

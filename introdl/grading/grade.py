@@ -44,7 +44,7 @@ SANDBOX_BUDGET = "smoke"
 class GradeOptions:
     """How to grade: sandbox backend, seed, limits, and (for calibration) a subset of tests."""
 
-    backend: str = ""  # "" = docker where a Docker socket exists, else bwrap
+    backend: str | None = None  # None = docker where a Docker socket exists, else bwrap
     seed: int | None = None  # None = a fresh seed per submission, recorded in results.json
     limits: Limits = DEFAULT_LIMITS
     only: tuple[str, ...] = ()  # grade ids or test names; () = every hidden test

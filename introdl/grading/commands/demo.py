@@ -126,7 +126,7 @@ def hand_in(course: Path) -> list[str]:
     return list(students)
 
 
-def demo(*, workdir: str = "") -> DemoResult:
+def demo(*, workdir: str | None = None) -> DemoResult:
     """Fetch offline data, regenerate and validate releases, then grade a demo class end to end."""
     root = course_root()
     fetched = tuple(

@@ -10,6 +10,7 @@ from introdl.grading.batch import Row, default_workers, grade_class
 from introdl.grading.course import course_root, resolve_labs
 from introdl.grading.errors import BadInput, DiskFull, disk_full_errno
 from introdl.grading.grade import GradeOptions
+from introdl.grading.kernel.launch import sweep_stale
 from introdl.grading.sandbox import BACKENDS
 from introdl.grading.submission import find_submissions
 
@@ -21,7 +22,7 @@ NO_WORKDIR_QUOTA = (
 )
 
 
-def check_backend(backend: str) -> None:
+def check_backend(backend: str | None) -> None:
     if backend and backend not in BACKENDS:
         raise BadInput(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
     if backend == "none":
@@ -35,10 +36,13 @@ class ClassResult:
     rows: tuple[Row, ...]
     feedback: tuple[str, ...] = ()
     export: str = ""
+    swept: tuple[str, ...] = ()  # what a stopped grader had left in /tmp, removed first
 
     def summary(self) -> str:
         width = max([len(r.student) for r in self.rows] + [7])
         lines = [f"{self.lab}: {len(self.rows)} submission(s), sandbox: {self.backend}"]
+        if self.swept:
+            lines.append(f"removed {len(self.swept)} leftover(s) of a stopped grader first")
         if self.backend == "none":
             lines.append(NOT_SANDBOXED)
         lines.append(f"{'student':<{width}}  {'score':>11}  status     note")
@@ -53,15 +57,15 @@ class ClassResult:
 
 def grade(
     *,
-    lab: str = "",
+    lab: str | None = None,
     student: tuple[str, ...] = (),
-    backend: str = "",
-    workers: int = 0,
-    scheduler: str = "",
-    seed: int = -1,
+    backend: str | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    seed: int | None = None,
     force: bool = False,
     feedback: bool = False,
-    export: str = "",
+    export: str | None = None,
 ) -> ClassResult:
     """Grade what `nbgrader collect` put under submitted/ for LAB, sandboxed, into the gradebook."""
     if not lab:
@@ -74,7 +78,10 @@ def grade(
         raise BadInput(
             f"no submissions under {root / 'submitted'}/*/{lab}: run `nbgrader collect {lab}` first"
         )
-    options = GradeOptions(backend=backend, seed=None if seed < 0 else seed)
+    # A grader killed mid-batch (SIGKILL, a reboot of the worker) leaves working copies (tmpfs
+    # mounts: memory), sandbox state and cgroups; clear those before starting a new batch.
+    swept = tuple(sweep_stale())
+    options = GradeOptions(backend=backend, seed=seed)
     rows = grade_class(
         root, subs, options, workers=workers or default_workers(), scheduler=scheduler, force=force
     )
@@ -95,4 +102,4 @@ def grade(
                 "(graded submissions are not regraded)."
             ) from err
         raise
-    return ClassResult(lab, options.backend_name(), tuple(rows), tuple(made), csv)
+    return ClassResult(lab, options.backend_name(), tuple(rows), tuple(made), csv, swept)

@@ -40,7 +40,12 @@ class NotebookResult:
 
 
 def grade_notebook(
-    *, path: str = "", lab: str = "", backend: str = "", seed: int = -1, only: tuple[str, ...] = ()
+    *,
+    path: str | None = None,
+    lab: str | None = None,
+    backend: str | None = None,
+    seed: int | None = None,
+    only: tuple[str, ...] = (),
 ) -> NotebookResult:
     """Grade one notebook file against LAB's hidden tests (no gradebook; prints the results)."""
     if not path or not lab:
@@ -56,6 +61,6 @@ def grade_notebook(
         folder.mkdir(parents=True)
         shutil.copyfile(source, folder / f"{lab}.ipynb")
         sub = submission_at(folder, lab, student="notebook")
-        options = GradeOptions(backend=backend, seed=None if seed < 0 else seed, only=only)
+        options = GradeOptions(backend=backend, seed=seed, only=only)
         graded = grade_submission(root, sub, options)
     return NotebookResult(lab, str(source), graded.results.to_json())

@@ -51,7 +51,6 @@ from sqlalchemy.exc import SAWarning
 from introdl.grading.course import course_config, nbgrader
 from introdl.grading.errors import BadInput
 from introdl.grading.record.results import Results, TestResult
-from introdl.grading.submission import grade_points
 
 # nbformat's helpers are untyped; these names give them types once.
 new_output: Callable[..., NotebookNode] = nbformat.v4.new_output
@@ -110,11 +109,6 @@ def autograded_points(
             for cell in notebook.grade_cells
             if cell.cell_type == "code" and cell.name not in manual
         }
-
-
-def grade_points_from_notebook(nb: NotebookNode) -> dict[str, float]:
-    """{grade_id: points} of the autograded grade cells of a source notebook (no gradebook needed)."""
-    return grade_points(nb)
 
 
 def submission_timestamp(course_root: Path, lab: str, student: str) -> datetime | None:
