@@ -10,6 +10,11 @@
 4. the class is graded in bubblewrap sandboxes by the hidden tests, feedback is generated with
    `nbgrader generate_feedback`, grades are exported with `nbgrader export`, and a per-student table
    is printed.
+
+The terminal gets one line per step and the table. Everything else the steps print (nbgrader's
+logs, the validation kernels' TensorFlow/absl start-up lines and jupyter_client's "Kernel is running
+over TCP" warnings) goes to `build/logs/demo.log`: the process's own stdout and stderr file
+descriptors point there while the demo runs, so child processes write there too.
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -45,14 +51,15 @@ class DemoResult:
     rows: tuple[Row, ...]
     feedback: tuple[str, ...]
     export: str
+    log: str = ""  # where the steps' own output went
 
     def summary(self) -> str:
         width = max([len(r.student) for r in self.rows] + [7])
         lines = [
             "introdl demo: done",
             f"  offline data cached:   {', '.join(self.data)}",
-            f"  releases regenerated:  {', '.join(self.releases)}",
-            f"  sources validated:     {', '.join(self.validated)}",
+            f"  releases regenerated:  {len(self.releases)} notebooks under release/",
+            f"  sources validated:     {len(self.validated)} notebooks under source/",
             f"  demo course:           {self.course}",
             "",
             f"  {LAB}, graded in sandboxes by the hidden tests:",
@@ -67,7 +74,37 @@ class DemoResult:
             f"  feedback: {len(self.feedback)} HTML file(s) under {self.course}/feedback/",
         ]
         lines.append(f"  grades exported (nbgrader export): {self.export}")
+        if self.log:
+            lines.append(f"  log of every step (nbgrader, kernels, TensorFlow): {self.log}")
         return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def quiet(log: Path) -> Iterator[Callable[[str], None]]:
+    """Send stdout and stderr (this process's and its children's) to LOG; yield a `say` that
+    prints one line of progress to the terminal."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_bytes(b"")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    terminal = os.fdopen(os.dup(1), "w", buffering=1)
+    sink = os.open(log, os.O_WRONLY | os.O_APPEND)
+    os.dup2(sink, 1)
+    os.dup2(sink, 2)
+    os.close(sink)
+    try:
+        with (
+            open(log, "a", buffering=1, encoding="utf-8") as text,
+            contextlib.redirect_stdout(text),
+            contextlib.redirect_stderr(text),
+        ):
+            yield lambda line: print(line, file=terminal, flush=True)
+    finally:
+        for fd, old in zip((1, 2), saved, strict=True):
+            os.dup2(old, fd)
+            os.close(old)
+        terminal.close()
 
 
 @contextlib.contextmanager
@@ -129,19 +166,24 @@ def hand_in(course: Path) -> list[str]:
 def demo(*, workdir: str | None = None) -> DemoResult:
     """Fetch offline data, regenerate and validate releases, then grade a demo class end to end."""
     root = course_root()
-    fetched = tuple(
-        n
-        for n, ds in registry.REGISTRY.items()
-        if ds.offline and not ds.grader_only and registry.fetch(n, progress=False)
-    )
-    releases: list[str] = []
-    validated: list[str] = []
-    with budget("smoke"):
-        for lab in labs_with_source(root):
-            releases += [str(p.relative_to(root)) for p in generate(root, lab)]
-            validated.append(validate_source(root, lab))
+    log = root / "build" / "logs" / "demo.log"
     course = Path(workdir).resolve() if workdir else root / "build" / "demo-course"
-    rows, feedback, csv = grade_demo_class(root, course)
+    with quiet(log) as say:
+        say(f"introdl demo: each step's own output goes to {log.relative_to(root)}")
+        fetched = tuple(
+            n
+            for n, ds in registry.REGISTRY.items()
+            if ds.offline and not ds.grader_only and registry.fetch(n, progress=False)
+        )
+        say(f"[1/4] offline data cached: {', '.join(fetched)}")
+        releases: list[str] = []
+        validated: list[str] = []
+        with budget("smoke"):
+            for lab in labs_with_source(root):
+                releases += [str(p.relative_to(root)) for p in generate(root, lab)]
+                validated.append(validate_source(root, lab))
+                say(f"[2/4] {lab}: release regenerated, source notebook validated by nbgrader")
+        rows, feedback, csv = grade_demo_class(root, course, say)
     return DemoResult(
         str(course),
         fetched,
@@ -150,16 +192,25 @@ def demo(*, workdir: str | None = None) -> DemoResult:
         tuple(rows),
         tuple(feedback),
         str(csv),
+        str(log),
     )
 
 
-def grade_demo_class(root: Path, course: Path) -> tuple[list[Row], list[str], Path]:
+def grade_demo_class(
+    root: Path, course: Path, say: Callable[[str], None] = print
+) -> tuple[list[Row], list[str], Path]:
     """Build the demo course at COURSE, hand in the five students, grade, feedback, export."""
     build_course(root, course)
-    hand_in(course)
+    students = hand_in(course)
+    say(f"[3/4] {LAB} released, fetched, filled in and submitted by {len(students)} students")
     subs = find_submissions(course, LAB)
     rows = grade_class(
-        course, subs, GradeOptions(backend="bwrap", limits=DEMO_LIMITS), workers=1, force=True
+        course,
+        subs,
+        GradeOptions(backend="bwrap", limits=DEMO_LIMITS),
+        workers=1,
+        force=True,
+        on_row=lambda r: say(f"[4/4] graded {r.student}: {r.score:g} / {r.max_score:g}"),
     )
     from introdl.grading.record.gradebook import export_grades, generate_feedback
 
