@@ -1,9 +1,8 @@
-#!/usr/bin/env python3
 """Many-seed calibration of lab2_debiasing's hidden tests (results go in its CALIBRATION.md).
 
-    scripts/calibrate_lab2_debiasing.py --seeds 10            # whole suite, reference + variants
-    scripts/calibrate_lab2_debiasing.py --real 3              # also through the sandboxed engine
-    scripts/calibrate_lab2_debiasing.py --training 3          # informational: the bias, measured
+    make calibrate LAB=lab2_debiasing ARGS="--seeds 10"    # whole suite, reference + variants
+    make calibrate LAB=lab2_debiasing ARGS="--real 3"      # also through the sandboxed engine
+    make calibrate LAB=lab2_debiasing ARGS="--training 3"  # informational: the bias, measured
 
 Default mode: the source notebook's solutions, the correct-but-different variant and every
 known-wrong variant of tests/fixtures/lab2_debiasing/ are graded against the WHOLE hidden suite
@@ -34,7 +33,7 @@ from pathlib import Path
 import nbformat
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from introdl.grading.door.bridge import Student  # noqa: E402
@@ -178,11 +177,17 @@ def training(seeds: Iterable[int]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=0, help="grading seeds for the suite")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        help="grading seeds for the suite (default: 10 unless --real/--training)",
+    )
     parser.add_argument("--variants", nargs="*", help="fixture names (default: all)")
     parser.add_argument("--real", type=int, default=0, help="seeds through the sandboxed engine")
     parser.add_argument("--training", type=int, default=0, help="seeds of cpu-budget notebook runs")
     args = parser.parse_args()
+    if args.seeds is None and not (args.real or args.training):
+        args.seeds = 10
     if args.seeds:
         variants = all_variants() if args.variants is None else args.variants
         summary = calibrate(range(args.seeds), variants)
