@@ -86,7 +86,10 @@ def build_parser(commands: dict[str, tuple[Command, dict[str, str]]]) -> argpars
         doc = inspect.getdoc(func) or ""
         p = sub.add_parser(name, help=doc.splitlines()[0] if doc else None, description=doc)
         p.add_argument("--json", action="store_true", help="print the result as JSON")
-        hints = typing.get_type_hints(func)
+        try:
+            hints = typing.get_type_hints(func)
+        except NameError:  # an annotation naming a TYPE_CHECKING-only type: flags stay str
+            hints = {}
         for param in inspect.signature(func).parameters.values():
             default = param.default  # None: not given (the function decides what that means)
             flag = param.name.replace("_", "-")
