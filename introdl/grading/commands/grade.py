@@ -17,9 +17,7 @@ from introdl.grading.submission import find_submissions
 NOT_SANDBOXED = (
     "WARNING: --backend none: student code ran WITHOUT a sandbox, as the grader's own user."
 )
-NO_WORKDIR_QUOTA = (
-    "note: the working copy had no total size quota (it needs a root grader: working_copy.py)"
-)
+NO_WORKDIR_QUOTA = "note: the working copy had no total size quota (it needs a root grader: introdl/grading/sandbox/working_copy.py)"
 
 
 def check_backend(backend: str | None) -> None:
