@@ -56,5 +56,12 @@ releases: setup
 data: setup
 	@$(BIN)/introdl data fetch all
 
+# Many-seed calibration of one lab's hidden tests: make calibrate LAB=lab2_mnist ARGS="--seeds 3".
+# Prints the numbers grader_tests/<lab>/CALIBRATION.md records (see that file for each lab's modes).
+calibrate: setup
+	@test -n "$(LAB)" || { echo "usage: make calibrate LAB=<lab id> [ARGS=\"--seeds N\"]; labs with a calibration: $$(ls grader_tests/*/calibrate.py | cut -d/ -f2 | tr '\n' ' ')"; exit 2; }
+	@test -f grader_tests/$(LAB)/calibrate.py || { echo "grader_tests/$(LAB)/calibrate.py: no calibration for $(LAB) (a lab whose hidden tests have no ML threshold needs none)"; exit 2; }
+	@PYTHONPATH=$(CURDIR) TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/python -m grader_tests.$(LAB).calibrate $(ARGS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache gradebook.db

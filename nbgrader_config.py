@@ -40,7 +40,7 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 # --- Releases say where they came from ------------------------------------------------------
 c.GenerateAssignment.preprocessors = [
     *GenerateAssignment.class_traits()["preprocessors"].default(),
-    "introdl.release_stamp.StampRelease",
+    "introdl.grading.release_stamp.StampRelease",
 ]
 
 # --- Executing notebooks (nbgrader autograde / validate) --------------------------------------

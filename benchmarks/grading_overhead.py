@@ -33,9 +33,9 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from introdl.grading.demo_students import answered
+from introdl.grading.commands.demo_students import answered
+from introdl.grading.course import nbgrader
 from introdl.grading.grade import GradeOptions, grade_submission
-from introdl.grading.release import nbgrader
 from introdl.grading.submission import find_submissions
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -17,7 +17,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from introdl.grading.commands import grade_notebook
+from introdl.grading.commands.grade_notebook import grade_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 # Seconds allowed to grade one submission, from each lab's issue (lab1_tensorflow has none).

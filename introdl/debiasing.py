@@ -2,7 +2,7 @@
 
 `FaceBatches` plays the part of upstream's ``mdl.lab2.TrainingDatasetLoader``: it keeps the
 images as stored (uint8) and converts one batch at a time, so the full real set fits in memory.
-When the set is the generated one (`introdl.skewed_faces`), it also knows each face's tone group,
+When the set is the generated one (`introdl.data.generated`), it also knows each face's tone group,
 which the lab uses only to *show* what the DB-VAE found, never to train.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 
-from introdl.loaders import TrainFaces
+from introdl.data.loaders import TrainFaces
 
 Array = np.ndarray[Any, Any]
 

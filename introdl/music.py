@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from introdl.data import load_songs
-from introdl.loaders import split_songs
+from introdl.data.loaders import split_songs
 from introdl.midi import Note, plot_piano_roll, read_notes
 
 __all__ = [

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from introdl.grading.paths import labs_with_source
+from introdl.grading.course import labs_with_source
 
 ROOT = Path(__file__).resolve().parents[1]
 LABS = labs_with_source(ROOT)

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import nbformat
 
-from introdl.grading.bridge import Student
-from introdl.grading.hidden import run_hidden_tests
-from introdl.grading.kernel import SandboxedKernel, start_kernel
-from introdl.grading.public_data import public_data_dir
-from introdl.grading.results import TestResult
+from introdl.grading.door.bridge import Student
+from introdl.grading.hidden.runner import run_hidden_tests
+from introdl.grading.kernel.kernel import SandboxedKernel
+from introdl.grading.kernel.launch import start_kernel
+from introdl.grading.record.results import TestResult
+from introdl.grading.sandbox.public_data import public_data_dir
 from introdl.grading.submission import grade_points
 from tests.sandboxed import ROOT, test_slot
 
@@ -69,13 +70,13 @@ class DefinitionsKernel:
             self.execute(variant_code, variant_name)
 
     def student(self) -> Student:
-        return self.kernel.student()
+        return Student(self.kernel)
 
     def grade(self, seed: int, only: Sequence[str] = ()) -> list[TestResult]:
         """The hidden suite's results for what the kernel defines now."""
         suite = ROOT / "grader_tests" / self.lab
         return run_hidden_tests(
-            suite, self.kernel.student(), seed=seed, points=self.points, only=only
+            suite, Student(self.kernel), seed=seed, points=self.points, only=only
         )
 
     def shutdown(self) -> None:

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from introdl.hub.local import Hub, HubSettings, free_port
+from introdl.hub.local import Hub
+from introdl.hub.prepare import HubSettings, free_port
 
 STUDENTS = ["st-ada", "st-ben", "st-cy"]
 # A class of thirty for the load test: real accounts too (a LocalAuthenticator knows no others).

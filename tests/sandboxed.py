@@ -11,9 +11,11 @@ from pathlib import Path
 import psutil
 import pytest
 
-from introdl.grading.kernel import SandboxedKernel, start_kernel
-from introdl.grading.limits import TEST_LIMITS, Limits
+from introdl.grading.kernel.kernel import SandboxedKernel
+from introdl.grading.kernel.launch import start_kernel
+from introdl.grading.kernel.notebook import run_notebook
 from introdl.grading.sandbox import processes_of_uid
+from introdl.grading.sandbox.limits import TEST_LIMITS, Limits
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,7 +59,7 @@ def sandboxed_kernel(
 
 
 def run_fixture(kernel: SandboxedKernel, notebook: str):  # type: ignore[no-untyped-def]
-    return kernel.run_notebook(kernel.sandbox.spec.workdir / f"{notebook}.ipynb")
+    return run_notebook(kernel, kernel.sandbox.spec.workdir / f"{notebook}.ipynb")
 
 
 def assert_no_leftovers(kernel: SandboxedKernel) -> None:

@@ -10,16 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from introdl.grading.bridge import (
+from introdl.grading.door.bridge import (
     CallTimeout,
     KernelDied,
     Student,
     StudentError,
     UnsupportedValue,
 )
-from introdl.grading.kernel import SandboxedKernel
-from introdl.grading.limits import TEST_LIMITS, GiB
+from introdl.grading.kernel.kernel import SandboxedKernel
 from introdl.grading.sandbox import processes_of_uid
+from introdl.grading.sandbox.limits import TEST_LIMITS, GiB
 from tests.sandboxed import needs_bwrap, run_fixture, sandboxed_kernel
 
 pytestmark = needs_bwrap
@@ -38,7 +38,7 @@ def functions_kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandb
 
 @pytest.fixture
 def student(functions_kernel: SandboxedKernel) -> Student:
-    return functions_kernel.student()
+    return Student(functions_kernel)
 
 
 def test_function_called_on_grader_arrays(student: Student) -> None:
@@ -144,7 +144,7 @@ def test_call_that_ignores_the_interrupt_kills_the_kernel(tmp_path: Path) -> Non
     """Does a call that swallows the interrupt get its sandbox killed, and later calls KernelDied?"""
     with sandboxed_kernel(tmp_path, "submitted-numpy-functions") as kernel:
         run_fixture(kernel, "submitted-numpy-functions")
-        student = kernel.student()
+        student = Student(kernel)
         with pytest.raises(CallTimeout) as caught:
             student.call("stubborn", 60, timeout=0.5)
         assert caught.value.killed
@@ -158,7 +158,7 @@ def test_always_equal_objects_cannot_cross(tmp_path: Path) -> None:
     """Is an object whose == is always True rejected, naming its type, instead of passing asserts?"""
     with sandboxed_kernel(tmp_path, "submitted-always-equal") as kernel:
         run_fixture(kernel, "submitted-always-equal")
-        student = kernel.student()
+        student = Student(kernel)
         labels, logits = np.zeros((2, 3)), np.zeros((2, 3, 4))
         with pytest.raises(
             UnsupportedValue, match=r"the returned value is a __main__\.AlwaysEqual"
@@ -185,7 +185,7 @@ def test_tampered_bridge_cannot_forge_answers(
     secret.chmod(0o600)
     with sandboxed_kernel(tmp_path, "submitted-tampers-bridge") as kernel:
         run_fixture(kernel, "submitted-tampers-bridge")
-        student = kernel.student()
+        student = Student(kernel)
         monkeypatch.setattr(pickle, "loads", no_unpickling)
         monkeypatch.setattr(pickle, "load", no_unpickling)
         with pytest.raises(UnsupportedValue, match="unknown tag 'pickle'"):
@@ -219,7 +219,7 @@ def test_tensorflow_tensors_arrive_as_numpy(tmp_path: Path) -> None:
     with sandboxed_kernel(tmp_path, "submitted-tensorflow", limits=limits) as kernel:
         run = run_fixture(kernel, "submitted-tensorflow")
         assert {c.status for c in run.cells} == {"ok"}, run.to_dict()
-        student = kernel.student()
+        student = Student(kernel)
         x = np.array([1.0, 2.0], dtype=np.float32)
         scaled = student.call("scale", x, 3.0)
         assert type(scaled) is np.ndarray

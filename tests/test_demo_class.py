@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from introdl.grading.batch import Row, grade_class
-from introdl.grading.demo import LAB, grade_demo_class
+from introdl.grading.commands.demo import LAB, grade_demo_class
 from introdl.grading.grade import GradeOptions
 from introdl.grading.submission import find_submissions
 

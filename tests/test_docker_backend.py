@@ -22,13 +22,14 @@ import numpy as np
 import pytest
 
 import docker
-from introdl.grading.bridge import StudentError
-from introdl.grading.docker_sandbox import DockerSandbox, container_name
+from introdl.grading.door.bridge import Student, StudentError
 from introdl.grading.errors import BadInput
-from introdl.grading.kernel import SandboxedKernel, start_kernel
-from introdl.grading.limits import TEST_LIMITS, Limits
+from introdl.grading.kernel.kernel import SandboxedKernel
+from introdl.grading.kernel.launch import start_kernel
 from introdl.grading.sandbox import SANDBOX_WORKDIR, processes_of_uid
-from introdl.grading.working_copy import working_copy
+from introdl.grading.sandbox.docker import DockerSandbox, container_name
+from introdl.grading.sandbox.limits import TEST_LIMITS, Limits
+from introdl.grading.sandbox.working_copy import working_copy
 from tests.podman import image_exists, image_name, python_dirs, unusable_reason, write_config
 from tests.sandboxed import (
     FIXTURES,
@@ -170,7 +171,7 @@ def test_notebook_runs_in_a_container_and_the_student_door_works(
         run = run_fixture(kernel, "submitted-numpy-functions")
         assert set(statuses(run)) == {"ok"}, run.to_dict()
         assert "-1.41" in run.cells[-1].outputs[0]["data"]["text/plain"]
-        student = kernel.student()
+        student = Student(kernel)
         got = student.call("normalize", np.array([1.0, 2.0, 3.0, 4.0]))
         assert got.tolist() == pytest.approx([-1.3416, -0.4472, 0.4472, 1.3416], abs=1e-4)
         with pytest.raises(StudentError, match="ValueError: cannot handle 7"):
@@ -193,7 +194,7 @@ def test_container_has_no_network_no_privileges_and_a_read_only_system(
         for notebook in notebooks:
             run = run_fixture(kernel, notebook)
             assert set(statuses(run)) == {"ok"}, run.to_dict()
-        student = kernel.student()
+        student = Student(kernel)
         assert student.get("interfaces") == ["lo"]
         assert student.get("connected") == []
         assert student.get("escaped") == []
@@ -264,7 +265,7 @@ def test_infinite_loop_is_interrupted_and_the_next_cell_runs(tmp_path: Path, eng
         assert statuses(run) == ["ok", "timeout", "ok"]
         assert TEST_LIMITS.cell_timeout <= run.cells[1].duration < TEST_LIMITS.cell_timeout + 5
         assert [e.kind for e in run.events] == ["cell_timeout"]
-        assert kernel.student().get("after") == 42
+        assert Student(kernel).get("after") == 42
         assert container_of(engine, kernel).status == "running"
 
 
@@ -329,7 +330,7 @@ def test_a_container_cannot_write_past_the_working_copy_quota(engine: Any) -> No
             limits=TEST_LIMITS,
         )
         try:
-            student = kernel.student()
+            student = Student(kernel)
             student.run(fill_working_copy(chunk))
             assert student.get("failure") == "ENOSPC"
             assert TEST_LIMITS.workdir_bytes - chunk <= student.get("written")

@@ -21,8 +21,8 @@ import pytest
 from introdl.grading.batch import grade_class
 from introdl.grading.errors import DiskFull
 from introdl.grading.grade import GradeOptions
-from introdl.grading.limits import TEST_LIMITS
-from introdl.grading.results import results_path
+from introdl.grading.record.results import results_path
+from introdl.grading.sandbox.limits import TEST_LIMITS
 from introdl.grading.submission import find_submissions
 from tests.corpus_course import LAB, answer, build_course, submit
 

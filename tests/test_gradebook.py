@@ -18,21 +18,21 @@ import nbformat
 import pytest
 from nbgrader.api import Grade, Gradebook
 
+from introdl.grading.course import nbgrader
 from introdl.grading.errors import BadInput
-from introdl.grading.gradebook import (
+from introdl.grading.hidden.runner import run_hidden_tests
+from introdl.grading.record.gradebook import (
     DAMAGED_NOTE,
     LandedGrades,
     autograded_points,
     export_grades,
     generate_feedback,
-    grade_points_from_notebook,
     land_grades,
     report_hidden_tests,
     submission_timestamp,
 )
-from introdl.grading.hidden import run_hidden_tests
-from introdl.grading.release import nbgrader
-from introdl.grading.results import Results, Sandbox, TestResult, results_path
+from introdl.grading.record.results import Results, Sandbox, TestResult, results_path
+from introdl.grading.submission import grade_points
 from tests.fixtures.notebook_student import NotebookStudent
 
 REPO = Path(__file__).resolve().parents[1]
@@ -234,7 +234,7 @@ def test_hidden_tests_score_the_autograded_grade_cells_only(course: Course) -> N
     """Which grade cells do hidden tests score? The code grade cells, not the hand-graded answer."""
     assert course.points == {"add": 2.0, "scale": 3.0}
     nb = nbformat.read(course.root / "source" / LAB / f"{LAB}.ipynb", as_version=4)
-    assert grade_points_from_notebook(nb) == course.points
+    assert grade_points(nb) == course.points
 
 
 def test_gradebook_holds_the_scores_the_hidden_tests_earned(course: Course) -> None:

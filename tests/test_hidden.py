@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import textwrap
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -11,14 +13,10 @@ from typing import Any
 import nbformat
 import pytest
 
-from introdl.grading.hidden import (
-    NO_MESSAGE,
-    HiddenSuiteError,
-    StudentLike,
-    feedback_message,
-    run_hidden_tests,
-)
-from introdl.grading.results import (
+from introdl.grading.hidden.marks import NO_MESSAGE, feedback_message
+from introdl.grading.hidden.plugin import StudentLike
+from introdl.grading.hidden.runner import HiddenSuiteError, run_hidden_tests
+from introdl.grading.record.results import (
     CellRun,
     Event,
     Phases,
@@ -284,6 +282,50 @@ def test_a_test_over_its_budget_fails_and_the_next_test_still_runs(tmp_path: Pat
     assert student.interrupted >= 2
 
 
+def test_off_the_main_thread_an_overrun_is_failed_after_the_fact(tmp_path: Path) -> None:
+    """Graded on a worker thread (as a Dask worker does), where no SIGALRM can stop a test, does
+    a test that overruns its budget still fail, with the time it took, and the next one pass?"""
+    suite = write_suite(
+        tmp_path,
+        {
+            "test_slow.py": """
+            import time
+            import pytest
+
+            @pytest.mark.grade("t", points=1)
+            @pytest.mark.budget(seconds=0.2)
+            def test_overruns(student):
+                time.sleep(0.6)
+
+            @pytest.mark.grade("t", points=1)
+            def test_after(student):
+                assert student.call("f", 1) == (1,), "f should echo"
+            """
+        },
+    )
+    student = Recorder()
+    outcomes: list[TestResult] = []
+    errors: list[BaseException] = []
+
+    def grade() -> None:
+        try:
+            outcomes.extend(run_hidden_tests(suite, student, seed=0, points={"t": 2}))
+        except BaseException as err:
+            errors.append(err)
+
+    worker = threading.Thread(target=grade, name="dask-worker-like")
+    worker.start()
+    worker.join(timeout=60)
+    assert not worker.is_alive()
+    assert not errors, errors
+    overran, after = outcomes
+    assert overran.status == "failed"
+    assert overran.score == 0
+    assert re.fullmatch(r"the test took \d+\.\d s, past its time budget of 0\.2 s", overran.output)
+    assert overran.duration >= 0.6
+    assert (after.status, after.score) == ("passed", 1)
+
+
 def test_rng_is_drawn_at_grading_time_and_reproducible_from_the_seed() -> None:
     """Do two gradings with one seed draw the same inputs, and another seed different ones?"""
 
@@ -508,7 +550,7 @@ def test_platform_errors_speak_to_students_as_written() -> None:
     class StudentError(Exception):
         pass
 
-    StudentError.__module__ = "introdl.grading.bridge"
+    StudentError.__module__ = "introdl.grading.door.bridge"
     err = StudentError("compute_loss raised ValueError: shapes (4,) and (5,) differ")
     assert feedback_message(err) == "compute_loss raised ValueError: shapes (4,) and (5,) differ"
     assert feedback_message(KeyError("logits")) == "KeyError: 'logits'"

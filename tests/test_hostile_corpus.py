@@ -23,8 +23,8 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from introdl.grading.batch import Row, grade_class
 from introdl.grading.grade import GradeOptions
-from introdl.grading.limits import TEST_LIMITS
-from introdl.grading.results import Results, results_path
+from introdl.grading.record.results import Results, results_path
+from introdl.grading.sandbox.limits import TEST_LIMITS
 from introdl.grading.submission import find_submissions
 from tests.corpus_course import LAB, answer, build_course, submit, with_cell
 from tests.sandboxed import fill_working_copy

@@ -15,7 +15,8 @@ import psutil
 import pytest
 import requests
 
-from introdl.hub.local import RUNUSER, Hub
+from introdl.hub.local import Hub
+from introdl.hub.prepare import RUNUSER
 
 
 def as_ada(*args: str) -> subprocess.CompletedProcess[str]:

@@ -13,11 +13,13 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from introdl.grading.cgroups import Cgroups
+from introdl.grading.door.bridge import Student
 from introdl.grading.errors import BadInput
-from introdl.grading.kernel import start_kernel, sweep_stale
-from introdl.grading.limits import TEST_LIMITS
+from introdl.grading.kernel.launch import start_kernel, sweep_stale
+from introdl.grading.kernel.notebook import run_notebook
 from introdl.grading.sandbox import processes_of_uid
+from introdl.grading.sandbox.cgroups import Cgroups
+from introdl.grading.sandbox.limits import TEST_LIMITS
 from tests.sandboxed import FIXTURES, needs_bwrap, run_fixture, sandboxed_kernel, test_slot
 
 pytestmark = needs_bwrap
@@ -65,7 +67,7 @@ def test_infinite_loop_is_interrupted_and_the_next_cell_runs(tmp_path: Path) -> 
         assert TEST_LIMITS.cell_timeout <= loop.duration < TEST_LIMITS.cell_timeout + 5
         assert kinds(run) == ["cell_timeout"]
         assert run.events[0].cell == 2
-        assert kernel.student().get("after") == 42
+        assert Student(kernel).get("after") == 42
 
 
 def test_loop_that_swallows_interrupts_gets_the_sandbox_killed(tmp_path: Path) -> None:
@@ -163,7 +165,7 @@ def test_unreadable_notebook_is_bad_input(tmp_path: Path) -> None:
         broken = kernel.sandbox.spec.workdir / "broken.ipynb"
         broken.write_text("{ not json")
         with pytest.raises(BadInput, match=r"broken\.ipynb"):
-            kernel.run_notebook(broken)
+            run_notebook(kernel, broken)
 
 
 def test_sweep_removes_what_a_crashed_grader_left(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ import nbformat
 import pytest
 
 from introdl.grading.grade import GradeOptions, grade_submission
-from introdl.grading.results import TestResult
+from introdl.grading.record.results import TestResult
 from introdl.grading.submission import submission_at
 from tests.definitions_kernel import DefinitionsKernel
 from tests.sandboxed import needs_bwrap, test_slot

@@ -13,9 +13,8 @@ import numpy as np
 import pytest
 
 from introdl import data
-from introdl.debiasing import FaceBatches, detection_rates
-from introdl.download import Generated, SourceFailed
-from introdl.skewed_faces import (
+from introdl.data.downloads import Generated, SourceFailed
+from introdl.data.generated import (
     AUGMENT_PER_FACE,
     TEST_CROPS_PER_FACE,
     TRAIN_IDENTITIES,
@@ -23,6 +22,7 @@ from introdl.skewed_faces import (
     make_skewed_faces,
     read_groups,
 )
+from introdl.debiasing import FaceBatches, detection_rates
 
 N_FACES = TRAIN_IDENTITIES * AUGMENT_PER_FACE
 

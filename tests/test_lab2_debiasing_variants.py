@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from introdl.grading.results import TestResult
+from introdl.grading.record.results import TestResult
 from tests.conftest import ROOT
 from tests.definitions_kernel import DefinitionsKernel
 from tests.sandboxed import needs_bwrap

@@ -14,7 +14,7 @@ import pytest
 
 from grader_tests.lab2_mnist import calibrate
 from introdl import data
-from introdl.grading.commands import grade_notebook
+from introdl.grading.commands.grade_notebook import grade_notebook
 from tests.conftest import ROOT
 from tests.sandboxed import needs_bwrap
 

@@ -22,10 +22,10 @@ import pytest
 
 from grader_tests.lab2_mnist import calibrate
 from introdl import data
-from introdl.grading.bridge import Student
-from introdl.grading.gradebook import grade_points_from_notebook
-from introdl.grading.hidden import run_hidden_tests
-from introdl.grading.results import TestResult
+from introdl.grading.door.bridge import Student
+from introdl.grading.hidden.runner import run_hidden_tests
+from introdl.grading.record.results import TestResult
+from introdl.grading.submission import grade_points
 from tests.conftest import ROOT
 from tests.sandboxed import needs_bwrap, test_slot
 
@@ -74,7 +74,7 @@ def mnist_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def points() -> dict[str, float]:
-    return grade_points_from_notebook(nbformat.read(calibrate.SOURCE, as_version=4))
+    return grade_points(nbformat.read(calibrate.SOURCE, as_version=4))
 
 
 def all_tests() -> list[str]:
@@ -91,7 +91,7 @@ def all_tests() -> list[str]:
 def student(mnist_cache: Path) -> Iterator[Student]:
     """One sandboxed kernel in which the source notebook's solutions have run."""
     with calibrate.variant_kernel(slot=test_slot()) as kernel:
-        yield kernel.student()
+        yield Student(kernel)
 
 
 def grade(student: Student, variant: str, only: tuple[str, ...]) -> list[TestResult]:

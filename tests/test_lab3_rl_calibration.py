@@ -2,7 +2,7 @@
 
 `make test-slow`. The curve runs reuse the grader's own training loop in this process (a modest
 number of seeds; the larger calibration, with its numbers and date, is in
-grader_tests/lab3_rl/CALIBRATION.md, made by scripts/calibrate_lab3_rl.py). The gradings run the
+grader_tests/lab3_rl/CALIBRATION.md, made by `make calibrate LAB=lab3_rl`). The gradings run the
 whole hidden suite for real in the bwrap sandbox.
 """
 
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pytest
 
-from introdl.grading.commands import grade_notebook
+from grader_tests.lab3_rl.calibrate import curve_run, suite_run
+from introdl.grading.commands.grade_notebook import grade_notebook
 from tests.conftest import ROOT
-from tests.fixtures.lab3_rl.calibration import curve_run, suite_run
 from tests.fixtures.lab3_rl.variants import Variant, variants
 from tests.sandboxed import needs_bwrap
 

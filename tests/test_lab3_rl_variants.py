@@ -15,7 +15,7 @@ from typing import Any
 import nbformat
 import pytest
 
-from introdl.grading.commands import grade_notebook
+from introdl.grading.commands.grade_notebook import grade_notebook
 from tests.conftest import ROOT
 from tests.fixtures.lab3_rl.variants import Variant, lean_notebook, variants
 from tests.sandboxed import needs_bwrap

@@ -12,8 +12,7 @@ import pytest
 
 from introdl.grading.errors import BadInput
 from introdl.grading.grade import GradeOptions, grade_submission
-from introdl.grading.lab_limits import lab_limits
-from introdl.grading.limits import DEFAULT_LIMITS, TEST_LIMITS
+from introdl.grading.sandbox.limits import DEFAULT_LIMITS, TEST_LIMITS, lab_limits
 from introdl.grading.submission import submission_at
 from tests.sandboxed import ROOT, needs_bwrap, test_slot
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from introdl.grading.bridge import StudentError
-from introdl.grading.bwrap import python_roots
-from introdl.grading.docker_sandbox import DockerSandbox, container_spec
+from introdl.grading.door.bridge import Student, StudentError
 from introdl.grading.errors import BadInput
-from introdl.grading.limits import TEST_LIMITS
 from introdl.grading.sandbox import SANDBOX_WORKDIR, SandboxSpec, make_sandbox
+from introdl.grading.sandbox.bwrap import python_roots
+from introdl.grading.sandbox.docker import DockerSandbox, container_spec
+from introdl.grading.sandbox.limits import TEST_LIMITS
 from tests.sandboxed import ROOT, needs_bwrap, run_fixture, sandboxed_kernel, test_slot
 
 
@@ -36,7 +36,7 @@ def test_no_network_inside(tmp_path: Path) -> None:
     with sandboxed_kernel(tmp_path, "submitted-opens-network") as kernel:
         run = run_fixture(kernel, "submitted-opens-network")
         assert [c.status for c in run.cells] == ["ok"]
-        student = kernel.student()
+        student = Student(kernel)
         assert student.get("connected") == []
         assert student.get("interfaces") == ["lo"]
         assert set(student.get("attempts").values()) <= {
@@ -52,7 +52,7 @@ def test_course_files_and_secrets_are_invisible(tmp_path: Path) -> None:
     with sandboxed_kernel(tmp_path, "submitted-reads-hidden-tests") as kernel:
         run = run_fixture(kernel, "submitted-reads-hidden-tests")
         assert {c.status for c in run.cells} == {"ok"}
-        student = kernel.student()
+        student = Student(kernel)
         assert student.get("leaked") == []
         assert student.get("found") == []
         # only the bind targets exist; where Python lives outside the system directories
@@ -79,7 +79,7 @@ def test_course_files_and_secrets_are_invisible(tmp_path: Path) -> None:
                 else:
                     assert visible == below, parent
         # the grader's own checkout (on the host) is not there either
-        for path in [ROOT / "pyproject.toml", ROOT / "introdl" / "grading" / "bridge.py"]:
+        for path in [ROOT / "pyproject.toml", ROOT / "introdl" / "grading" / "door" / "bridge.py"]:
             assert path.exists()
             with pytest.raises(StudentError, match="FileNotFoundError"):
                 student.run(f"open({str(path)!r}).read()")
@@ -99,7 +99,7 @@ def test_writes_outside_the_working_copy_fail(tmp_path: Path) -> None:
     with sandboxed_kernel(tmp_path, "submitted-writes-outside", datadir=data) as kernel:
         run = run_fixture(kernel, "submitted-writes-outside")
         assert {c.status for c in run.cells} == {"ok"}, run.to_dict()
-        student = kernel.student()
+        student = Student(kernel)
         assert student.get("escaped") == []
         assert student.get("data_files") == ["songs.abc"]
         assert student.call("os.getcwd") == SANDBOX_WORKDIR
@@ -114,7 +114,7 @@ def test_writes_outside_the_working_copy_fail(tmp_path: Path) -> None:
 def test_runs_unprivileged_with_limits(tmp_path: Path) -> None:
     """Does the kernel run as the sandbox uid, with no capabilities and the configured rlimits?"""
     with sandboxed_kernel(tmp_path) as kernel:
-        student = kernel.student()
+        student = Student(kernel)
         student.run(
             "import os, resource\n"
             "_grader_ids = (os.getuid(), os.geteuid(), os.getgid(), os.getgroups())\n"
@@ -158,7 +158,7 @@ def test_fork_bomb_is_contained(tmp_path: Path) -> None:
     with sandboxed_kernel(tmp_path, "submitted-fork-bomb") as kernel:
         run = run_fixture(kernel, "submitted-fork-bomb")
         assert [c.status for c in run.cells] == ["ok", "ok", "ok"], run.to_dict()
-        student = kernel.student()
+        student = Student(kernel)
         # the bomb filled the process table up to the limit (threads count too), and no further
         assert TEST_LIMITS.nproc // 2 <= student.get("n_procs") <= TEST_LIMITS.nproc + 1
         assert student.get("still_working") == 42
@@ -217,7 +217,7 @@ def test_no_sandbox_only_by_name_and_says_so(tmp_path: Path) -> None:
     with sandboxed_kernel(tmp_path, backend="none") as kernel:
         assert kernel.sandbox.sandboxed is False
         assert "NOT SANDBOXED" in kernel.sandbox.report()["notes"][0]
-        student = kernel.student()
+        student = Student(kernel)
         student.run("import os; _grader_uid = os.getuid()")
         assert student.get("_grader_uid") == os.getuid()
 

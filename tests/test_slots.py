@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from introdl.grading import slots
+from introdl.grading.sandbox import slots
 
 
 @pytest.fixture(autouse=True)

@@ -13,10 +13,11 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from introdl.grading.kernel import start_kernel, sweep_stale
-from introdl.grading.limits import TEST_LIMITS, MiB
+from introdl.grading.door.bridge import Student
+from introdl.grading.kernel.launch import start_kernel, sweep_stale
+from introdl.grading.sandbox.limits import TEST_LIMITS, MiB
+from introdl.grading.sandbox.working_copy import is_quota_mount, mount_quota, working_copy
 from introdl.grading.submission import MAX_NOTEBOOK_BYTES, Submission, prepare_workdir
-from introdl.grading.working_copy import is_quota_mount, mount_quota, working_copy
 from tests.sandboxed import assert_no_leftovers, fill_working_copy, needs_bwrap, test_slot
 
 needs_root = pytest.mark.skipif(
@@ -38,7 +39,7 @@ def test_a_submission_cannot_write_past_its_working_copy_quota() -> None:
             workdir=copy.path, backend="bwrap", slot=test_slot(), limits=TEST_LIMITS
         )
         try:
-            student = kernel.student()
+            student = Student(kernel)
             student.run(fill_working_copy(chunk))
             assert student.get("failure") == "ENOSPC"
             written = student.get("written")
@@ -63,7 +64,7 @@ def test_too_many_files_stop_at_the_inode_cap() -> None:
     with working_copy(test_slot(), limits) as copy:
         kernel = start_kernel(workdir=copy.path, backend="bwrap", slot=test_slot(), limits=limits)
         try:
-            student = kernel.student()
+            student = Student(kernel)
             student.run(
                 "import errno\nmade, failure = 0, None\n"
                 "for i in range(100000):\n"

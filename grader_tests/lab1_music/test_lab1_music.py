@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from grader_tests.lab1_music import reference
-from introdl.grading.expect import assert_close
+from introdl.grading.hidden.expect import assert_close
 from introdl.music import extract_songs
 
 # --- The grader's training budget (calibrated in CALIBRATION.md) --------------------------------

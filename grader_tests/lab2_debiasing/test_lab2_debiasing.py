@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from grader_tests.lab2_debiasing import reference
-from introdl.grading import expect
-from introdl.grading.expect import assert_true
+from introdl.grading.hidden import expect
+from introdl.grading.hidden.expect import assert_true
 
 pytestmark = pytest.mark.budget(seconds=60)
 

@@ -28,10 +28,13 @@ import nbformat
 from nbformat import NotebookNode
 
 from grader_tests.lab2_mnist import quality
-from introdl.grading.kernel import SandboxedKernel, start_kernel
-from introdl.grading.limits import DEFAULT_LIMITS
-from introdl.grading.public_data import public_data_dir
+from introdl.grading.door.bridge import Student
+from introdl.grading.kernel.kernel import SandboxedKernel
+from introdl.grading.kernel.launch import start_kernel
+from introdl.grading.kernel.notebook import run_notebook
 from introdl.grading.sandbox import default_backend
+from introdl.grading.sandbox.limits import DEFAULT_LIMITS
+from introdl.grading.sandbox.public_data import public_data_dir
 
 LAB = "lab2_mnist"
 ROOT = Path(__file__).resolve().parents[2]
@@ -113,7 +116,7 @@ def variant_kernel(
             env={"INTRODL_BUDGET": "smoke"},
         )
         with kernel:
-            run = kernel.run_notebook(path)
+            run = run_notebook(kernel, path)
             failed = [c for c in run.cells if c.status != "ok"]
             if failed:
                 first = failed[0]
@@ -154,7 +157,7 @@ def calibrate(
     runs: list[Run] = []
     for variant in variants:
         with variant_kernel(variant) as kernel:
-            student = kernel.student()
+            student = Student(kernel)
             for builder in builders:
                 for seed in seeds:
                     scores = quality.train_and_score(student, builder, seed)

@@ -22,7 +22,7 @@ import numpy as np
 
 from grader_tests.lab2_mnist import reference
 from introdl import data
-from introdl.grading.expect import as_array, assert_true
+from introdl.grading.hidden.expect import as_array, assert_true
 
 SOURCE = "npm"  # the data the grader trains and measures on (see the module docstring)
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from grader_tests.lab2_mnist import quality, reference
-from introdl.grading.expect import as_array, assert_close, assert_true
+from introdl.grading.hidden.expect import as_array, assert_close, assert_true
 
 pytestmark = pytest.mark.budget(seconds=60)
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from grader_tests.lab3_rl import curves, reference
-from introdl.grading.expect import as_array, assert_close, assert_shape, assert_true
+from introdl.grading.hidden.expect import as_array, assert_close, assert_shape, assert_true
 
 RL = "_grader_rl"  # in_kernel.py, installed in the kernel
 TRAINED: dict[str, Any] = {}  # the CartPole agents trained by the reward-curve test

@@ -15,7 +15,7 @@ import os
 import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ import nbformat
 
 from introdl.grading.errors import BadInput, DiskFull, disk_full_errno
 from introdl.grading.grade import Graded, GradeOptions, grade_submission
-from introdl.grading.results import Results, results_path
+from introdl.grading.record.results import Results, results_path
 from introdl.grading.submission import Submission, parse_timestamp
 
 FINGERPRINT_FILE = "fingerprint.txt"
@@ -53,7 +53,7 @@ def is_done(root: Path, sub: Submission) -> bool:
 
 def land(root: Path, sub: Submission, graded: Graded) -> Row:
     """Write results.json and the autograded notebook, and store the scores (coordinator only)."""
-    from introdl.grading.gradebook import land_grades  # nbgrader: a slow import workers avoid
+    from introdl.grading.record.gradebook import land_grades
 
     results = graded.results
     folder = results_path(root, sub.student, sub.lab).parent
@@ -162,7 +162,7 @@ def grade_class(
     options: GradeOptions,
     *,
     workers: int = 1,
-    scheduler: str = "",
+    scheduler: str | None = None,
     force: bool = False,
     on_row: Callable[[Row], None] | None = None,
 ) -> list[Row]:
@@ -183,7 +183,7 @@ def grade_class(
     # arrival order, while the next submission is graded: with one in-process worker the two
     # overlap instead of adding up. Rows are recorded, and on_row called, on this thread.
     # The gradebook module is imported here, on this thread, before any landing starts.
-    import introdl.grading.gradebook  # noqa: F401
+    import introdl.grading.record.gradebook  # noqa: F401
 
     with cf.ThreadPoolExecutor(1, thread_name_prefix="introdl-land") as lander:
         landing: deque[tuple[Submission, cf.Future[Row]]] = deque()
@@ -244,7 +244,3 @@ def disk_full(root: Path, sub: Submission, err: BaseException, rows: dict[str, R
 def default_workers() -> int:
     """One worker per two cores: TensorFlow in a sandbox uses about two."""
     return max(1, (os.cpu_count() or 2) // 2)
-
-
-def with_seed(options: GradeOptions, seed: int) -> GradeOptions:
-    return replace(options, seed=None if seed < 0 else seed)

@@ -13,6 +13,7 @@ import dataclasses
 import inspect
 import json
 import sys
+import typing
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -23,17 +24,17 @@ Command = Callable[..., Any]
 
 def _commands() -> dict[str, tuple[Command, dict[str, str]]]:
     """Command name -> (function, {parameter: help}). Imported lazily: TensorFlow is slow to load."""
-    from introdl.grading import commands, data_cli, demo, release
+    from introdl.grading.commands import data, demo, grade, grade_notebook, release
     from introdl.similarity.command import similarity
 
     return {
         "release": (release.release, {"lab": "a lab id, or `all`"}),
         "data": (
-            data_cli.data,
+            data.data,
             {"action": "`list` or `fetch`", "name": "a data set name, or `all`"},
         ),
         "grade": (
-            commands.grade,
+            grade.grade,
             {
                 "lab": "the lab to grade",
                 "student": "grade only this student (repeatable)",
@@ -47,7 +48,7 @@ def _commands() -> dict[str, tuple[Command, dict[str, str]]]:
             },
         ),
         "grade-notebook": (
-            commands.grade_notebook,
+            grade_notebook.grade_notebook,
             {
                 "path": "the notebook file",
                 "lab": "the lab whose hidden tests judge it",
@@ -106,6 +107,14 @@ POSITIONAL = {
 }
 
 
+def value_type(hint: Any, default: Any) -> Callable[[str], Any]:
+    """What argparse turns a flag's text into: the default's type, or X of an `X | None` hint."""
+    if default is not None:
+        return type(default)
+    given = [a for a in typing.get_args(hint) if a is not type(None)]
+    return given[0] if len(given) == 1 and given[0] in (int, float, str) else str
+
+
 def build_parser(commands: dict[str, tuple[Command, dict[str, str]]]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="introdl", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -113,14 +122,17 @@ def build_parser(commands: dict[str, tuple[Command, dict[str, str]]]) -> argpars
         doc = inspect.getdoc(func) or ""
         p = sub.add_parser(name, help=doc.splitlines()[0] if doc else None, description=doc)
         p.add_argument("--json", action="store_true", help="print the result as JSON")
+        try:
+            hints = typing.get_type_hints(func)
+        except NameError:  # an annotation naming a TYPE_CHECKING-only type: flags stay str
+            hints = {}
         for param in inspect.signature(func).parameters.values():
-            default = param.default
+            default = param.default  # None: not given (the function decides what that means)
             flag = param.name.replace("_", "-")
             help_text = helps.get(param.name, "")
+            shown = help_text if default is None else f"{help_text} (default: {default})"
             if param.name in POSITIONAL.get(name, []):
-                p.add_argument(
-                    param.name, nargs="?", default=default, help=f"{help_text} (default: {default})"
-                )
+                p.add_argument(param.name, nargs="?", default=default, help=shown)
             elif isinstance(default, bool):
                 p.add_argument(
                     f"--{flag}",
@@ -138,8 +150,8 @@ def build_parser(commands: dict[str, tuple[Command, dict[str, str]]]) -> argpars
                     f"--{flag}",
                     dest=param.name,
                     default=default,
-                    type=type(default) if default is not None else str,
-                    help=f"{help_text} (default: {default})",
+                    type=value_type(hints.get(param.name), default),
+                    help=shown,
                 )
     return parser
 
@@ -173,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(payload, indent=2, default=str))
     else:
         print(render(result))
-    return int(getattr(result, "exit_code", 0))
+    return 0
 
 
 if __name__ == "__main__":

@@ -16,14 +16,15 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
-from introdl.grading.hidden import run_hidden_tests
-from introdl.grading.kernel import start_kernel
-from introdl.grading.lab_limits import lab_limits
-from introdl.grading.limits import DEFAULT_LIMITS, Limits
-from introdl.grading.public_data import public_data_dir
-from introdl.grading.results import CellRun, Event, Phases, Results, Sandbox
-from introdl.grading.run_notebook import NotebookRun
+from introdl.grading.door.bridge import Student
+from introdl.grading.hidden.runner import run_hidden_tests
+from introdl.grading.kernel.launch import start_kernel
+from introdl.grading.kernel.notebook import NotebookRun, run_notebook
+from introdl.grading.record.results import CellRun, Event, Phases, Results, Sandbox
 from introdl.grading.sandbox import default_backend
+from introdl.grading.sandbox.limits import DEFAULT_LIMITS, Limits, lab_limits
+from introdl.grading.sandbox.public_data import public_data_dir
+from introdl.grading.sandbox.working_copy import working_copy
 from introdl.grading.submission import (
     Submission,
     SubmissionError,
@@ -33,7 +34,6 @@ from introdl.grading.submission import (
     read_notebook,
     restore_locked_cells,
 )
-from introdl.grading.working_copy import working_copy
 
 # Inside the sandbox every training loop runs at the smoke budget: grading time is bounded by the
 # hidden tests' own budgets, never by how long a student chose to train.
@@ -44,7 +44,7 @@ SANDBOX_BUDGET = "smoke"
 class GradeOptions:
     """How to grade: sandbox backend, seed, limits, and (for calibration) a subset of tests."""
 
-    backend: str = ""  # "" = docker where a Docker socket exists, else bwrap
+    backend: str | None = None  # None = docker where a Docker socket exists, else bwrap
     seed: int | None = None  # None = a fresh seed per submission, recorded in results.json
     limits: Limits = DEFAULT_LIMITS
     only: tuple[str, ...] = ()  # grade ids or test names; () = every hidden test
@@ -123,11 +123,11 @@ def grade_submission(
         )
         with kernel:
             t_notebook = time.monotonic()
-            run = kernel.run_notebook(workdir / submission.notebook.name)
+            run = run_notebook(kernel, workdir / submission.notebook.name)
             t_tests = time.monotonic()
             tests = run_hidden_tests(
                 root / "grader_tests" / lab,
-                kernel.student(),
+                Student(kernel),
                 seed=seed,
                 points=points,
                 only=options.only,

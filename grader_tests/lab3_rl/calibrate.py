@@ -1,0 +1,218 @@
+"""Many-seed calibration of lab3_rl's hidden tests; results go in grader_tests/lab3_rl/CALIBRATION.md.
+
+    # the reward-curve test's training, in process (reference and the variants it must fail)
+    make calibrate LAB=lab3_rl ARGS="curve --seeds 20"
+    make calibrate LAB=lab3_rl ARGS="curve --seeds 5 --variant wrong-loss-sign-flipped"
+    # whole gradings for real (bwrap): the source notebook on several grading seeds, and each
+    # wrong variant against the tests that must catch it
+    make calibrate LAB=lab3_rl ARGS="suite --seeds 5"
+
+One JSON line per run, then a summary per variant. Not a hidden test (the runner only collects
+test_*.py); tests/test_lab3_rl_calibration.py (`make test-slow`) reuses `curve_run` and `suite_run`.
+
+Many-seed calibration of lab3_rl's hidden tests (numbers in grader_tests/lab3_rl/CALIBRATION.md).
+
+Two kinds of runs:
+
+- `curve_run`: the reward-curve test's training, in this process. It runs the grader's own loop
+  (grader_tests/lab3_rl/in_kernel.py, the code the hidden test sends into the kernel) on the
+  source notebook's solution or a variant, judges the curve as the hidden test does
+  (`curves.judge_curve`) and plays the trained policy in fresh environments (`curves.play`).
+  Cheap: the many-seed statistics of the threshold come from these.
+- `suite_run`: one real grading (bwrap sandbox, kernel, hidden tests) of the source notebook or a
+  variant's lean notebook, with a given grading seed; per-test outcomes and times. These show
+  that every other test (sampling frequencies, the Pong learning test, ...) passes the reference
+  on every seed and fails the variants, end to end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import nbformat
+import numpy as np
+
+from grader_tests.lab3_rl import curves
+from tests.fixtures.lab3_rl.variants import (
+    ROOT,
+    SOURCE,
+    Variant,
+    lean_notebook,
+    namespace,
+    variants,
+)
+
+LAB = "lab3_rl"
+
+
+def curve_run(
+    variant: Variant | None, seed: int, training: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Train, judge and play one CartPole agent; the numbers the hidden tests look at."""
+    settings = dict(curves.TRAINING if training is None else training)
+    module = curves.load_in_process(namespace(variant))
+    cpu, wall = time.process_time(), time.monotonic()
+    try:
+        result = module.train_cartpole("agent", seed, **settings)
+    except Exception as err:  # a wrong variant may crash the loop: that fails the test too
+        return {"seed": seed, "learned": False, "error": f"{type(err).__name__}: {err}"[:200]}
+    cpu, wall = time.process_time() - cpu, time.monotonic() - wall
+    verdict = curves.judge_curve(result["rewards"], result["stopped"])
+    eval_seeds = [seed * 7919 + k for k in range(curves.EVAL_EPISODES)]
+    played, _ = curves.play(lambda obs: module.act(["agent"], obs), 1, eval_seeds)
+    return {
+        "seed": seed,
+        "learned": verdict.learned,
+        "start": round(verdict.start, 1),
+        "best": round(verdict.best, 1),
+        "episodes": verdict.episodes,
+        "stopped": result["stopped"],
+        "eval_mean": round(float(played.mean()), 1),
+        "eval_passes": bool(played.mean() >= curves.EVAL_MEAN_AT_LEAST),
+        "cpu_s": round(cpu, 1),
+        "wall_s": round(wall, 1),
+    }
+
+
+def suite_run(
+    variant: Variant | None, seed: int, only: tuple[str, ...] = (), backend: str = "bwrap"
+) -> dict[str, Any]:
+    """Grade the source notebook (VARIANT None) or a variant's lean notebook for real."""
+    from introdl.grading.commands.grade_notebook import grade_notebook
+
+    before = os.environ.get("INTRODL_COURSE_ROOT")
+    os.environ["INTRODL_COURSE_ROOT"] = str(ROOT)
+    try:
+        with tempfile.TemporaryDirectory(prefix="lab3-calibration-") as tmp:
+            path = Path(tmp) / f"{LAB}.ipynb"
+            if variant is None:
+                path.write_bytes(SOURCE.read_bytes())
+            else:
+                nbformat.write(lean_notebook(variant), path)
+            started = time.monotonic()
+            result = grade_notebook(path=str(path), lab=LAB, backend=backend, seed=seed, only=only)
+            wall = time.monotonic() - started
+    finally:
+        if before is None:
+            os.environ.pop("INTRODL_COURSE_ROOT", None)
+        else:
+            os.environ["INTRODL_COURSE_ROOT"] = before
+    data: dict[str, Any] = result.results
+    return {
+        "seed": seed,
+        "score": data["score"],
+        "max_score": sum(t["max_score"] for t in data["tests"]),
+        "wall_s": round(wall, 1),
+        "phases": data["phases"],
+        "errors": data["errors"],
+        "tests": {
+            t["name"]: {
+                "grade_id": t["grade_id"],
+                "status": t["status"],
+                "duration": round(t["duration"], 1),
+                "output": t["output"],
+            }
+            for t in data["tests"]
+        },
+    }
+
+
+def emit(row: dict[str, Any], out: Path | None) -> None:
+    print(json.dumps(row), flush=True)
+    if out is not None:
+        with out.open("a") as fh:
+            fh.write(json.dumps(row) + "\n")
+
+
+def curve(names: list[str], seeds: list[int], training: dict[str, Any], out: Path | None) -> None:
+    by_name = {v.name: v for v in variants()}
+    names = names or [
+        "reference",
+        *[n for n, v in by_name.items() if "cartpole_training" in v.caught_by],
+    ]
+    print(f"training settings: {training}", flush=True)
+    for name in names:
+        variant = None if name == "reference" else by_name[name]
+        runs = []
+        for seed in seeds:
+            row = {"variant": name, **curve_run(variant, seed, training)}
+            runs.append(row)
+            emit(row, out)
+        learned = [r for r in runs if r.get("learned")]
+        evals = [r["eval_mean"] for r in runs if "eval_mean" in r]
+        eps = [r["episodes"] for r in learned]
+        cpu = [r["cpu_s"] for r in runs if "cpu_s" in r]
+        print(
+            f"== {name}: learned {len(learned)}/{len(runs)}; episodes to target "
+            f"{min(eps, default=0)}-{max(eps, default=0)} (median {np.median(eps) if eps else 0:.0f}); "
+            f"best mean {min(r.get('best', 0) for r in runs):.0f}-{max(r.get('best', 0) for r in runs):.0f}; "
+            f"eval mean {min(evals, default=0):.0f}-{max(evals, default=0):.0f} "
+            f"(>= {curves.EVAL_MEAN_AT_LEAST:.0f} in {sum(e >= curves.EVAL_MEAN_AT_LEAST for e in evals)}/{len(evals)}); "
+            f"cpu s/run median {np.median(cpu) if cpu else 0:.1f}, max {max(cpu, default=0):.1f}",
+            flush=True,
+        )
+
+
+def suite(names: list[str], seeds: list[int], out: Path | None, only: tuple[str, ...] = ()) -> None:
+    chosen: list[Variant | None] = []
+    for name in names or ["reference", *[v.name for v in variants()]]:
+        chosen.append(None if name == "reference" else {v.name: v for v in variants()}[name])
+    for variant in chosen:
+        name = "reference" if variant is None else variant.name
+        selected = only or (variant.caught_by if variant is not None and variant.wrong else ())
+        failures: Counter[str] = Counter()
+        walls = []
+        for seed in seeds:
+            row = {"variant": name, **suite_run(variant, seed, only=selected)}
+            emit(row, out)
+            walls.append(row["wall_s"])
+            failures.update(n for n, t in row["tests"].items() if t["status"] != "passed")
+        print(
+            f"== {name}: {len(seeds)} gradings, {row['max_score']:g} points graded; failed tests: "
+            f"{dict(failures) or 'none'}; wall s {min(walls):.0f}-{max(walls):.0f}",
+            flush=True,
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("mode", nargs="?", default="curve", choices=["curve", "suite"])
+    parser.add_argument("--seeds", type=int, default=10, help="runs per variant")
+    parser.add_argument("--first-seed", type=int, default=1000)
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        help="variant name (repeatable); 'reference' is the source notebook",
+    )
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="curve: override TRAINING"
+    )
+    parser.add_argument(
+        "--only", action="append", default=[], help="suite: grade ids or test names to run"
+    )
+    parser.add_argument("--json", type=Path, help="append one JSON line per run to this file")
+    args = parser.parse_args(argv)
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    if args.mode == "curve":
+        training = dict(curves.TRAINING)
+        for item in args.set:
+            key, value = item.split("=", 1)
+            training[key] = type(training[key])(value)
+        curve(args.variant, seeds, training, args.json)
+    else:
+        suite(args.variant, seeds, args.json, tuple(args.only))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

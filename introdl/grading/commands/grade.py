@@ -1,0 +1,103 @@
+"""`introdl grade LAB`: grade a class's collected submissions into the gradebook."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from introdl.grading.batch import Row, default_workers, grade_class
+from introdl.grading.course import course_root, resolve_labs
+from introdl.grading.errors import BadInput, DiskFull, disk_full_errno
+from introdl.grading.grade import GradeOptions
+from introdl.grading.kernel.launch import sweep_stale
+from introdl.grading.sandbox import BACKENDS
+from introdl.grading.submission import find_submissions
+
+NOT_SANDBOXED = (
+    "WARNING: --backend none: student code ran WITHOUT a sandbox, as the grader's own user."
+)
+NO_WORKDIR_QUOTA = "note: the working copy had no total size quota (it needs a root grader: introdl/grading/sandbox/working_copy.py)"
+
+
+def check_backend(backend: str | None) -> None:
+    if backend and backend not in BACKENDS:
+        raise BadInput(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
+    if backend == "none":
+        print(NOT_SANDBOXED, file=sys.stderr)
+
+
+@dataclass(frozen=True)
+class ClassResult:
+    lab: str
+    backend: str
+    rows: tuple[Row, ...]
+    feedback: tuple[str, ...] = ()
+    export: str = ""
+    swept: tuple[str, ...] = ()  # what a stopped grader had left in /tmp, removed first
+
+    def summary(self) -> str:
+        width = max([len(r.student) for r in self.rows] + [7])
+        lines = [f"{self.lab}: {len(self.rows)} submission(s), sandbox: {self.backend}"]
+        if self.swept:
+            lines.append(f"removed {len(self.swept)} leftover(s) of a stopped grader first")
+        if self.backend == "none":
+            lines.append(NOT_SANDBOXED)
+        lines.append(f"{'student':<{width}}  {'score':>11}  status     note")
+        for r in self.rows:
+            score = f"{r.score:g} / {r.max_score:g}"
+            lines.append(f"{r.student:<{width}}  {score:>11}  {r.status:<9}  {r.message[:100]}")
+        lines += [f"feedback: {f}" for f in self.feedback]
+        if self.export:
+            lines.append(f"grades exported to {self.export}")
+        return "\n".join(lines)
+
+
+def grade(
+    *,
+    lab: str | None = None,
+    student: tuple[str, ...] = (),
+    backend: str | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    seed: int | None = None,
+    force: bool = False,
+    feedback: bool = False,
+    export: str | None = None,
+) -> ClassResult:
+    """Grade what `nbgrader collect` put under submitted/ for LAB, sandboxed, into the gradebook."""
+    if not lab:
+        raise BadInput("name the lab to grade, e.g. `introdl grade lab1_tensorflow`")
+    check_backend(backend)
+    root = course_root()
+    resolve_labs(root, lab)
+    subs = find_submissions(root, lab, student)
+    if not subs:
+        raise BadInput(
+            f"no submissions under {root / 'submitted'}/*/{lab}: run `nbgrader collect {lab}` first"
+        )
+    # A grader killed mid-batch (SIGKILL, a reboot of the worker) leaves working copies (tmpfs
+    # mounts: memory), sandbox state and cgroups; clear those before starting a new batch.
+    swept = tuple(sweep_stale())
+    options = GradeOptions(backend=backend, seed=seed)
+    rows = grade_class(
+        root, subs, options, workers=workers or default_workers(), scheduler=scheduler, force=force
+    )
+    from introdl.grading.record.gradebook import export_grades, generate_feedback
+
+    made: list[str] = []
+    try:
+        if feedback:
+            for row in rows:
+                if row.status != "error":
+                    made.append(str(generate_feedback(root, lab, row.student).relative_to(root)))
+        csv = str(export_grades(root, Path(export))) if export else ""
+    except Exception as err:
+        if disk_full_errno(err):
+            raise DiskFull(
+                f"no space left on the device writing feedback or the export ({err}); the grades "
+                f"are in the gradebook. Free space (`df -h {root}`) and run the same command again "
+                "(graded submissions are not regraded)."
+            ) from err
+        raise
+    return ClassResult(lab, options.backend_name(), tuple(rows), tuple(made), csv, swept)

@@ -1,0 +1,1 @@
+"""The test phase: pytest runs a lab's hidden suite in the grader's process (runner.py)."""

@@ -1,0 +1,1 @@
+"""The student's kernel in its sandbox: start it (launch.py), run a notebook (notebook.py)."""

@@ -1,0 +1,75 @@
+"""Sandboxes for student kernels: one interface, three backends chosen by name.
+
+- ``bwrap`` (bubblewrap; see `bwrap.py`): namespaces, a read-only system, only the
+  submission's working copy writable, no network, an unprivileged uid, rlimits, cgroup v1 limits
+  where writable. The default on a machine without Docker, and what the tests use.
+- ``docker`` (see `docker.py`): the course image with ``--network none``.
+- ``none``: runs the kernel unwrapped as the grader's own user. Only when asked for by name; it
+  reports ``sandboxed = False`` and results must say so.
+
+A sandbox turns a command line into a sandboxed command line (`Sandbox.wrap`); the kernel manager
+launches that. Paths the kernel and the grader share (the ipc sockets, the bridge's exchange) are
+bound at the same absolute path inside and out, so connection files need no translation.
+
+The folder, from the bottom: `limits.py` (every limit, and a lab's own `limits.toml`), `slots.py`
+(machine-wide sandbox uids), `cgroups.py`, `working_copy.py` (the submission's tmpfs copy),
+`public_data.py` (the read-only data view), `base.py` (spec, interface, ``none``), then the
+backends `bwrap.py` and `docker.py`. Only this factory imports the backends.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from introdl.grading.errors import BadInput
+from introdl.grading.sandbox.base import (
+    BACKENDS,
+    SANDBOX_DATADIR,
+    SANDBOX_HOME,
+    SANDBOX_WORKDIR,
+    NoSandbox,
+    Sandbox,
+    SandboxSpec,
+    chown_tree,
+    kernel_env,
+    kill_uid,
+    processes_of_uid,
+)
+
+__all__ = [
+    "BACKENDS",
+    "SANDBOX_DATADIR",
+    "SANDBOX_HOME",
+    "SANDBOX_WORKDIR",
+    "NoSandbox",
+    "Sandbox",
+    "SandboxSpec",
+    "chown_tree",
+    "default_backend",
+    "kernel_env",
+    "kill_uid",
+    "make_sandbox",
+    "processes_of_uid",
+]
+
+
+def make_sandbox(
+    backend: str, spec: SandboxSpec, *, image: str | None = None, gpus: bool = False
+) -> Sandbox:
+    """The sandbox called `backend` (``bwrap``, ``docker`` or ``none``) for `spec`."""
+    if backend == "bwrap":
+        from introdl.grading.sandbox.bwrap import BwrapSandbox
+
+        return BwrapSandbox(spec)
+    if backend == "docker":
+        from introdl.grading.sandbox.docker import DockerSandbox
+
+        return DockerSandbox(spec, image=image, gpus=gpus)
+    if backend == "none":
+        return NoSandbox(spec)
+    raise BadInput(f"unknown sandbox backend {backend!r}; use one of {', '.join(BACKENDS)}")
+
+
+def default_backend() -> str:
+    """``docker`` where a Docker socket exists, else ``bwrap`` (never ``none``)."""
+    return "docker" if Path("/var/run/docker.sock").exists() else "bwrap"
