@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,4 +101,25 @@ def grade(
                 "(graded submissions are not regraded)."
             ) from err
         raise
+    hand_back(root)
     return ClassResult(lab, options.backend_name(), tuple(rows), tuple(made), csv, swept)
+
+
+# What grading writes in the course directory.
+WRITTEN = ("autograded", "feedback", "gradebook.db", "submitted")
+
+
+def hand_back(root: Path) -> None:
+    """A root grader leaves the course to its owner (the instructor of `make hub`, whose
+    formgrader and `nbgrader release_feedback` must go on writing the gradebook and reading
+    feedback). Nothing to do when the grader is the owner."""
+    owner = root.stat()
+    if os.geteuid() != 0 or owner.st_uid == 0:
+        return
+    for name in WRITTEN:
+        top = root / name
+        if not top.exists():
+            continue
+        for path in (top, *top.rglob("*")):
+            if not path.is_symlink():
+                os.chown(path, owner.st_uid, owner.st_gid)
