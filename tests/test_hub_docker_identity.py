@@ -76,26 +76,11 @@ c.JupyterHub.services = [
     }},
     {{"name": "identity-test", "api_token": {token!r}}},
 ]
-# The roles of the local hub (introdl/hub/jupyterhub_config.py).
+# The roles of the local and the production hub (introdl/hub/roles.py).
+from introdl.hub.roles import exchange_roles
+
 c.JupyterHub.load_roles = [
-    {{
-        "name": "server",
-        "scopes": [
-            "users:activity!user",
-            "access:servers!server",
-            "access:services!service=exchange",
-        ],
-    }},
-    {{
-        "name": "course-member",
-        "groups": ["formgrade-introdl", "nbgrader-introdl"],
-        "scopes": ["access:services!service=exchange"],
-    }},
-    {{
-        "name": "introdl-exchange",
-        "services": ["exchange"],
-        "scopes": ["read:users:name", "read:users:groups"],
-    }},
+    *exchange_roles("introdl"),
     {{
         "name": "identity-test",
         "services": ["identity-test"],

@@ -29,6 +29,7 @@ import sys
 from pathlib import Path
 
 import docker
+from introdl.hub.roles import exchange_roles  # the same roles as the local hub
 
 c = get_config()  # noqa: F821 (JupyterHub provides get_config to its config file)
 
@@ -184,35 +185,18 @@ c.JupyterHub.services = [
 ]
 
 c.JupyterHub.load_roles = [
-    {
-        # Every student server's token: JupyterHub's default server scopes plus the exchange
-        # (and nothing else: `inherit` would hand the server all of its owner's scopes).
-        "name": "server",
-        "scopes": [
-            "users:activity!user",
-            "access:servers!server",
-            "access:services!service=exchange",
-        ],
-    },
-    {
-        # The exchange looks up who a token belongs to and whether they are staff.
-        "name": "exchange-service",
-        "scopes": ["read:users:name", "read:users:groups"],
-        "services": ["exchange"],
-    },
+    # The server role, nbgrader's groups as course members, and the exchange's own lookups.
+    *exchange_roles(COURSE),
     {
         "name": STAFF_GROUP,
         "groups": [STAFF_GROUP],
-        "scopes": [f"access:services!service={COURSE}", "access:services!service=exchange"],
+        # Staff also reach the course's formgrader service.
+        "scopes": [f"access:services!service={COURSE}"],
     },
     {
         "name": STUDENT_GROUP,
         "groups": [STUDENT_GROUP],
-        "scopes": [
-            "list:services",
-            "read:services!service=exchange",
-            "access:services!service=exchange",
-        ],
+        "scopes": ["list:services", "read:services!service=exchange"],
     },
     {
         "name": "jupyterhub-idle-culler",

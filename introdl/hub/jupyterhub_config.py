@@ -9,6 +9,8 @@ import json
 import os
 from pathlib import Path
 
+from introdl.hub.roles import exchange_roles
+
 c = get_config()  # noqa: F821  (JupyterHub injects get_config)
 
 S = json.loads(Path(os.environ["INTRODL_HUB_SETTINGS"]).read_text())
@@ -94,27 +96,7 @@ c.JupyterHub.services = [
     {"name": "introdl-admin", "api_token": (STATE / "admin-token").read_text().strip()},
 ]
 c.JupyterHub.load_roles = [
-    {
-        # A user server's token may reach the exchange as that user, and nothing more.
-        "name": "server",
-        "scopes": [
-            "users:activity!user",
-            "access:servers!server",
-            "access:services!service=exchange",
-        ],
-    },
-    {
-        # Course members (nbgrader's groups) may use the exchange; the service decides the rest.
-        "name": "course-member",
-        "groups": [STAFF_GROUP, STUDENT_GROUP],
-        "scopes": ["access:services!service=exchange"],
-    },
-    {
-        # The exchange asks the hub who is staff: names and groups, nothing else.
-        "name": "introdl-exchange",
-        "services": ["exchange"],
-        "scopes": ["read:users:name", "read:users:groups"],
-    },
+    *exchange_roles(COURSE),
     {
         "name": "introdl-admin",
         "services": ["introdl-admin"],

@@ -1,0 +1,35 @@
+"""The hub roles the course exchange needs, shared by every hub config of the course.
+
+Used by the local hub (`introdl/hub/jupyterhub_config.py`), the production hub
+(`docker/hub/jupyterhub_config.py`) and the docker identity test, so that the three cannot drift.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def exchange_roles(course: str, service: str = "exchange") -> list[dict[str, Any]]:
+    """Server tokens may reach the exchange as their owner; nbgrader's groups are course members;
+    the exchange may read who a user is and their groups, nothing else."""
+    access = f"access:services!service={service}"
+    return [
+        {
+            # JupyterHub's default server scopes plus the exchange, and nothing more
+            # (`inherit` would hand a server every scope of its owner).
+            "name": "server",
+            "scopes": ["users:activity!user", "access:servers!server", access],
+        },
+        {
+            # nbgrader's groups (formgrade-<course> grades, nbgrader-<course> takes the course).
+            "name": "course-member",
+            "groups": [f"formgrade-{course}", f"nbgrader-{course}"],
+            "scopes": [access],
+        },
+        {
+            # The exchange asks the hub whose a token is and whether they are staff.
+            "name": "exchange-service",
+            "services": [service],
+            "scopes": ["read:users:name", "read:users:groups"],
+        },
+    ]
