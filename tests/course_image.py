@@ -35,7 +35,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.podman import DEBIAN_MIRROR, PODMAN_ROOT, podman, unusable_reason, write_config
+from tests.podman import PODMAN_ROOT, debootstrap, podman, unusable_reason, write_config
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
@@ -79,19 +79,7 @@ def build_base(env: dict[str, str]) -> None:
     """debootstrap bookworm (minbase + `BASE_PACKAGES`) and import it as `BASE_IMAGE`."""
     PODMAN_ROOT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="introdl-base-", dir=PODMAN_ROOT) as tmp:
-        rootfs = Path(tmp) / "rootfs"
-        subprocess.run(
-            [
-                "debootstrap",
-                "--variant=minbase",
-                f"--include={','.join(BASE_PACKAGES)}",
-                "bookworm",
-                str(rootfs),
-                DEBIAN_MIRROR,
-            ],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
+        rootfs = debootstrap(Path(tmp) / "rootfs", BASE_PACKAGES)
         cas = sorted(HOST_CAS.glob("*.crt")) if HOST_CAS.is_dir() else []
         if cas:
             target = rootfs / HOST_CAS.relative_to("/")

@@ -78,6 +78,16 @@ def wait_for(
     pytest.fail(f"{what} within the test's {budget:.0f} s budget\n{tails}")
 
 
+def server_ready(api: str, user: str, token: str, log: Path) -> bool:
+    """Is the user's default server ready? Fails the test at once when its spawn failed."""
+    status, model = request(f"{api}/users/{user}", token)
+    assert status == 200, model
+    server = model["servers"].get("")
+    if server is None and model.get("pending") is None:
+        pytest.fail(f"the spawn failed:\n{log.read_text()[-4000:]}")
+    return bool(server and server["ready"])
+
+
 def containers(podman_env: dict[str, str], name: str) -> list[str]:
     """The containers whose name contains `name` that still exist (running or not)."""
     listed = subprocess.run(

@@ -119,6 +119,23 @@ def image_exists(env: dict[str, str]) -> bool:
     return podman(env, "image", "exists", image_name()).returncode == 0
 
 
+def debootstrap(rootfs: Path, packages: tuple[str, ...] | list[str]) -> Path:
+    """A minimal Debian bookworm root filesystem with `packages` at `rootfs` (no registry here)."""
+    subprocess.run(
+        [
+            "debootstrap",
+            "--variant=minbase",
+            f"--include={','.join(packages)}",
+            "bookworm",
+            str(rootfs),
+            DEBIAN_MIRROR,
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return rootfs
+
+
 def build_image(env: dict[str, str]) -> str:
     """Debootstrap bookworm, add ``python`` for this environment, and import it as `image_name`."""
     if shutil.which("debootstrap") is None:
@@ -126,19 +143,7 @@ def build_image(env: dict[str, str]) -> str:
     venv, _ = python_dirs()
     PODMAN_ROOT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="introdl-rootfs-", dir=PODMAN_ROOT) as tmp:
-        rootfs = Path(tmp) / "rootfs"
-        subprocess.run(
-            [
-                "debootstrap",
-                "--variant=minbase",
-                f"--include={','.join(EXTRA_PACKAGES)}",
-                "bookworm",
-                str(rootfs),
-                DEBIAN_MIRROR,
-            ],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
+        rootfs = debootstrap(Path(tmp) / "rootfs", EXTRA_PACKAGES)
         # The sandbox uid must reach the bind-mounted interpreter under /root/.pyenv.
         (rootfs / "root").chmod(0o755)
         # A wrapper, not a symlink: Python finds its venv from the path it was started as.

@@ -34,6 +34,7 @@ from tests.dockerhub import (
     hub_config,
     remove_containers,
     request,
+    server_ready,
     spawner_config,
     stop,
 )
@@ -200,15 +201,7 @@ def test_a_students_container_submits_as_that_student_and_cannot_forge_another(
         status, body = request(f"{api}/users/{ADA}/server", token, "POST")
         assert status in (201, 202), f"{body}\n{log.read_text()[-4000:]}"
 
-        def ready() -> bool:
-            status, model = request(f"{api}/users/{ADA}", token)
-            assert status == 200, model
-            server = model["servers"].get("")
-            if server is None and model.get("pending") is None:
-                pytest.fail(f"the spawn failed:\n{log.read_text()[-4000:]}")
-            return bool(server and server["ready"])
-
-        wait_for("ada's server was not ready", ready)
+        wait_for("ada's server was not ready", lambda: server_ready(api, ADA, token, log))
         spawned = time.monotonic()
 
         # The container's user is uid 1000, whoever the student: only the hub token tells them apart.

@@ -24,6 +24,7 @@ from tests.dockerhub import (
     hub_config,
     remove_containers,
     request,
+    server_ready,
     spawner_config,
     stop,
 )
@@ -88,15 +89,12 @@ def test_a_student_server_starts_from_the_course_image_and_answers_its_token(
         status, body = request(f"{api}/users/{USER}/server", token, "POST")
         assert status in (201, 202), f"{body}\n{log.read_text()[-4000:]}"
 
-        def ready() -> bool:
-            status, model = request(f"{api}/users/{USER}", token)
-            assert status == 200, model
-            server = model["servers"].get("")
-            if server is None and model.get("pending") is None:
-                pytest.fail(f"the spawn failed:\n{log.read_text()[-4000:]}")
-            return bool(server and server["ready"])
-
-        wait_for("the student server was not ready", ready, deadline, [log])
+        wait_for(
+            "the student server was not ready",
+            lambda: server_ready(api, USER, token, log),
+            deadline,
+            [log],
+        )
         spawn_took = time.monotonic() - spawn_started
         status, body = request(
             f"{api}/users/{USER}/tokens",
