@@ -5,19 +5,28 @@ from __future__ import annotations
 
 import shutil
 import time
+import tomllib
 from pathlib import Path
 
 import nbformat
 import pytest
 
+from introdl.grading.course import LABS
 from introdl.grading.errors import BadInput
 from introdl.grading.grade import GradeOptions, grade_submission
 from introdl.grading.sandbox.limits import DEFAULT_LIMITS, TEST_LIMITS, lab_limits
-from introdl.grading.submission import submission_at
-from tests.sandboxed import ROOT, needs_bwrap, test_slot
+from introdl.grading.submission import find_submissions, submission_at
+from tests.corpus_course import LAB, answer, build_course, submit
+from tests.sandboxed import FIXTURES, ROOT, needs_bwrap, test_slot
 
 # Seconds each lab may take to grade one submission (its issue) and the sandbox start allowance.
-LAB_LIMITS = {"lab1_music": 180, "lab2_mnist": 120, "lab2_debiasing": 180, "lab3_rl": 180}
+LAB_LIMITS = {
+    "lab1_tensorflow": 90,
+    "lab1_music": 180,
+    "lab2_mnist": 120,
+    "lab2_debiasing": 180,
+    "lab3_rl": 180,
+}
 
 
 def test_limits_file_tightens_and_never_loosens(tmp_path: Path) -> None:
@@ -96,3 +105,60 @@ def test_hard_coded_long_training_is_cut_and_the_rest_still_graded(tmp_path: Pat
     ]
     assert [e.kind for e in results.events] == ["cell_timeout"], results.events
     assert elapsed < 120, elapsed  # the stalled cell alone would have taken 1000 s
+
+
+@pytest.mark.parametrize("lab", LABS)
+def test_every_lab_declares_its_limits_and_records_them(lab: str) -> None:
+    """Does every lab declare a cell and a notebook timeout tighter than the defaults, and write
+    them in its CALIBRATION.md beside the measurement they come from?"""
+    suite = ROOT / "grader_tests" / lab
+    declared = tomllib.loads((suite / "limits.toml").read_text(encoding="utf-8"))
+    for name in ("cell_timeout", "notebook_timeout"):
+        assert name in declared, f"{suite / 'limits.toml'} declares no {name}"
+        assert declared[name] < getattr(DEFAULT_LIMITS, name), (lab, name)
+    assert declared["cell_timeout"] <= declared["notebook_timeout"]
+    line = (
+        f"Declared limits (limits.toml): cell_timeout = {declared['cell_timeout']} s, "
+        f"notebook_timeout = {declared['notebook_timeout']} s."
+    )
+    assert line in (suite / "CALIBRATION.md").read_text(encoding="utf-8"), line
+
+
+@needs_bwrap
+def test_a_notebook_that_never_returns_holds_a_worker_no_longer_than_its_lab_allows(
+    tmp_path: Path,
+) -> None:
+    """A submission whose cells loop forever, one of them swallowing every interrupt: does its
+    grading end within the lab's declared notebook limit (plus the sandbox's start, one interrupt
+    grace and the hidden tests), with the looping cells cut and the rest skipped?"""
+    course = tmp_path / "course"
+    release = build_course(course)
+    cell_timeout, notebook_timeout = 4, 10
+    (course / "grader_tests" / LAB / "limits.toml").write_text(
+        f"cell_timeout = {cell_timeout}\nnotebook_timeout = {notebook_timeout}\n"
+    )
+    hostile = answer(release)
+    for fixture in (
+        "submitted-infinite-loop",
+        "submitted-ignores-interrupt",
+        "submitted-infinite-loop",
+    ):
+        loops = nbformat.read(FIXTURES / f"{fixture}.ipynb", as_version=4)
+        hostile.cells[1:1] = [
+            nbformat.v4.new_code_cell(c.source) for c in loops.cells if c.cell_type == "code"
+        ]
+    submit(course, "looping", hostile)
+    (sub,) = find_submissions(course, LAB)
+
+    limits = DEFAULT_LIMITS  # the lab's own file is what bounds it
+    started = time.monotonic()
+    results = grade_submission(
+        course, sub, GradeOptions(backend="bwrap", seed=3), slot=test_slot()
+    ).results
+    elapsed = time.monotonic() - started
+
+    statuses = [c.status for c in results.cells]
+    assert "timeout" in statuses, statuses
+    assert "skipped" in statuses, statuses
+    assert results.phases.notebook <= notebook_timeout + limits.interrupt_grace + 2, results.phases
+    assert elapsed <= notebook_timeout + limits.startup_timeout / 2, (elapsed, results.phases)

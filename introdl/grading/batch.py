@@ -5,6 +5,9 @@ scheduler address (Dask reaches SLURM through dask-jobqueue, Kubernetes through 
 Workers only grade; this coordinating process alone writes results.json, the autograded notebooks
 and the gradebook. A batch that stops half way (a killed worker, a reboot) resumes without
 regrading what is done: a submission whose results.json records the same fingerprint is skipped.
+Ctrl-C (SIGINT) stops a batch the same way, cleanly: local workers are told to stop, each busy one
+unwinds its sandbox and working copy, what was graded before lands whole, and `Stopped` says how
+to resume.
 """
 
 from __future__ import annotations
@@ -12,32 +15,27 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing
 import os
+import signal
 import tempfile
+import time
 from collections import deque
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
 import nbformat
 
-from introdl.grading.errors import BadInput, DiskFull, disk_full_errno
+from introdl.grading.errors import BadInput, DiskFull, Stopped, disk_full_errno
 from introdl.grading.grade import Graded, GradeOptions, grade_submission
+from introdl.grading.progress import Progress
 from introdl.grading.record.results import Results, results_path
+from introdl.grading.record.row import Row as Row  # re-exported: callers import it from here
 from introdl.grading.submission import Submission, parse_timestamp
 
 FINGERPRINT_FILE = "fingerprint.txt"
-
-
-@dataclass(frozen=True)
-class Row:
-    """One line of the class table."""
-
-    student: str
-    score: float
-    max_score: float
-    status: str  # graded | unchanged | error
-    message: str = ""
+# After Ctrl-C, how long a local worker has to unwind its sandbox before it is killed (its
+# sandboxes then die with it: bwrap's --die-with-parent; the next batch sweeps what is left).
+STOP_GRACE_SECONDS = 20.0
 
 
 def is_done(root: Path, sub: Submission) -> bool:
@@ -82,24 +80,71 @@ def unchanged_row(root: Path, sub: Submission) -> Row:
 
 # --- local worker processes ------------------------------------------------------------------
 _slot: int = 0
+_busy = False  # grading a submission now
+_stopping = False  # told to stop (SIGINT): the batch is over
+
+
+def _on_sigint(signum: int, frame: object) -> None:
+    """A worker stops once: a busy one unwinds its grading (sandbox, working copy) through
+    KeyboardInterrupt; an idle one, or a second signal during that unwinding, is ignored."""
+    global _stopping
+    if _stopping:
+        return
+    _stopping = True
+    if _busy:
+        raise KeyboardInterrupt
 
 
 def _init_worker(slots: Any) -> None:
     """Each worker process takes one sandbox slot for its lifetime (distinct uids per sandbox)."""
     global _slot
     _slot = slots.get()
+    # A Python handler, not SIG_IGN: the handler is not inherited across exec by the sandbox.
+    signal.signal(signal.SIGINT, _on_sigint)
 
 
 def _grade_in_worker(root: Path, sub: Submission, options: GradeOptions) -> Graded:
-    return grade_submission(root, sub, options, slot=_slot)
+    global _busy
+    if _stopping:
+        raise KeyboardInterrupt
+    _busy = True
+    try:
+        return grade_submission(root, sub, options, slot=_slot)
+    finally:
+        _busy = False
+
+
+def _stop_workers(pool: cf.ProcessPoolExecutor) -> None:
+    """Tell every worker to stop, give busy ones STOP_GRACE_SECONDS to unwind, then kill."""
+    processes = list(pool._processes.values()) if pool._processes else []
+    for process in processes:
+        if process.is_alive() and process.pid is not None:
+            os.kill(process.pid, signal.SIGINT)
+    pool.shutdown(wait=False, cancel_futures=True)
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+    for process in processes:
+        if process.is_alive():
+            process.kill()
 
 
 def run_local(
-    root: Path, subs: list[Submission], options: GradeOptions, workers: int
-) -> Iterator[tuple[Submission, Graded | BaseException]]:
-    """Grade SUBS on WORKERS local processes (in this process when WORKERS is 1)."""
+    root: Path,
+    subs: list[Submission],
+    options: GradeOptions,
+    workers: int,
+    on_start: Callable[[Submission], None] | None = None,
+) -> Generator[tuple[Submission, Graded | BaseException], None, None]:
+    """Grade SUBS on WORKERS local processes (in this process when WORKERS is 1).
+
+    Only as many submissions as there are workers are handed out at a time, so ON_START names
+    what each worker is grading, and a stop has no queue to drain.
+    """
     if workers <= 1 or len(subs) <= 1:
         for sub in subs:
+            if on_start:
+                on_start(sub)
             try:
                 yield sub, grade_submission(root, sub, options, slot=0)
             except Exception as err:  # an engine failure on one submission must not stop the class
@@ -109,16 +154,36 @@ def run_local(
     slots = context.Manager().Queue()
     for slot in range(workers):
         slots.put(slot)
-    with cf.ProcessPoolExecutor(
+    pool = cf.ProcessPoolExecutor(
         workers, mp_context=context, initializer=_init_worker, initargs=(slots,)
-    ) as pool:
-        futures = {pool.submit(_grade_in_worker, root, sub, options): sub for sub in subs}
-        for future in cf.as_completed(futures):
-            sub = futures[future]
-            try:
-                yield sub, future.result()
-            except Exception as err:  # BrokenProcessPool when a worker was killed
-                yield sub, err
+    )
+    waiting = deque(subs)
+    running: dict[cf.Future[Graded], Submission] = {}
+    try:
+        while waiting or running:
+            while waiting and len(running) < workers:
+                sub = waiting.popleft()
+                try:
+                    future = pool.submit(_grade_in_worker, root, sub, options)
+                except cf.process.BrokenProcessPool as err:  # a worker was killed
+                    yield sub, err
+                    continue
+                if on_start:
+                    on_start(sub)
+                running[future] = sub
+            if not running:
+                continue
+            done, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+            for future in done:
+                sub = running.pop(future)
+                try:
+                    yield sub, future.result()
+                except Exception as err:  # BrokenProcessPool when a worker was killed
+                    yield sub, err
+    except BaseException:  # Ctrl-C, or the batch stopped (a full disk, a broken suite)
+        _stop_workers(pool)
+        raise
+    pool.shutdown(wait=True)
 
 
 # --- a Dask cluster --------------------------------------------------------------------------
@@ -132,7 +197,7 @@ def _grade_on_dask_worker(root: str, sub: Submission, options: GradeOptions) -> 
 
 def run_dask(
     root: Path, subs: list[Submission], options: GradeOptions, scheduler: str
-) -> Iterator[tuple[Submission, Graded | BaseException]]:
+) -> Generator[tuple[Submission, Graded | BaseException], None, None]:
     """Grade SUBS on the Dask cluster at SCHEDULER (workers must see the course directory)."""
     from distributed import Client, as_completed
 
@@ -165,8 +230,12 @@ def grade_class(
     scheduler: str | None = None,
     force: bool = False,
     on_row: Callable[[Row], None] | None = None,
+    progress: Progress | None = None,
 ) -> list[Row]:
-    """Grade every submission not already done; land each result as it arrives."""
+    """Grade every submission not already done; land each result as it arrives.
+
+    Ctrl-C raises `Stopped` once the workers have stopped and what was graded has landed.
+    """
     rows: dict[str, Row] = {}
     todo: list[Submission] = []
     for sub in subs:
@@ -174,10 +243,17 @@ def grade_class(
             rows[sub.student] = unchanged_row(root, sub)
         else:
             todo.append(sub)
+    if progress:
+        progress.plan(len(todo), len(subs) - len(todo))
+
+    def started(sub: Submission) -> None:
+        if progress:
+            progress.started(sub.student)
+
     stream = (
         run_dask(root, todo, options, scheduler)
         if scheduler
-        else run_local(root, todo, options, workers)
+        else run_local(root, todo, options, workers, on_start=started)
     )
     # Landing (nbgrader's preprocessors, the gradebook, files) runs on one thread of its own, in
     # arrival order, while the next submission is graded: with one in-process worker the two
@@ -190,6 +266,8 @@ def grade_class(
 
         def record(row: Row) -> None:
             rows[row.student] = row
+            if progress:
+                progress.landed(row)
             if on_row:
                 on_row(row)
 
@@ -204,27 +282,40 @@ def grade_class(
                         raise disk_full(root, sub, err, rows) from err
                     raise
 
-        for sub, outcome in stream:
-            collect(wait=False)
-            if not isinstance(outcome, BaseException):
-                landing.append((sub, lander.submit(land, root, sub, outcome)))
-                continue
-            if isinstance(outcome, BadInput):
-                raise outcome  # an authoring error (hidden suite broken): stop, nothing to land
-            if disk_full_errno(outcome):
-                collect(wait=True)  # what was graded before lands first, and is counted
-                raise disk_full(root, sub, outcome, rows) from outcome
-            record(
-                Row(
-                    sub.student,
-                    0.0,
-                    0.0,
-                    "error",
-                    f"grading failed ({type(outcome).__name__}: {outcome}); rerun to resume",
+        try:
+            for sub, outcome in stream:
+                collect(wait=False)
+                if not isinstance(outcome, BaseException):
+                    landing.append((sub, lander.submit(land, root, sub, outcome)))
+                    continue
+                if isinstance(outcome, BadInput):
+                    raise outcome  # an authoring error (hidden suite broken): stop, nothing to land
+                if disk_full_errno(outcome):
+                    collect(wait=True)  # what was graded before lands first, and is counted
+                    raise disk_full(root, sub, outcome, rows) from outcome
+                record(
+                    Row(
+                        sub.student,
+                        0.0,
+                        0.0,
+                        "error",
+                        f"grading failed ({type(outcome).__name__}: {outcome}); rerun to resume",
+                    )
                 )
-            )
+        except KeyboardInterrupt:
+            stream.close()  # the workers stop (each unwinds its sandbox) before anything else
+            collect(wait=True)  # what was graded before the interrupt lands whole
+            raise stopped(root, subs) from None
         collect(wait=True)
     return [rows[s.student] for s in subs]
+
+
+def stopped(root: Path, subs: list[Submission]) -> Stopped:
+    landed = sum(is_done(root, sub) for sub in subs)
+    return Stopped(
+        f"stopped (Ctrl-C): {landed} of {len(subs)} submission(s) are graded and kept. To finish, "
+        "run the same command again: graded submissions are not regraded."
+    )
 
 
 def disk_full(root: Path, sub: Submission, err: BaseException, rows: dict[str, Row]) -> DiskFull:

@@ -3,12 +3,15 @@
 Each command is a function with keyword-only arguments and a docstring; this module only parses
 arguments (defaults are read from the function, so they cannot drift) and prints the frozen
 dataclass the function returns. Exit codes: 0 done (a graded submission with failing tests is
-still 0), 2 bad input.
+still 0), 2 bad input, 130 stopped by Ctrl-C (what was done is kept; the shell's code for SIGINT).
+With `--json`, standard output holds the JSON alone: what a command prints while it runs
+(`introdl grade`'s progress) goes to standard error.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import inspect
 import json
@@ -17,9 +20,10 @@ import typing
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from introdl.grading.errors import BadInput
+from introdl.grading.errors import BadInput, Stopped
 
 Command = Callable[..., Any]
+STOPPED = 130  # exit code after Ctrl-C, as a shell reports a command killed by SIGINT
 
 
 def _commands() -> dict[str, tuple[Command, dict[str, str]]]:
@@ -172,10 +176,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     func, _ = commands[name]
     args = {k: (tuple(v) if isinstance(v, list) else v) for k, v in args.items() if v is not None}
     try:
-        result = func(**args)
+        with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
+            result = func(**args)
     except BadInput as err:
         print(f"introdl {name}: {err}", file=sys.stderr)
         return 2
+    except Stopped as err:
+        print(f"introdl {name}: {err}", file=sys.stderr)
+        return STOPPED
+    except KeyboardInterrupt:
+        print(f"introdl {name}: stopped (Ctrl-C)", file=sys.stderr)
+        return STOPPED
     if as_json:
         payload = (
             dataclasses.asdict(result)

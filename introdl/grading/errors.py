@@ -1,4 +1,5 @@
-"""Errors the CLI turns into exit code 2 with a message that names the file and the remedy."""
+"""Errors the CLI turns into exit code 2 with a message that names the file and the remedy
+(and `Stopped`, a batch interrupted by Ctrl-C: exit code 130, the shell's code for SIGINT)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,10 @@ class BadInput(Exception):
 
 class DiskFull(BadInput):
     """The grader could not write (no space or quota left); what is already landed stays landed."""
+
+
+class Stopped(Exception):
+    """A batch stopped by Ctrl-C (SIGINT) after its workers stopped; what landed stays landed."""
 
 
 def disk_full_errno(err: BaseException) -> bool:

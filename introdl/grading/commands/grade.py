@@ -7,11 +7,13 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from introdl.grading.batch import Row, default_workers, grade_class
+from introdl.grading.batch import default_workers, grade_class
 from introdl.grading.course import course_root, resolve_labs
 from introdl.grading.errors import BadInput, DiskFull, disk_full_errno
 from introdl.grading.grade import GradeOptions
 from introdl.grading.kernel.launch import sweep_stale
+from introdl.grading.progress import Progress
+from introdl.grading.record.row import Row
 from introdl.grading.sandbox import BACKENDS
 from introdl.grading.submission import find_submissions
 
@@ -66,7 +68,11 @@ def grade(
     feedback: bool = False,
     export: str | None = None,
 ) -> ClassResult:
-    """Grade what `nbgrader collect` put under submitted/ for LAB, sandboxed, into the gradebook."""
+    """Grade what `nbgrader collect` put under submitted/ for LAB, sandboxed, into the gradebook.
+
+    Progress goes to standard output as it happens (a live bar on a terminal, one line per
+    submission elsewhere). Ctrl-C stops cleanly and keeps what landed: run the same command again.
+    """
     if not lab:
         raise BadInput("name the lab to grade, e.g. `introdl grade lab1_tensorflow`")
     check_backend(backend)
@@ -77,13 +83,24 @@ def grade(
         raise BadInput(
             f"no submissions under {root / 'submitted'}/*/{lab}: run `nbgrader collect {lab}` first"
         )
-    # A grader killed mid-batch (SIGKILL, a reboot of the worker) leaves working copies (tmpfs
-    # mounts: memory), sandbox state and cgroups; clear those before starting a new batch.
-    swept = tuple(sweep_stale())
-    options = GradeOptions(backend=backend, seed=seed)
-    rows = grade_class(
-        root, subs, options, workers=workers or default_workers(), scheduler=scheduler, force=force
-    )
+    workers = 1 if scheduler else workers or default_workers()
+    progress = Progress(lab, len(subs), workers, stream=sys.stdout)  # at once: a TA sees it start
+    try:
+        # A grader killed mid-batch (SIGKILL, a reboot of the worker) leaves working copies (tmpfs
+        # mounts: memory), sandbox state and cgroups; clear those before starting a new batch.
+        swept = tuple(sweep_stale())
+        options = GradeOptions(backend=backend, seed=seed)
+        rows = grade_class(
+            root,
+            subs,
+            options,
+            workers=workers,
+            scheduler=scheduler,
+            force=force,
+            progress=progress,
+        )
+    finally:
+        progress.close()
     from introdl.grading.record.gradebook import export_grades, generate_feedback
 
     made: list[str] = []
