@@ -305,16 +305,17 @@ def grade_class(
         except KeyboardInterrupt:
             stream.close()  # the workers stop (each unwinds its sandbox) before anything else
             collect(wait=True)  # what was graded before the interrupt lands whole
-            raise stopped(root, subs) from None
+            raise stopped(rows, len(subs), force) from None
         collect(wait=True)
     return [rows[s.student] for s in subs]
 
 
-def stopped(root: Path, subs: list[Submission]) -> Stopped:
-    landed = sum(is_done(root, sub) for sub in subs)
+def stopped(rows: dict[str, Row], total: int, force: bool) -> Stopped:
+    kept = sum(1 for row in rows.values() if row.status in ("graded", "unchanged"))
+    again = "the same command without --force" if force else "the same command"
     return Stopped(
-        f"stopped (Ctrl-C): {landed} of {len(subs)} submission(s) are graded and kept. To finish, "
-        "run the same command again: graded submissions are not regraded."
+        f"stopped (Ctrl-C): {kept} of {total} submission(s) are graded and kept. To finish, "
+        f"run {again} again: graded submissions are not regraded."
     )
 
 
