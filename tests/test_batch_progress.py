@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 from introdl.grading.record.results import results_path
 from tests.corpus_course import LAB
@@ -135,13 +136,16 @@ def test_json_keeps_stdout_machine_readable_and_progress_goes_to_stderr_as_lines
 
 
 @needs_bwrap
-def test_ctrl_c_stops_cleanly_keeps_what_landed_and_a_rerun_finishes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", ["1", "2"])  # 1: grading in the CLI's own process
+def test_ctrl_c_stops_cleanly_keeps_what_landed_and_a_rerun_finishes(
+    tmp_path: Path, workers: str
+) -> None:
     """Ctrl-C (SIGINT to the foreground process group, as a terminal sends it) after the first
     result: does the batch stop with exit 130 and say how to resume, leave no sandbox running and
     nothing half-written, and does the same command then grade only what had not landed?"""
     course, expected = course_with_class(tmp_path)
     proc = subprocess.Popen(
-        introdl_grade("--workers", "2", "--seed", "11"),
+        introdl_grade("--workers", workers, "--seed", "11"),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
