@@ -33,7 +33,8 @@ def describe(row: Row) -> str:
 class Progress:
     """Progress of one batch, written to STREAM (standard output unless told)."""
 
-    def __init__(self, lab: str, total: int, workers: int, stream: TextIO | None = None) -> None:
+    def __init__(self, lab: str, total: int, where: str, stream: TextIO | None = None) -> None:
+        """Say at once what starts: TOTAL submissions of LAB, graded WHERE ("2 worker(s)")."""
         self.stream = stream or sys.stdout
         self.live = self.stream.isatty()
         self.todo = 0
@@ -44,7 +45,7 @@ class Progress:
         self._lock = threading.Lock()  # the ticker thread refreshes while rows land
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
-        self._say(f"grading {total} submission(s) of {lab} on {workers} worker(s)...")
+        self._say(f"grading {total} submission(s) of {lab} on {where}...")
 
     def _say(self, line: str) -> None:
         if self.bar is not None:

@@ -83,8 +83,9 @@ def grade(
         raise BadInput(
             f"no submissions under {root / 'submitted'}/*/{lab}: run `nbgrader collect {lab}` first"
         )
-    workers = 1 if scheduler else workers or default_workers()
-    progress = Progress(lab, len(subs), workers, stream=sys.stdout)  # at once: a TA sees it start
+    workers = workers or default_workers()
+    where = f"the Dask cluster at {scheduler}" if scheduler else f"{workers} worker(s)"
+    progress = Progress(lab, len(subs), where, stream=sys.stdout)  # at once: a TA sees it start
     try:
         # A grader killed mid-batch (SIGKILL, a reboot of the worker) leaves working copies (tmpfs
         # mounts: memory), sandbox state and cgroups; clear those before starting a new batch.
