@@ -19,7 +19,6 @@ MAX_LINES = 400
 TOO_LONG = {
     "introdl.checks.lab1_tensorflow": "public checks: one module per lab, split by exercise",
     "introdl.checks.lab2_debiasing": "public checks: one module per lab, split by exercise",
-    "introdl.checks.lab3_rl": "public checks: one module per lab, split by exercise",
 }
 
 

@@ -15,13 +15,23 @@ module per lab (`introdl.checks.lab1_tensorflow`, ...), imported by the notebook
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn
 
 import numpy as np
 
-__all__ = ["CheckFailed", "as_array", "calling", "describe", "fail", "first_line", "passed"]
+__all__ = [
+    "CheckFailed",
+    "as_array",
+    "calling",
+    "describe",
+    "fail",
+    "first_line",
+    "passed",
+    "quiet",
+]
 
 # Keras decorates its error messages with terminal colour codes; they are noise in a message.
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -102,3 +112,15 @@ def describe(array: np.ndarray, limit: int = 6) -> str:
     if low == high:
         return f"an array of shape {array.shape} with every value {low:.4g}"
     return f"an array of shape {array.shape} with values from {low:.4g} to {high:.4g}"
+
+
+@contextmanager
+def quiet() -> Iterator[None]:
+    """Silence Python warnings raised while a check runs the student's code.
+
+    Keras warns on stderr about harmless things (for instance when a model is first called
+    through a branch that skips its layers), and nbgrader scores a cell with any stderr as 0.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield

@@ -9,9 +9,7 @@ answer is known (uniform logits cost ln(vocab_size); a window of 0, 1, 2, ... is
 from __future__ import annotations
 
 import math
-import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import keras
@@ -19,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from introdl.checks import CheckFailed, as_array, calling, describe, fail, passed
+from introdl.checks import quiet as _quiet
 
 __all__ = [
     "CheckFailed",
@@ -35,17 +34,6 @@ __all__ = [
 # again on re-run (and a student can reproduce it).
 _SEED = 6191
 _SAMPLE = "X:7\nT:The Check Reel\nM:C|\nL:1/8\nK:D Major\n|:dAFA DFAd|fdcd FAdf:|!"
-
-
-@contextmanager
-def _quiet() -> Iterator[None]:
-    """Silence Python warnings raised while a check runs the student's code.
-
-    Keras warns on stderr about harmless things, and nbgrader scores a cell with any stderr as 0.
-    """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
 
 
 def _is_int_array(value: Any) -> bool:

@@ -8,9 +8,7 @@ implementation, so they can ship inside the student's notebook.
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -18,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from introdl.checks import CheckFailed, as_array, calling, describe, fail, passed
+from introdl.checks import quiet as _quiet
 
 __all__ = [
     "CheckFailed",
@@ -42,18 +41,6 @@ def _inputs(shape: tuple[int, ...], seed: int = _SEED) -> tf.Tensor:
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
     return np.asarray(1.0 / (1.0 + np.exp(-z)))
-
-
-@contextmanager
-def _quiet() -> Iterator[None]:
-    """Silence Python warnings raised while a check runs the student's code.
-
-    Keras warns on stderr about harmless things (for instance when a model is first called
-    through a branch that skips its layers), and nbgrader scores a cell with any stderr as 0.
-    """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
 
 
 # --- 1.1 Tensors ---------------------------------------------------------------------------------

@@ -10,9 +10,7 @@ Convention of the lab: `logsigma` holds log(sigma^2), the log of the *variance*.
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -20,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from introdl.checks import CheckFailed, as_array, calling, describe, fail, passed
+from introdl.checks import quiet as _quiet
 
 __all__ = [
     "CheckFailed",
@@ -40,14 +39,6 @@ def _rng(offset: int = 0) -> np.random.Generator:
 
 def _f32(array: Any) -> tf.Tensor:
     return tf.constant(np.asarray(array), dtype=tf.float32)
-
-
-@contextmanager
-def _quiet() -> Iterator[None]:
-    """Keras may warn on stderr about harmless things; nbgrader scores a cell with stderr as 0."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
 
 
 def _per_sample(value: Any, what: str, batch: int) -> np.ndarray:
