@@ -5,7 +5,7 @@ solutions. One real bwrap kernel runs the notebook's set-up once; each variant t
 answers in it and the real hidden-test runner grades it through the `student` bridge
 (tests/definitions_kernel.py). Here a variant is graded only against the hidden tests of the grade
 cells that should catch it (`only=`), which keeps `make test` short; the many-seed calibration over the whole suite
-is `scripts/calibrate_lab2_debiasing.py` (marked slow below; results in
+is `grader_tests/lab2_debiasing/calibrate.py` (`make calibrate LAB=lab2_debiasing`; marked slow below; results in
 grader_tests/lab2_debiasing/CALIBRATION.md).
 """
 
@@ -24,7 +24,7 @@ from tests.sandboxed import needs_bwrap
 
 LAB = "lab2_debiasing"
 FIXTURES = Path(__file__).parent / "fixtures" / LAB
-CALIBRATE = ROOT / "scripts" / "calibrate_lab2_debiasing.py"
+CALIBRATE = ROOT / "grader_tests" / "lab2_debiasing" / "calibrate.py"
 
 # Each known mistake -> the grade cells whose hidden tests must take points off it.
 CAUGHT_BY = {
