@@ -47,15 +47,25 @@ from introdl.grading.sandbox.working_copy import WorkingCopy, working_copy
 from introdl.grading.submission import Submission, prepare_workdir
 
 # Run silently before binding: no output, no history (the student's first cell is still In[1]),
-# no name left in the user namespace. A module that fails to import is left to the notebook.
+# no name left in the user namespace, the environment left as it was. A module that fails to
+# import is left to the notebook. TensorFlow's C++ log level is read once, at its first log line
+# (during import): it is set quiet for the import, as every lab's first cell does before its own.
 WARM_CODE = """\
 def _introdl_warm(names):
-    import importlib
-    for name in names:
-        try:
-            importlib.import_module(name)
-        except BaseException:
-            pass
+    import importlib, os
+    before = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    try:
+        for name in names:
+            try:
+                importlib.import_module(name)
+            except BaseException:
+                pass
+    finally:
+        if before is None:
+            del os.environ["TF_CPP_MIN_LOG_LEVEL"]
+        else:
+            os.environ["TF_CPP_MIN_LOG_LEVEL"] = before
 _introdl_warm({names!r})
 del _introdl_warm
 """
