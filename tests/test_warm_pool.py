@@ -21,8 +21,11 @@ from nbformat import NotebookNode
 from nbformat.v4 import new_code_cell
 
 from introdl.grading.batch import grade_class
+from introdl.grading.commands.grade import warm_size
+from introdl.grading.errors import BadInput
 from introdl.grading.grade import GradeOptions, grade_submission, warm_pool
 from introdl.grading.kernel.launch import sweep_stale
+from introdl.grading.pool import KernelPool
 from introdl.grading.sandbox import processes_of_uid
 from introdl.grading.sandbox.limits import TEST_LIMITS, sandbox_uid
 from introdl.grading.sandbox.slots import claim
@@ -262,3 +265,52 @@ def test_sweep_cleans_up_after_a_killed_pool(course: Path, tmp_path: Path, slot:
     for path in left:
         assert not path.exists(), (path, removed)
         assert not is_quota_mount(path)
+
+
+def test_a_pool_warming_for_another_lab_makes_room_for_the_lab_asked_for(
+    course: Path, slot: int
+) -> None:
+    """A long-lived service's pool warmed for one lab: does take(other lab) destroy the kernel
+    warmed for the first and hand out one started for the lab asked for?"""
+    options = GradeOptions(backend="bwrap", limits=TEST_LIMITS)
+    with warm_pool(course, options, size=1, labs=("lab_not_here",), slot=slot) as pool:
+        deadline = time.monotonic() + 60
+        while not pool._ready and time.monotonic() < deadline:
+            time.sleep(0.1)
+        stale = pool._ready[0]
+        with pool.take(LAB) as warm:
+            assert warm.lab == LAB
+            assert not stale.path.exists()
+            assert stale.kernel.dead
+
+
+def test_a_pool_that_cannot_start_a_kernel_says_why(course: Path, slot: int) -> None:
+    """Is a failure to start a warm kernel raised to the taker (not a hang)?"""
+    with (
+        KernelPool(course, size=1, labs=(LAB,), backend="no-such-backend", slot=slot) as pool,
+        pytest.raises(BadInput, match="no-such-backend"),
+    ):
+        pool.take(LAB)
+
+
+def test_a_pool_built_for_other_options_is_refused(course: Path, slot: int) -> None:
+    """Would grading through a pool built with other limits grade differently? It is refused."""
+    sub = find_submissions(course, LAB)[0]
+    with warm_pool(course, GradeOptions(backend="bwrap"), size=1, slot=slot) as pool:
+        options = GradeOptions(backend="bwrap", limits=TEST_LIMITS)
+        with pytest.raises(ValueError, match="other grading options"):
+            grade_submission(course, sub, options, slot=slot, pool=pool)
+
+
+def test_the_warm_knob(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--warm N, else $INTRODL_WARM, else 1; a bad value is bad input naming the knob."""
+    monkeypatch.delenv("INTRODL_WARM", raising=False)
+    assert warm_size(None) == 1
+    assert warm_size(3) == 3
+    monkeypatch.setenv("INTRODL_WARM", "0")
+    assert warm_size(None) == 0
+    monkeypatch.setenv("INTRODL_WARM", "two")
+    with pytest.raises(BadInput, match="INTRODL_WARM"):
+        warm_size(None)
+    with pytest.raises(BadInput, match="--warm -1"):
+        warm_size(-1)
