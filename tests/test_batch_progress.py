@@ -7,6 +7,7 @@ submission) in real bwrap sandboxes, as in tests/test_batch_workers.py.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pty
@@ -21,6 +22,7 @@ import psutil
 import pytest
 
 from introdl.grading.record.results import results_path
+from introdl.grading.sandbox.working_copy import is_quota_mount
 from tests.corpus_course import LAB
 from tests.test_batch_workers import (
     assert_sandboxes_died_with_their_worker,
@@ -159,11 +161,17 @@ def test_ctrl_c_stops_cleanly_keeps_what_landed_and_a_rerun_finishes(
         if raw.startswith(b"[1/"):
             break
     doomed = psutil.Process(proc.pid).children(recursive=True)
+    workdirs = set()  # the working copies of busy and of warm sandboxes (bwrap binds them)
+    for process in doomed:
+        with contextlib.suppress(psutil.Error):
+            workdirs.update(a for a in process.cmdline() if "/introdl-work-" in a)
     os.killpg(proc.pid, signal.SIGINT)
     out, err = proc.communicate(timeout=90)
     assert proc.returncode == 130, (seen, out, err)
     assert RESUME in err.decode(), err
     assert_sandboxes_died_with_their_worker(doomed)
+    assert workdirs
+    assert [w for w in workdirs if Path(w).exists() or is_quota_mount(Path(w))] == []
 
     landed = {}
     for student in expected:

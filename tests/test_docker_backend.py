@@ -339,3 +339,40 @@ def test_a_container_cannot_write_past_the_working_copy_quota(engine: Any) -> No
             kernel.shutdown()
         assert kernel.cleanup_problems == []
     assert not copy.path.exists()
+
+
+def test_a_warm_container_gets_the_submission_only_when_bound(tmp_path: Path, engine: Any) -> None:
+    """With the docker backend, does a warm kernel (pool.py) start in a container over an empty
+    /submission, see the submission's files once bound, grade as the cold path does, and is its
+    container removed afterwards?"""
+    from introdl.grading.grade import GradeOptions, grade_submission, warm_pool
+    from introdl.grading.submission import find_submissions
+    from tests.corpus_course import LAB, answer, build_course, submit
+
+    course = tmp_path / "course"
+    submit(course, "ada", answer(build_course(course)))
+    sub = find_submissions(course, LAB)[0]
+    options = GradeOptions(backend="docker", image=image_name(), seed=5, limits=TEST_LIMITS)
+    with warm_pool(course, options, size=1, labs=(LAB,), slot=test_slot()) as pool:
+        warm = pool.take(LAB)
+        with warm:
+            assert isinstance(warm.kernel.sandbox, DockerSandbox)
+            listing = warm.kernel.execute(
+                "import os; print(sorted(os.listdir('/submission')))", timeout=30
+            )
+            assert listing.outputs[0]["text"].strip() == "[]"
+            warm.bind(sub, answer(build_course_release(course)))
+            listing = warm.kernel.execute("print(sorted(os.listdir('/submission')))", timeout=30)
+            assert listing.outputs[0]["text"].strip() == f"['{LAB}.ipynb']"
+        assert_container_gone(engine, warm.kernel)
+        graded = grade_submission(course, sub, options, slot=test_slot(), pool=pool)
+    assert graded.results.score == 2
+    assert graded.results.sandbox.backend == "docker"
+
+
+def build_course_release(course: Path) -> Any:
+    import nbformat
+
+    from tests.corpus_course import LAB
+
+    return nbformat.read(course / "release" / LAB / f"{LAB}.ipynb", as_version=4)

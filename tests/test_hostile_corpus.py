@@ -171,17 +171,22 @@ def tree_hashes(root: Path) -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=[0, 1], ids=["cold", "warm"])
 def graded(
-    tmp_path_factory: pytest.TempPathFactory, listener: tuple[int, list[bytes]]
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    listener: tuple[int, list[bytes]],
 ) -> dict[str, object]:
+    """The class graded with cold sandboxes, then again with warm ones (pool.py: each worker
+    keeps one kernel warming while it grades)."""
     course = tmp_path_factory.mktemp("corpus") / "course"
     release = build_course(course)
     for student, what in scenarios(release, course, listener[0]).items():
         submit(course, student, what)
     before = tree_hashes(course)
     options = GradeOptions(backend="bwrap", seed=1234, limits=TEST_LIMITS)
-    rows = grade_class(course, find_submissions(course, LAB), options, workers=2)
+    subs = find_submissions(course, LAB)
+    rows = grade_class(course, subs, options, workers=2, warm=request.param)
     after = tree_hashes(course)
     results = {
         r.student: Results.read(results_path(course, r.student, LAB))

@@ -13,7 +13,9 @@ to resume.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import multiprocessing
+import multiprocessing.util
 import os
 import signal
 import tempfile
@@ -26,7 +28,8 @@ from typing import Any
 import nbformat
 
 from introdl.grading.errors import BadInput, DiskFull, Stopped, disk_full_errno
-from introdl.grading.grade import Graded, GradeOptions, grade_submission
+from introdl.grading.grade import Graded, GradeOptions, grade_submission, warm_pool
+from introdl.grading.pool import KernelPool
 from introdl.grading.progress import Progress
 from introdl.grading.record.results import Results, results_path
 from introdl.grading.record.row import Row as Row  # re-exported: callers import it from here
@@ -80,6 +83,7 @@ def unchanged_row(root: Path, sub: Submission) -> Row:
 
 # --- local worker processes ------------------------------------------------------------------
 _slot: int = 0
+_pool: KernelPool | None = None  # this worker's warm kernels (None: cold starts)
 _busy = False  # grading a submission now
 _stopping = False  # told to stop (SIGINT): the batch is over
 
@@ -95,12 +99,21 @@ def _on_sigint(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
 
-def _init_worker(slots: Any) -> None:
-    """Each worker process takes one sandbox slot for its lifetime (distinct uids per sandbox)."""
-    global _slot
+def _init_worker(
+    slots: Any, root: Path, options: GradeOptions, warm: int, labs: tuple[str, ...]
+) -> None:
+    """Each worker process takes one sandbox slot for its lifetime (distinct uids per sandbox),
+    and with WARM > 0 keeps that many kernels warming while it grades."""
+    global _slot, _pool
     _slot = slots.get()
     # A Python handler, not SIG_IGN: the handler is not inherited across exec by the sandbox.
     signal.signal(signal.SIGINT, _on_sigint)
+    if warm > 0:
+        _pool = warm_pool(root, options, size=warm, labs=labs, slot=_slot)
+        # run when the worker process exits normally (multiprocessing's own exit hook; atexit
+        # does not run in a worker); a worker killed outright takes its sandboxes with it
+        # (--die-with-parent) and the next batch's sweep_stale removes its working copies
+        multiprocessing.util.Finalize(_pool, _pool.close, exitpriority=10)
 
 
 def _grade_in_worker(root: Path, sub: Submission, options: GradeOptions) -> Graded:
@@ -109,7 +122,7 @@ def _grade_in_worker(root: Path, sub: Submission, options: GradeOptions) -> Grad
         raise KeyboardInterrupt
     _busy = True
     try:
-        return grade_submission(root, sub, options, slot=_slot)
+        return grade_submission(root, sub, options, slot=_slot, pool=_pool)
     finally:
         _busy = False
 
@@ -135,27 +148,37 @@ def run_local(
     options: GradeOptions,
     workers: int,
     on_start: Callable[[Submission], None] | None = None,
+    warm: int = 0,
 ) -> Generator[tuple[Submission, Graded | BaseException], None, None]:
     """Grade SUBS on WORKERS local processes (in this process when WORKERS is 1).
 
     Only as many submissions as there are workers are handed out at a time, so ON_START names
-    what each worker is grading, and a stop has no queue to drain.
+    what each worker is grading, and a stop has no queue to drain. With WARM > 0 each worker
+    keeps WARM kernels warming (pool.py) while it grades; 0 starts each sandbox cold.
     """
+    labs = tuple(dict.fromkeys(sub.lab for sub in subs))
     if workers <= 1 or len(subs) <= 1:
-        for sub in subs:
-            if on_start:
-                on_start(sub)
-            try:
-                yield sub, grade_submission(root, sub, options, slot=0)
-            except Exception as err:  # an engine failure on one submission must not stop the class
-                yield sub, err
+        with contextlib.ExitStack() as stack:  # the pool closes however the batch ends
+            kernels = None
+            if warm > 0 and len(subs) > 1:
+                kernels = stack.enter_context(warm_pool(root, options, size=warm, labs=labs))
+            for sub in subs:
+                if on_start:
+                    on_start(sub)
+                try:
+                    yield sub, grade_submission(root, sub, options, slot=0, pool=kernels)
+                except Exception as err:  # an engine failure on one submission must not stop it
+                    yield sub, err
         return
     context = multiprocessing.get_context("spawn")  # no forked copies of a half-started TensorFlow
     slots = context.Manager().Queue()
     for slot in range(workers):
         slots.put(slot)
     pool = cf.ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_init_worker, initargs=(slots,)
+        workers,
+        mp_context=context,
+        initializer=_init_worker,
+        initargs=(slots, root, options, warm, labs),
     )
     waiting = deque(subs)
     running: dict[cf.Future[Graded], Submission] = {}
@@ -231,8 +254,11 @@ def grade_class(
     force: bool = False,
     on_row: Callable[[Row], None] | None = None,
     progress: Progress | None = None,
+    warm: int = 0,
 ) -> list[Row]:
     """Grade every submission not already done; land each result as it arrives.
+
+    WARM: kernels each local worker keeps warming while it grades (0: every sandbox starts cold).
 
     Ctrl-C raises `Stopped` once the workers have stopped and what was graded has landed.
     """
@@ -253,7 +279,7 @@ def grade_class(
     stream = (
         run_dask(root, todo, options, scheduler)
         if scheduler
-        else run_local(root, todo, options, workers, on_start=started)
+        else run_local(root, todo, options, workers, on_start=started, warm=warm)
     )
     # Landing (nbgrader's preprocessors, the gradebook, files) runs on one thread of its own, in
     # arrival order, while the next submission is graded: with one in-process worker the two

@@ -49,6 +49,8 @@ def _commands() -> dict[str, tuple[Command, dict[str, str]]]:
                 "force": "regrade submissions that are already graded and unchanged",
                 "feedback": "run nbgrader generate_feedback for each graded student",
                 "export": "write the gradebook as CSV to this path (nbgrader export)",
+                "warm": "warm sandboxes each worker keeps ready (default: $INTRODL_WARM, else 1)",
+                "no_warm": "start every sandbox cold (the same as --warm 0)",
             },
         ),
         "grade-notebook": (

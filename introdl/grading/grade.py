@@ -7,6 +7,7 @@ another lab's notebook) gets Results with a zero on every cell and the reason.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import secrets
 import time
@@ -20,6 +21,7 @@ from introdl.grading.door.bridge import Student
 from introdl.grading.hidden.runner import run_hidden_tests
 from introdl.grading.kernel.launch import start_kernel
 from introdl.grading.kernel.notebook import NotebookRun, run_notebook
+from introdl.grading.pool import KernelPool
 from introdl.grading.record.results import CellRun, Event, Phases, Results, Sandbox
 from introdl.grading.sandbox import default_backend
 from introdl.grading.sandbox.limits import DEFAULT_LIMITS, Limits, lab_limits
@@ -65,6 +67,35 @@ class Graded:
     notes: tuple[str, ...] = field(default=())
 
 
+def sandbox_env(options: GradeOptions) -> dict[str, str]:
+    """The environment added inside the sandbox, the same cold or warm."""
+    return {"INTRODL_BUDGET": SANDBOX_BUDGET, **dict(options.extra_env)}
+
+
+def warm_pool(
+    root: Path, options: GradeOptions, *, size: int = 1, labs: tuple[str, ...] = (), slot: int = 0
+) -> KernelPool:
+    """A pool of warm kernels that grade exactly as OPTIONS say (backend, limits, environment)."""
+    return KernelPool(
+        root,
+        size=size,
+        labs=labs,
+        backend=options.backend_name(),
+        limits=options.limits,
+        env=sandbox_env(options),
+        image=options.image,
+        gpus=options.gpus,
+        slot=slot,
+    )
+
+
+def pool_matches(pool: KernelPool, options: GradeOptions) -> None:
+    """A pool built for other options would grade differently from the cold path: refuse it."""
+    wanted = (options.backend_name(), options.limits, sandbox_env(options), options.image)
+    if (pool.backend, pool.limits, pool.env, pool.image) != wanted:
+        raise ValueError("the kernel pool was built for other grading options; use warm_pool()")
+
+
 def release_notebook(root: Path, lab: str) -> NotebookNode:
     path = root / "release" / lab / f"{lab}.ipynb"
     nb: NotebookNode = nbformat.read(path, as_version=4)
@@ -72,9 +103,19 @@ def release_notebook(root: Path, lab: str) -> NotebookNode:
 
 
 def grade_submission(
-    root: Path, submission: Submission, options: GradeOptions, *, slot: int = 0
+    root: Path,
+    submission: Submission,
+    options: GradeOptions,
+    *,
+    slot: int = 0,
+    pool: KernelPool | None = None,
 ) -> Graded:
-    """Grade SUBMISSION of its lab in sandbox slot SLOT (distinct per concurrent grading)."""
+    """Grade SUBMISSION of its lab in sandbox slot SLOT (distinct per concurrent grading).
+
+    With POOL (see `warm_pool`) the kernel is a warm one taken from it, used for this submission
+    only; `phases.sandbox_start` is then how long the submission waited for it. Without, the
+    sandbox and kernel are started here (the cold path).
+    """
     started = time.monotonic()
     lab = submission.lab
     release = release_notebook(root, lab)
@@ -104,37 +145,44 @@ def grade_submission(
             results(errors=(str(err),), phases=Phases(total=time.monotonic() - started)), None
         )
 
-    limits = lab_limits(root / "grader_tests" / lab, options.limits)
-    with working_copy(slot, limits) as copy:
+    t_start = time.monotonic()
+    with contextlib.ExitStack() as stack:
+        if pool is None:
+            limits = lab_limits(root / "grader_tests" / lab, options.limits)
+            copy = stack.enter_context(working_copy(slot, limits))
+            notes += prepare_workdir(submission, nb, copy.path, quota=copy.quota)
+            t_start = time.monotonic()
+            kernel = start_kernel(
+                workdir=copy.path,
+                datadir=public_data_dir(),
+                backend=backend,
+                slot=slot,
+                limits=limits,
+                env=sandbox_env(options),
+                image=options.image,
+                gpus=options.gpus,
+            )
+            stack.enter_context(kernel)
+        else:
+            pool_matches(pool, options)
+            warm = stack.enter_context(pool.take(lab))  # destroyed when grading ends
+            copy, kernel = warm.copy, warm.kernel
+            notes += warm.bind(submission, nb)
         sandbox = dataclasses.replace(sandbox, workdir_quota=copy.quota)
         workdir = copy.path
-        notes += prepare_workdir(submission, nb, workdir, quota=copy.quota)
-        env = {"INTRODL_BUDGET": SANDBOX_BUDGET, **dict(options.extra_env)}
-        t_start = time.monotonic()
-        kernel = start_kernel(
-            workdir=workdir,
-            datadir=public_data_dir(),
-            backend=backend,
-            slot=slot,
-            limits=limits,
-            env=env,
-            image=options.image,
-            gpus=options.gpus,
+        t_notebook = time.monotonic()
+        run = run_notebook(kernel, workdir / submission.notebook.name)
+        t_tests = time.monotonic()
+        tests = run_hidden_tests(
+            root / "grader_tests" / lab,
+            Student(kernel),
+            seed=seed,
+            points=points,
+            only=options.only,
         )
-        with kernel:
-            t_notebook = time.monotonic()
-            run = run_notebook(kernel, workdir / submission.notebook.name)
-            t_tests = time.monotonic()
-            tests = run_hidden_tests(
-                root / "grader_tests" / lab,
-                Student(kernel),
-                seed=seed,
-                points=points,
-                only=options.only,
-            )
-            t_end = time.monotonic()
-            events = tuple(Event("repaired", note) for note in notes)
-            events += tuple(Event(e.kind, e.detail, e.cell) for e in kernel.events)
+        t_end = time.monotonic()
+        events = tuple(Event("repaired", note) for note in notes)
+        events += tuple(Event(e.kind, e.detail, e.cell) for e in kernel.events)
     executed = run.executed_notebook(nb)
     phases = Phases(
         sandbox_start=t_notebook - t_start,

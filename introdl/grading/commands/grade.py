@@ -67,6 +67,8 @@ def grade(
     force: bool = False,
     feedback: bool = False,
     export: str | None = None,
+    warm: int | None = None,
+    no_warm: bool = False,
 ) -> ClassResult:
     """Grade what `nbgrader collect` put under submitted/ for LAB, sandboxed, into the gradebook.
 
@@ -84,6 +86,7 @@ def grade(
             f"no submissions under {root / 'submitted'}/*/{lab}: run `nbgrader collect {lab}` first"
         )
     workers = workers or default_workers()
+    warm = 0 if no_warm else warm_size(warm)
     where = f"the Dask cluster at {scheduler}" if scheduler else f"{workers} worker(s)"
     progress = Progress(lab, len(subs), where, stream=sys.stdout)  # at once: a TA sees it start
     try:
@@ -99,6 +102,7 @@ def grade(
             scheduler=scheduler,
             force=force,
             progress=progress,
+            warm=warm,
         )
     finally:
         progress.close()
@@ -121,6 +125,27 @@ def grade(
         raise
     hand_back(root)
     return ClassResult(lab, options.backend_name(), tuple(rows), tuple(made), csv, swept)
+
+
+DEFAULT_WARM = 1  # kernels warming per worker while it grades (BENCHMARKS.md: warm sandboxes)
+
+
+def warm_size(warm: int | None) -> int:
+    """--warm N, else $INTRODL_WARM, else DEFAULT_WARM; 0 turns warm sandboxes off."""
+    if warm is None:
+        text = os.environ.get("INTRODL_WARM", "").strip()
+        if not text:
+            return DEFAULT_WARM
+        try:
+            warm = int(text)
+        except ValueError:
+            raise BadInput(
+                f"INTRODL_WARM={text!r} is not a number: set it to how many warm kernels each "
+                "worker keeps (0 = none), or unset it"
+            ) from None
+    if warm < 0:
+        raise BadInput(f"--warm {warm}: give 0 (no warm kernels) or more")
+    return warm
 
 
 # What grading writes in the course directory.

@@ -46,14 +46,18 @@ def start_kernel(
     env: dict[str, str] | None = None,
     image: str | None = None,
     gpus: bool = False,
+    slot_lock: SlotLock | None = None,
 ) -> SandboxedKernel:
     """Start a kernel in a sandbox over `workdir` (a working copy: it is chowned to the sandbox).
 
     `backend` is ``bwrap``, ``docker`` or ``none`` (default: docker where a Docker socket exists,
     else bwrap). `slot` picks the sandbox uid; concurrent kernels need distinct slots. `env` is
     added to the kernel's otherwise empty environment (for example ``INTRODL_BUDGET``).
+    `slot_lock`, when given, is a slot already claimed; the kernel releases it at shutdown.
     """
-    lock = claim(slot)  # another grader on this machine may hold the slot asked for
+    # another grader on this machine may hold the slot asked for; a caller may hold it already
+    # (a warm kernel's pool claims the slot first, to name its working copy)
+    lock = slot_lock or claim(slot)
     slot = lock.slot
     try:
         return _start(workdir, datadir, backend, slot, limits, env, image, gpus, lock)

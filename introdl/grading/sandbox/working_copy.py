@@ -67,6 +67,7 @@ def mount_quota(path: Path, size_bytes: int, inodes: int) -> str:
         capture_output=True,
         text=True,
         check=False,
+        start_new_session=True,  # a Ctrl-C at the terminal must not kill mount half way
     )
     if done.returncode != 0:
         return f"mounting a tmpfs on {path} was refused: {done.stderr.strip()}"
@@ -74,9 +75,15 @@ def mount_quota(path: Path, size_bytes: int, inodes: int) -> str:
 
 
 def unmount(path: Path) -> None:
-    """Unmount the working copy at `path` (lazily if something still holds it open)."""
-    if subprocess.run(["umount", str(path)], capture_output=True, check=False).returncode != 0:
-        subprocess.run(["umount", "--lazy", str(path)], capture_output=True, check=False)
+    """Unmount the working copy at `path` (lazily if something still holds it open).
+
+    In a session of its own: the Ctrl-C that stops a batch reaches the whole foreground process
+    group, and an umount killed by it would leave the tmpfs mounted.
+    """
+    for argv in (["umount", str(path)], ["umount", "--lazy", str(path)]):
+        done = subprocess.run(argv, capture_output=True, check=False, start_new_session=True)
+        if done.returncode == 0:
+            return
 
 
 def is_quota_mount(path: Path) -> bool:

@@ -1,0 +1,305 @@
+"""Warm sandboxes: sandboxed kernels started ahead of need, each used for ONE submission.
+
+A `KernelPool` keeps up to `size` kernels ready. Each is a fresh sandbox over an EMPTY working
+copy (bound at /submission, the kernel's working directory, exactly as in the cold path), with
+the heavy imports of its lab already done (the modules the lab's release notebook imports:
+numpy, tensorflow, keras, the lab's helpers). Nothing of any submission is in it yet.
+
+`take(lab)` hands one out as a `WarmKernel`; `bind` then copies ONE submission's files into its
+working copy, and from there grading goes on as in the cold path. On leaving the `with` block the
+kernel, its sandbox, its working copy and its slot are destroyed: a warm kernel is never reused,
+so nothing a submission leaves (files, environment, patched modules, background processes) can
+reach the next one. A background thread starts the next kernel while the current one grades.
+
+Example (what `grade.py:grade_submission` does with `pool=`)::
+
+    with KernelPool(root, size=1, env={"INTRODL_BUDGET": "smoke"}) as pool:
+        for sub in submissions:
+            with pool.take(sub.lab) as warm:      # waits only if no kernel is ready yet
+                warm.bind(sub, notebook)          # the submission's files enter the sandbox
+                run_notebook(warm.kernel, warm.path / sub.notebook.name)
+
+The pool holds at most `size` kernels that are starting or ready (the ones handed out are their
+takers'); each holds a machine-wide slot (sandbox/slots.py) while it waits. `close` (the end of
+the `with`, an exception, Ctrl-C) destroys every kernel it holds and leaves no process, mount or
+lock; a pool killed outright leaves what `launch.sweep_stale` removes, like a killed cold grader.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import nbformat
+from nbformat import NotebookNode
+
+from introdl.grading.kernel.kernel import SandboxedKernel
+from introdl.grading.kernel.launch import start_kernel
+from introdl.grading.sandbox import chown_tree
+from introdl.grading.sandbox.limits import DEFAULT_LIMITS, Limits, lab_limits
+from introdl.grading.sandbox.public_data import public_data_dir
+from introdl.grading.sandbox.slots import claim
+from introdl.grading.sandbox.working_copy import WorkingCopy, working_copy
+from introdl.grading.submission import Submission, prepare_workdir
+
+# Run silently before binding: no output, no history (the student's first cell is still In[1]),
+# no name left in the user namespace, the environment left as it was. A module that fails to
+# import is left to the notebook. TensorFlow's C++ log level is read once, at its first log line
+# (during import): it is set quiet for the import, as every lab's first cell does before its own.
+WARM_CODE = """\
+def _introdl_warm(names):
+    import importlib, os
+    before = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    try:
+        for name in names:
+            try:
+                importlib.import_module(name)
+            except BaseException:
+                pass
+    finally:
+        if before is None:
+            del os.environ["TF_CPP_MIN_LOG_LEVEL"]
+        else:
+            os.environ["TF_CPP_MIN_LOG_LEVEL"] = before
+_introdl_warm({names!r})
+del _introdl_warm
+"""
+# Run at bind time: the empty /submission was listed by the import system during warm-up.
+BIND_CODE = "__import__('importlib').invalidate_caches()"
+WARM_TIMEOUT = 120.0  # seconds for the warm imports (TensorFlow takes ~4 s on a quiet machine)
+
+
+def lab_imports(root: Path, lab: str) -> tuple[str, ...]:
+    """The modules the lab's release notebook imports at the top level of its code cells."""
+    path = root / "release" / lab / f"{lab}.ipynb"
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except (OSError, ValueError):
+        return ()
+    names: list[str] = []
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:  # IPython magics
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.Import):
+                names += [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names.append(node.module)
+    return tuple(dict.fromkeys(names))
+
+
+class WarmKernel:
+    """A kernel in a fresh sandbox over an empty working copy, for one submission of `lab`."""
+
+    def __init__(
+        self, kernel: SandboxedKernel, copy: WorkingCopy, lab: str, stack: contextlib.ExitStack
+    ) -> None:
+        self.kernel = kernel
+        self.copy = copy
+        self.path = copy.path  # the working copy on the host (/submission inside)
+        self.lab = lab
+        self.ready_at = time.monotonic()
+        self.bound = False
+        self._stack = stack
+
+    def bind(self, submission: Submission, nb: NotebookNode) -> list[str]:
+        """Copy SUBMISSION's files (NB as its notebook) in; returns notes as prepare_workdir."""
+        if self.bound:
+            raise RuntimeError("a warm kernel grades exactly one submission")
+        self.bound = True
+        notes = prepare_workdir(submission, nb, self.path, quota=self.copy.quota)
+        refused = chown_tree(self.path, self.kernel.sandbox.spec.uid)
+        if refused:
+            notes.append(f"left {len(refused)} hard-linked file(s) owned by the grader")
+        self.kernel.execute(BIND_CODE, timeout=30.0, silent=True, store_history=False)
+        return notes
+
+    def destroy(self) -> None:
+        """Kill the kernel and its sandbox, unmount and remove the working copy, free the slot."""
+        self._stack.close()
+
+    def __enter__(self) -> WarmKernel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.destroy()
+
+
+class KernelPool:
+    """Up to `size` warm kernels, each for exactly one submission (see the module docstring)."""
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        size: int = 1,
+        labs: tuple[str, ...] = (),
+        backend: str = "bwrap",
+        limits: Limits = DEFAULT_LIMITS,
+        env: Mapping[str, str] | None = None,
+        image: str | None = None,
+        gpus: bool = False,
+        slot: int = 0,
+    ) -> None:
+        if size < 1:
+            raise ValueError("a kernel pool needs size >= 1 (no pool at all: pool=None)")
+        self.root = root
+        self.size = size
+        self.backend = backend
+        self.limits = limits
+        self.env = dict(env or {})
+        self.image = image
+        self.gpus = gpus
+        self.slot = slot
+        self.started = 0  # kernels started so far (for tests and benchmarks)
+        self._lab: str | None = labs[0] if labs else None  # the lab to warm for next
+        self._ready: list[WarmKernel] = []
+        self._starting = 0
+        self._warming: SandboxedKernel | None = None
+        self._error: BaseException | None = None
+        self._closed = False
+        self._cond = threading.Condition()
+        # The kernels' sandboxes die with the thread that started them (bwrap --die-with-parent
+        # is PR_SET_PDEATHSIG, which follows the thread): one thread for the pool's whole life.
+        self._thread = threading.Thread(target=self._warm_loop, name="introdl-pool", daemon=True)
+        self._thread.start()
+
+    # --- taking ------------------------------------------------------------------------------
+    def take(self, lab: str) -> WarmKernel:
+        """A warm kernel for LAB, bound to nothing yet; waits while one is being started."""
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("the kernel pool is closed")
+            if lab != self._lab:
+                self._lab = lab
+                # make room for this lab: kernels warmed for another lab are destroyed
+                stale = [w for w in self._ready if w.lab != lab]
+                self._ready = [w for w in self._ready if w.lab == lab]
+                self._cond.notify_all()
+            else:
+                stale = []
+        for warm in stale:
+            warm.destroy()
+        while True:
+            with self._cond:
+                while not self._closed and self._error is None:
+                    if any(w.lab == lab for w in self._ready):
+                        break
+                    self._cond.wait(0.5)
+                if self._closed:
+                    raise RuntimeError("the kernel pool is closed")
+                if self._error is not None:
+                    err, self._error = self._error, None
+                    self._cond.notify_all()  # the warmer tries again for the next taker
+                    raise err
+                warm = next(w for w in self._ready if w.lab == lab)
+                self._ready.remove(warm)
+                self._cond.notify_all()  # the warmer starts the next one
+            if warm.kernel.alive:
+                return warm
+            warm.destroy()  # died while waiting (the host's OOM killer): take another
+
+    # --- warming -----------------------------------------------------------------------------
+    def _warm_loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._closed and (
+                    self._lab is None
+                    or self._error is not None
+                    or len(self._ready) + self._starting >= self.size
+                ):
+                    self._cond.wait()
+                if self._closed:
+                    return
+                lab = self._lab
+                self._starting += 1
+            assert lab is not None
+            warm: WarmKernel | None = None
+            try:
+                warm = self._start(lab)
+            except BaseException as err:
+                with self._cond:
+                    self._error = err
+            with self._cond:
+                self._starting -= 1
+                self._warming = None
+                if warm is not None and not self._closed:
+                    self._ready.append(warm)
+                    warm = None
+                self._cond.notify_all()
+            if warm is not None:  # closed while it was starting
+                warm.destroy()
+
+    def _start(self, lab: str) -> WarmKernel:
+        limits = lab_limits(self.root / "grader_tests" / lab, self.limits)
+        stack = contextlib.ExitStack()
+        try:
+            lock = claim(self.slot)
+            stack.callback(lock.release)  # idempotent: a started kernel releases it at shutdown
+            copy = stack.enter_context(working_copy(lock.slot, limits))
+            kernel = start_kernel(
+                workdir=copy.path,
+                datadir=public_data_dir(),
+                backend=self.backend,
+                slot=lock.slot,
+                limits=limits,
+                env=self.env,
+                image=self.image,
+                gpus=self.gpus,
+                slot_lock=lock,
+            )
+            stack.callback(kernel.shutdown)  # before the working copy is unmounted
+            with self._cond:
+                self._warming = kernel
+                if self._closed:
+                    raise RuntimeError("the kernel pool closed while a kernel was starting")
+            self.started += 1
+            names = lab_imports(self.root, lab)
+            if names:
+                done = kernel.execute(
+                    WARM_CODE.format(names=list(names)),
+                    timeout=max(WARM_TIMEOUT, limits.startup_timeout),
+                    silent=True,
+                    store_history=False,
+                )
+                if done.status != "ok":
+                    raise RuntimeError(
+                        f"a warm kernel for {lab} failed while importing {', '.join(names)}: "
+                        f"{done.status} {done.ename or ''} {done.evalue or ''}\n"
+                        f"{kernel.kernel_log()[-2000:]}"
+                    )
+            kernel.events.clear()
+            return WarmKernel(kernel, copy, lab, stack)
+        except BaseException:
+            stack.close()
+            raise
+
+    # --- closing -----------------------------------------------------------------------------
+    def close(self) -> None:
+        """Destroy every kernel the pool holds and stop its thread. Idempotent."""
+        with self._cond:
+            self._closed = True
+            ready, self._ready = self._ready, []
+            warming = self._warming
+            self._cond.notify_all()
+        if warming is not None:
+            warming.kill("the kernel pool was closed")  # ends its warm imports at once
+        for warm in ready:
+            warm.destroy()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout=self.limits.startup_timeout + 30)
+
+    def __enter__(self) -> KernelPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
