@@ -1,0 +1,159 @@
+"""Grading a class on a Dask cluster: bundles out once per worker, submissions out with each task.
+
+For each lab in the batch the coordinator registers two worker plugins, the lab bundle and the data
+bundle (`shipping.py`); the scheduler hands each to every worker once, to workers that join later
+(a restarted or a new one) too, and each worker installs it into its bundle cache by hash
+(`bundles.py`), where the next batch finds it. Every task carries only the hashes and the
+submission as plain data; the worker grades from its cached copies in its own sandbox and returns
+`Graded` (plain data). A task whose worker dies is given to another worker by the scheduler.
+Nothing on a worker reads the course directory, which workers need not see.
+
+Workers run one thread each (`dask worker --nthreads 1`): one sandbox a worker at a time, and the
+grader's data cache (`INTRODL_DATA_DIR`) is set per task.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import zlib
+from collections import deque
+from collections.abc import Generator, Iterator
+from pathlib import Path
+from typing import Any
+
+from distributed import Client, Future, WorkerPlugin, as_completed
+
+from introdl.grading.cluster.bundles import Bundle, install, installed
+from introdl.grading.cluster.shipping import (
+    ShippedSubmission,
+    data_bundle,
+    finish_data,
+    lab_bundle,
+    pack_submission,
+    unpack_submission,
+)
+from introdl.grading.grade import Graded, GradeOptions, grade_submission
+from introdl.grading.submission import Submission
+
+DATA_DIR_ENV = "INTRODL_DATA_DIR"
+# Tasks handed to the scheduler ahead of the workers, per worker thread: the coordinator reads
+# (and holds in memory) only that many submissions ahead of the results.
+AHEAD_PER_THREAD = 2
+
+
+class BundlePlugin(WorkerPlugin):
+    """Installs one bundle on each worker it reaches (the scheduler keeps it for new workers)."""
+
+    idempotent = False  # registering it again re-runs setup: a cache hit, nothing unpacked
+
+    def __init__(self, bundle: Bundle, kind: str) -> None:
+        self.bundle = bundle
+        self.kind = kind
+
+    def setup(self, worker: Any) -> None:
+        install(self.bundle, finish_data if self.kind == "data" else None)
+
+
+def plugin_name(bundle: Bundle) -> str:
+    return f"introdl-bundle-{bundle.sha256[:20]}"
+
+
+def grade_on_worker(
+    lab_sha: str, data_sha: str, shipped: ShippedSubmission, options: GradeOptions
+) -> Graded:
+    """The worker's task: grade SHIPPED from the installed bundles, in a sandbox of this worker."""
+    from distributed import get_worker
+
+    lab = shipped.lab
+    course = installed(lab_sha, f"lab {lab}")
+    data = installed(data_sha, f"data of lab {lab}")
+    previous = os.environ.get(DATA_DIR_ENV)
+    os.environ[DATA_DIR_ENV] = str(data / "data")  # the hidden tests' data cache
+    try:
+        with tempfile.TemporaryDirectory(prefix="introdl-shipped-") as tmp:
+            sub = unpack_submission(shipped, Path(tmp))
+            slot = worker_slot(get_worker().name)
+            return grade_submission(course, sub, options, slot=slot, datadir=data / "view")
+    finally:
+        if previous is None:
+            os.environ.pop(DATA_DIR_ENV, None)
+        else:
+            os.environ[DATA_DIR_ENV] = previous
+
+
+def worker_slot(name: object) -> int:
+    """A stable preferred sandbox slot per worker name (a taken one moves to the next free)."""
+    if isinstance(name, int) or str(name).isdigit():
+        return int(str(name)) % 1000
+    return zlib.crc32(str(name).encode()) % 1000
+
+
+def run_dask(
+    root: Path, subs: list[Submission], options: GradeOptions, scheduler: str
+) -> Generator[tuple[Submission, Graded | BaseException], None, None]:
+    """Grade SUBS on the Dask cluster at SCHEDULER; workers need not see the course directory."""
+    bundles = {
+        lab: (lab_bundle(root, lab), data_bundle(root, lab)) for lab in {s.lab for s in subs}
+    }
+    with Client(scheduler) as client:
+        names = []
+        try:
+            for lab_b, data_b in bundles.values():
+                for bundle, kind in ((lab_b, "lab"), (data_b, "data")):
+                    if plugin_name(bundle) not in names:
+                        client.register_plugin(BundlePlugin(bundle, kind), name=plugin_name(bundle))
+                        names.append(plugin_name(bundle))
+            yield from _stream(client, subs, options, bundles)
+        finally:
+            for name in names:  # the scheduler forgets the payloads; workers keep their caches
+                with contextlib.suppress(Exception):  # a closing cluster: nothing left to forget
+                    client.unregister_worker_plugin(name)
+
+
+def _stream(
+    client: Client,
+    subs: list[Submission],
+    options: GradeOptions,
+    bundles: dict[str, tuple[Bundle, Bundle]],
+) -> Iterator[tuple[Submission, Graded | BaseException]]:
+    waiting = deque(subs)
+    running: dict[Future[Graded], Submission] = {}
+    pending = as_completed()
+
+    def fill() -> list[tuple[Submission, BaseException]]:
+        """Hand out submissions until the workers' threads have AHEAD_PER_THREAD each."""
+        unreadable: list[tuple[Submission, BaseException]] = []
+        ahead = max(2, sum(client.nthreads().values()) * AHEAD_PER_THREAD)
+        while waiting and len(running) < ahead:
+            sub = waiting.popleft()
+            lab_b, data_b = bundles[sub.lab]
+            try:
+                shipped = pack_submission(sub)
+            except OSError as err:  # an unreadable submission: an error row, the class goes on
+                unreadable.append((sub, err))
+                continue
+            future = client.submit(
+                grade_on_worker,
+                lab_b.sha256,
+                data_b.sha256,
+                shipped,
+                options,
+                key=f"grade-{sub.lab}-{sub.student}-{sub.fingerprint()[:12]}",
+                pure=False,
+            )
+            running[future] = sub
+            pending.add(future)
+        return unreadable
+
+    yield from fill()
+    while running:
+        future = next(pending)
+        sub = running.pop(future)
+        try:
+            outcome: Graded | BaseException = future.result()
+        except Exception as err:  # a worker that died too often, or an engine failure
+            outcome = err
+        yield sub, outcome
+        yield from fill()
