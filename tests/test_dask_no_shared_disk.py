@@ -226,3 +226,38 @@ def test_workers_that_cannot_see_the_course_grade_it_as_a_local_run_does(
     for cache in caches.values():
         assert {lab_sha, data_sha} <= {p.name for p in cache.iterdir()}
         assert (cache / data_sha / "view" / "irish_songs" / "irish.abc").is_file()
+
+
+@pytest.mark.parametrize(
+    ("threads", "bundle_dir", "says"),
+    [
+        (1, "a-file/cache", r"bundle cache .*a-file/cache cannot be created .*INTRODL_BUNDLE_DIR"),
+        (2, "bundles", r"runs 2 threads, and grading needs one per worker: .*--nthreads 1"),
+    ],
+)
+def test_a_misconfigured_worker_stops_the_batch_in_words_before_anything_lands(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, threads: int, bundle_dir: str, says: str
+) -> None:
+    """A worker whose bundle cache cannot be made, or that runs several threads: exit 2 with
+    what to do, and not one result written."""
+    from distributed import LocalCluster
+
+    from introdl.grading.errors import BadInput
+
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("INTRODL_BUNDLE_DIR", str(tmp_path / bundle_dir))
+    course, _ = course_with_class(tmp_path)
+    with (
+        LocalCluster(
+            n_workers=1,
+            threads_per_worker=threads,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as cluster,
+        pytest.raises(BadInput, match=says),
+    ):
+        grade_class(
+            course, find_submissions(course, LAB), OPTIONS, scheduler=cluster.scheduler_address
+        )
+    assert not (course / "autograded").exists()

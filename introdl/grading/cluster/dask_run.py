@@ -34,6 +34,7 @@ from introdl.grading.cluster.shipping import (
     pack_submission,
     unpack_submission,
 )
+from introdl.grading.errors import BadInput
 from introdl.grading.grade import Graded, GradeOptions, grade_submission
 from introdl.grading.submission import Submission
 
@@ -66,6 +67,8 @@ def grade_on_worker(
     """The worker's task: grade SHIPPED from the installed bundles, in a sandbox of this worker."""
     from distributed import get_worker
 
+    worker = get_worker()
+    check_threads({str(worker.name): worker.state.nthreads})
     lab = shipped.lab
     course = installed(lab_sha, f"lab {lab}")
     data = installed(data_sha, f"data of lab {lab}")
@@ -74,13 +77,25 @@ def grade_on_worker(
     try:
         with tempfile.TemporaryDirectory(prefix="introdl-shipped-") as tmp:
             sub = unpack_submission(shipped, Path(tmp))
-            slot = worker_slot(get_worker().name)
+            slot = worker_slot(worker.name)
             return grade_submission(course, sub, options, slot=slot, datadir=data / "view")
     finally:
         if previous is None:
             os.environ.pop(DATA_DIR_ENV, None)
         else:
             os.environ[DATA_DIR_ENV] = previous
+
+
+def check_threads(threads: dict[str, int]) -> None:
+    """One thread per worker: one sandbox at a time, and the data cache is set per task."""
+    many = {name: n for name, n in threads.items() if n != 1}
+    if many:
+        name, n = next(iter(many.items()))
+        raise BadInput(
+            f"Dask worker {name} runs {n} threads, and grading needs one per worker: start "
+            "workers with `dask worker --nthreads 1` (LocalCluster: threads_per_worker=1; "
+            "dask-jobqueue: cores=1, processes=1, job_cpu=N) and more workers for more sandboxes"
+        )
 
 
 def worker_slot(name: object) -> int:
@@ -98,6 +113,7 @@ def run_dask(
         lab: (lab_bundle(root, lab), data_bundle(root, lab)) for lab in {s.lab for s in subs}
     }
     with Client(scheduler) as client:
+        check_threads({str(w): n for w, n in client.nthreads().items()})
         names = []
         try:
             for lab_b, data_b in bundles.values():
