@@ -242,3 +242,33 @@ def test_a_shipped_submission_is_repaired_with_the_same_words_as_at_home(
     assert (tmp_path / "work-away" / "data" / "small.csv").read_text() == "1,2\n"
     assert (away.folder / "data" / "huge.bin").stat().st_blocks == 0  # sparse, nothing travelled
     assert not (tmp_path / "work-away" / "secret").exists()
+
+
+def test_every_lab_declares_the_data_sets_it_grades_with() -> None:
+    """Would a worker that cannot see this machine's data cache get every set a lab loads?
+
+    Needed: the public sets whose loaders the lab's notebook calls (it runs in the sandbox, which
+    sees public sets only) and every set its hidden tests load or fetch by name.
+    """
+    import re
+
+    from introdl.data import REGISTRY
+    from tests.conftest import ROOT
+
+    labs = sorted(p.name for p in (ROOT / "source").iterdir() if p.is_dir())
+    assert len(labs) == 5
+    for lab in labs:
+        notebook = " ".join(p.read_text() for p in (ROOT / "source" / lab).glob("*.ipynb"))
+        hidden = " ".join(p.read_text() for p in (ROOT / "grader_tests" / lab).rglob("*.py"))
+        needed = {
+            name
+            for name, ds in REGISTRY.items()
+            if ds.loader is not None
+            and (
+                (re.search(rf"\b{ds.loader.__name__}\(", notebook) and not ds.grader_only)
+                or re.search(rf"\b{ds.loader.__name__}\(", hidden)
+            )
+        }
+        needed |= set(re.findall(r"fetch\(\"(\w+)\"", notebook + hidden))
+        declared = {name for name, _ in shipping.lab_datasets(ROOT, lab)}
+        assert needed <= declared, (lab, needed - declared)

@@ -55,6 +55,8 @@ class BundlePlugin(WorkerPlugin):
 
     def setup(self, worker: Any) -> None:
         install(self.bundle, finish_data if self.kind == "data" else None)
+        # The worker keeps its plugins: keep the hash, not the bytes (they are on disk now).
+        self.bundle = Bundle(self.bundle.sha256, b"", self.bundle.what)
 
 
 def plugin_name(bundle: Bundle) -> str:
