@@ -26,7 +26,7 @@ import pytest
 
 from introdl import data
 from introdl.grading.batch import Row, grade_class
-from introdl.grading.cluster import shipping
+from introdl.grading.cluster import dask_run, shipping
 from introdl.grading.record.results import Results, results_path
 from introdl.grading.submission import find_submissions
 from tests.corpus_course import LAB, answer
@@ -218,9 +218,31 @@ def test_workers_that_cannot_see_the_course_grade_it_as_a_local_run_does(
         assert away.sandbox.sandboxed
         assert here[student].score == expected[student]
 
-    # Each worker cached the lab's bundles under their hashes, on its own disk.
+    # Each worker process fetched each bundle at most once; a second batch fetches nothing: the
+    # bundles are found in the workers' caches by hash.
+    def fetched() -> dict[str, list[str]]:
+        return client.run(lambda: list(dask_run.FETCHED))  # type: ignore[no-any-return]
+
     lab_sha = shipping.lab_bundle(course, LAB).sha256
     data_sha = shipping.data_bundle(course, LAB).sha256
+    after_first = fetched()
+    assert all(len(set(v)) == len(v) <= 2 for v in after_first.values()), after_first
+    # The worker that was not killed still runs the process that fetched both at the start.
+    assert [lab_sha, data_sha] in after_first.values(), after_first
+    again = grade_class(
+        course,
+        find_submissions(course, LAB, ("a_right", "c_wrong")),
+        OPTIONS,
+        scheduler=str(hidden_cluster["address"]),
+        force=True,
+    )
+    assert [(r.student, r.status, r.score) for r in again] == [
+        ("a_right", "graded", 2.0),
+        ("c_wrong", "graded", 0.0),
+    ]
+    assert fetched() == after_first
+
+    # Each worker cached the lab's bundles under their hashes, on its own disk.
     caches = hidden_cluster["caches"]
     assert isinstance(caches, dict)
     for cache in caches.values():

@@ -1,9 +1,10 @@
 """Grading a class on a Dask cluster: bundles out once per worker, submissions out with each task.
 
-For each lab in the batch the coordinator registers two worker plugins, the lab bundle and the data
-bundle (`shipping.py`); the scheduler hands each to every worker once, to workers that join later
-(a restarted or a new one) too, and each worker installs it into its bundle cache by hash
-(`bundles.py`), where the next batch finds it. Every task carries only the hashes and the
+For each lab in the batch the coordinator offers two bundles on the scheduler (the lab bundle and
+the data bundle, `shipping.py`) and registers a small worker plugin for each; the scheduler runs it
+on every worker, and on workers that join later (a restarted or a new one). A worker whose bundle
+cache (`bundles.py`) already has the hash fetches nothing; another fetches the bytes once and
+installs them, where the next batch finds them. Every task carries only the hashes and the
 submission as plain data; the worker grades from its cached copies in its own sandbox and returns
 `Graded` (plain data). A task whose worker dies is given to another worker by the scheduler.
 Nothing on a worker reads the course directory, which workers need not see.
@@ -14,7 +15,9 @@ grader's data cache (`INTRODL_DATA_DIR`) is set per task.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import os
 import tempfile
 import zlib
@@ -25,7 +28,7 @@ from typing import Any
 
 from distributed import Client, Future, WorkerPlugin, as_completed
 
-from introdl.grading.cluster.bundles import Bundle, install, installed
+from introdl.grading.cluster.bundles import Bundle, BundleError, cache_dir, install, installed
 from introdl.grading.cluster.shipping import (
     ShippedSubmission,
     data_bundle,
@@ -38,29 +41,68 @@ from introdl.grading.errors import BadInput
 from introdl.grading.grade import Graded, GradeOptions, grade_submission
 from introdl.grading.submission import Submission
 
+logger = logging.getLogger("distributed.worker.introdl")
 DATA_DIR_ENV = "INTRODL_DATA_DIR"
 # Tasks handed to the scheduler ahead of the workers, per worker thread: the coordinator reads
 # (and holds in memory) only that many submissions ahead of the results.
 AHEAD_PER_THREAD = 2
 
 
+# The scheduler's metadata under [OFFERED, sha256] holds a bundle's bytes while a batch runs.
+OFFERED = "introdl-bundles"
+# Hashes this worker process fetched from the scheduler, in order (each should appear once).
+FETCHED: list[str] = []
+
+
 class BundlePlugin(WorkerPlugin):
-    """Installs one bundle on each worker it reaches (the scheduler keeps it for new workers)."""
+    """Makes sure one bundle is in this worker's cache, fetching it only when it is not.
 
-    idempotent = False  # registering it again re-runs setup: a cache hit, nothing unpacked
+    The plugin itself is small (the hash); the scheduler runs it on every worker, and on workers
+    that join later. A worker whose cache has the hash fetches nothing; another fetches the
+    bytes the coordinator offered on the scheduler, once, and installs them off the event loop.
+    """
 
-    def __init__(self, bundle: Bundle, kind: str) -> None:
-        self.bundle = bundle
-        self.kind = kind
+    idempotent = False  # registering it again re-runs setup: a cache hit, nothing fetched
 
-    def setup(self, worker: Any) -> None:
-        install(self.bundle, finish_data if self.kind == "data" else None)
-        # The worker keeps its plugins: keep the hash, not the bytes (they are on disk now).
-        self.bundle = Bundle(self.bundle.sha256, b"", self.bundle.what)
+    def __init__(self, sha256: str, what: str, kind: str) -> None:
+        self.sha256, self.what, self.kind = sha256, what, kind
+
+    async def setup(self, worker: Any) -> None:
+        if (cache_dir() / self.sha256).is_dir():
+            return
+        data = await worker.scheduler.get_metadata(keys=[OFFERED, self.sha256], default=None)
+        if not isinstance(data, bytes):
+            raise BundleError(
+                f"the bundle of {self.what} is no longer offered by the scheduler (its batch "
+                "ended or the coordinator stopped); run the batch again"
+            )
+        FETCHED.append(self.sha256)
+        finish = finish_data if self.kind == "data" else None
+        bundle = Bundle(self.sha256, data, self.what)
+        await asyncio.get_running_loop().run_in_executor(None, install, bundle, finish)
+        logger.info(
+            "introdl: installed %s (%.1f MB) as %s", self.what, len(data) / 2**20, self.sha256
+        )
 
 
 def plugin_name(bundle: Bundle) -> str:
     return f"introdl-bundle-{bundle.sha256[:20]}"
+
+
+def offer(client: Client, bundle: Bundle, kind: str) -> str:
+    """Offer BUNDLE's bytes on the scheduler and have every worker install it; returns its name."""
+    client.set_metadata([OFFERED, bundle.sha256], bundle.data)
+    name = plugin_name(bundle)
+    client.register_plugin(BundlePlugin(bundle.sha256, bundle.what, kind), name=name)
+    return name
+
+
+def withdraw(client: Client, bundle: Bundle) -> None:
+    """The scheduler forgets BUNDLE's bytes and plugin; workers keep their caches."""
+    with contextlib.suppress(Exception):  # a closing cluster: nothing left to forget
+        client.unregister_worker_plugin(plugin_name(bundle))
+    with contextlib.suppress(Exception):
+        client.set_metadata([OFFERED, bundle.sha256], None)
 
 
 def grade_on_worker(
@@ -116,18 +158,17 @@ def run_dask(
     }
     with Client(scheduler) as client:
         check_threads({str(w): n for w, n in client.nthreads().items()})
-        names = []
+        offered: dict[str, Bundle] = {}
         try:
             for lab_b, data_b in bundles.values():
                 for bundle, kind in ((lab_b, "lab"), (data_b, "data")):
-                    if plugin_name(bundle) not in names:
-                        client.register_plugin(BundlePlugin(bundle, kind), name=plugin_name(bundle))
-                        names.append(plugin_name(bundle))
+                    if bundle.sha256 not in offered:
+                        offered[bundle.sha256] = bundle
+                        offer(client, bundle, kind)
             yield from _stream(client, subs, options, bundles)
         finally:
-            for name in names:  # the scheduler forgets the payloads; workers keep their caches
-                with contextlib.suppress(Exception):  # a closing cluster: nothing left to forget
-                    client.unregister_worker_plugin(name)
+            for bundle in offered.values():
+                withdraw(client, bundle)
 
 
 def _stream(
