@@ -1,7 +1,9 @@
 """Grading a class: fan submissions out to workers, land each result in the gradebook as it comes.
 
 Workers are local processes by default (one sandbox slot each), or a Dask cluster when given a
-scheduler address (Dask reaches SLURM through dask-jobqueue, Kubernetes through dask-kubernetes).
+scheduler address (Dask reaches SLURM through dask-jobqueue, Kubernetes through dask-kubernetes;
+`cluster/`: the coordinator ships the lab's bundles and each submission, so workers need no
+shared disk).
 Workers only grade; this coordinating process alone writes results.json, the autograded notebooks
 and the gradebook. A batch that stops half way (a killed worker, a reboot) resumes without
 regrading what is done: a submission whose results.json records the same fingerprint is skipped.
@@ -209,41 +211,6 @@ def run_local(
     pool.shutdown(wait=True)
 
 
-# --- a Dask cluster --------------------------------------------------------------------------
-def _grade_on_dask_worker(root: str, sub: Submission, options: GradeOptions) -> Graded:
-    from distributed import get_worker
-
-    name = get_worker().name
-    slot = int(name) if isinstance(name, int) or str(name).isdigit() else abs(hash(name)) % 1000
-    return grade_submission(Path(root), sub, options, slot=slot)
-
-
-def run_dask(
-    root: Path, subs: list[Submission], options: GradeOptions, scheduler: str
-) -> Generator[tuple[Submission, Graded | BaseException], None, None]:
-    """Grade SUBS on the Dask cluster at SCHEDULER (workers must see the course directory)."""
-    from distributed import Client, as_completed
-
-    with Client(scheduler) as client:
-        futures = {
-            client.submit(
-                _grade_on_dask_worker,
-                str(root),
-                sub,
-                options,
-                key=f"grade-{sub.lab}-{sub.student}-{sub.fingerprint()[:12]}",
-                pure=False,
-            ): sub
-            for sub in subs
-        }
-        for future in as_completed(futures):
-            sub = futures[future]
-            try:
-                yield sub, future.result()
-            except Exception as err:  # a worker that died too often, or an engine failure
-                yield sub, err
-
-
 def grade_class(
     root: Path,
     subs: list[Submission],
@@ -276,11 +243,12 @@ def grade_class(
         if progress:
             progress.started(sub.student)
 
-    stream = (
-        run_dask(root, todo, options, scheduler)
-        if scheduler
-        else run_local(root, todo, options, workers, on_start=started, warm=warm)
-    )
+    if scheduler:  # Dask is imported only for a cluster; its workers need no shared disk
+        from introdl.grading.cluster.dask_run import run_dask
+
+        stream = run_dask(root, todo, options, scheduler)
+    else:
+        stream = run_local(root, todo, options, workers, on_start=started, warm=warm)
     # Landing (nbgrader's preprocessors, the gradebook, files) runs on one thread of its own, in
     # arrival order, while the next submission is graded: with one in-process worker the two
     # overlap instead of adding up. Rows are recorded, and on_row called, on this thread.

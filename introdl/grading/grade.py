@@ -109,12 +109,15 @@ def grade_submission(
     *,
     slot: int = 0,
     pool: KernelPool | None = None,
+    datadir: Path | None = None,
 ) -> Graded:
     """Grade SUBMISSION of its lab in sandbox slot SLOT (distinct per concurrent grading).
 
-    With POOL (see `warm_pool`) the kernel is a warm one taken from it, used for this submission
-    only; `phases.sandbox_start` is then how long the submission waited for it. Without, the
-    sandbox and kernel are started here (the cold path).
+    ROOT holds release/<lab>/ and grader_tests/ (the course, or a worker's lab bundle); DATADIR
+    is the sandbox's read-only /data (default: the public sets of this machine's data cache;
+    a pool's kernels have their data view already). With POOL (see `warm_pool`) the kernel is a
+    warm one taken from it, used for this submission only; `phases.sandbox_start` is then how long
+    the submission waited for it. Without, the sandbox and kernel are started here (the cold path).
     """
     started = time.monotonic()
     lab = submission.lab
@@ -154,7 +157,7 @@ def grade_submission(
             t_start = time.monotonic()
             kernel = start_kernel(
                 workdir=copy.path,
-                datadir=public_data_dir(),
+                datadir=datadir if datadir is not None else public_data_dir(),
                 backend=backend,
                 slot=slot,
                 limits=limits,
@@ -165,6 +168,8 @@ def grade_submission(
             stack.enter_context(kernel)
         else:
             pool_matches(pool, options)
+            if datadir is not None:
+                raise ValueError("a warm pool's kernels see this machine's public data, not DATADIR")
             warm = stack.enter_context(pool.take(lab))  # destroyed when grading ends
             copy, kernel = warm.copy, warm.kernel
             notes += warm.bind(submission, nb)
