@@ -68,7 +68,7 @@ class Hub:
 
     def token_for(self, user: str, note: str = "introdl tooling", *, server: bool = False) -> str:
         """A new hub token of `user` for the exchange (and their own server, if asked)."""
-        scopes = ["access:services!service=exchange"]
+        scopes = ["access:services!service=exchange", "access:services!service=check"]
         if server:
             scopes.append(f"access:servers!user={user}")
         body = {"note": note, "expires_in": 24 * 3600, "scopes": scopes}
