@@ -67,6 +67,7 @@ class Check:
     started_at: float | None
     finished_at: float | None
     results: dict[str, Any] | None
+    attempts: int = 0
 
     @property
     def wait(self) -> float | None:
@@ -301,4 +302,5 @@ def _check(row: sqlite3.Row) -> Check:
         started_at=None if row["started_at"] is None else float(row["started_at"]),
         finished_at=None if row["finished_at"] is None else float(row["finished_at"]),
         results=None if row["results"] is None else json.loads(row["results"]),
+        attempts=int(row["attempts"]),
     )

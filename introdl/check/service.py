@@ -23,12 +23,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import concurrent.futures as cf
-import contextlib
 import json
 import logging
 import math
-import multiprocessing
 import os
 import secrets
 import time
@@ -43,9 +40,10 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
 from introdl.check import pages
 from introdl.check.fair_queue import Check, CheckQueue, OverLimit
-from introdl.check.grader import grade_check, student_view
+from introdl.check.grader import student_view
 from introdl.check.notebook import NotebookError, due_date, read_student_notebook, released_labs
 from introdl.check.settings import course_settings, limits_of
+from introdl.check.workers import Workers
 
 log = logging.getLogger("introdl.check")
 GROUP_CACHE_SECONDS = 30.0
@@ -59,9 +57,8 @@ class CheckApp:
         self.queue = queue
         self.course = course
         self.staff_group = staff_group
-        self.workers = workers
+        self.workers = Workers(queue, course, workers)
         self.hub_auth = HubOAuth(cache_max_age=5)
-        self.wake = asyncio.Event()
         self._groups: dict[str, tuple[float, set[str]]] = {}
 
     def labs(self) -> list[str]:
@@ -93,7 +90,7 @@ class CheckApp:
             position = self.queue.position(check.id) or 1
             mean = self.queue.mean_seconds(check.lab) or DEFAULT_SECONDS
             row["position"] = position
-            row["eta_seconds"] = round(math.ceil(position / self.workers) * mean, 1)
+            row["eta_seconds"] = round(math.ceil(position / self.workers.workers) * mean, 1)
         if check.state == "running" and check.started_at is not None:
             mean = self.queue.mean_seconds(check.lab) or DEFAULT_SECONDS
             row["eta_seconds"] = round(max(1.0, check.started_at + mean - time.time()), 1)
@@ -112,41 +109,8 @@ class CheckApp:
         notebook = read_student_notebook(student, lab)
         check = self.queue.request(student, lab, notebook)
         log.info("%s asked to check %s (check %d)", student, lab, check.id)
-        self.wake.set()
+        self.workers.wake.set()
         return check
-
-    async def grade_forever(self, pool: cf.ProcessPoolExecutor, slot: int) -> None:
-        """One grading worker: take the fairest next check, grade it, store the verdict."""
-        loop = asyncio.get_running_loop()
-        while True:
-            check = self.queue.take()
-            if check is None:
-                self.wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), timeout=2.0)
-                continue
-            notebook = self.queue.notebook(check.id)
-            log.info(
-                "grading check %d (%s, %s) in slot %d", check.id, check.student, check.lab, slot
-            )
-            try:
-                results = await loop.run_in_executor(
-                    pool, _grade, self.course, check.lab, check.student, notebook, slot
-                )
-            except Exception as err:  # the engine failed on this notebook: say so, keep serving
-                log.exception("check %d failed in the engine", check.id)
-                results = {"lab": check.lab, "score": 0.0, "max_score": 0.0, "tests": []}
-                results["errors"] = [
-                    f"the check could not be graded ({type(err).__name__}); ask staff"
-                ]
-            self.queue.finish(check.id, results)
-            log.info(
-                "check %d done: %s/%s", check.id, results.get("score"), results.get("max_score")
-            )
-
-
-def _grade(course: Path, lab: str, student: str, notebook: bytes, slot: int) -> dict[str, Any]:
-    return grade_check(course, lab, student, notebook, slot=slot)
 
 
 class Base(HubOAuthenticated, web.RequestHandler):  # type: ignore[misc]
@@ -363,14 +327,11 @@ async def serve(args: argparse.Namespace) -> None:
         "check service for %s on port %s: %d workers, limits %s, %d checks re-queued after a restart",
         course,
         url.port,
-        app.workers,
+        app.workers.workers,
         queue.limits,
         requeued,
     )
-    # Spawned workers: no forked copy of a half-started TensorFlow.
-    context = multiprocessing.get_context("spawn")
-    with cf.ProcessPoolExecutor(app.workers, mp_context=context) as pool:
-        await asyncio.gather(*(app.grade_forever(pool, 100 + i) for i in range(app.workers)))
+    await app.workers.run()
 
 
 def main(argv: list[str] | None = None) -> None:
