@@ -176,6 +176,14 @@ class ApiChecks(Api):
 
 class ApiAsk(Api):
     def post(self, lab: str) -> None:
+        claimed = self.get_argument("student", "")
+        if claimed and claimed != self.user:
+            log.warning("REFUSED %s asked to check %s's %s", self.user, claimed, lab)
+            raise web.HTTPError(
+                403,
+                f"you are logged in to the hub as {self.user}; a check grades the notebook of "
+                f"the hub's name for your login, so {self.user} cannot check {claimed}'s work",
+            )
         try:
             check = self.app_state.ask(self.user, lab)
         except NotebookError as err:

@@ -96,7 +96,6 @@ c.JupyterHub.services = [
     # reads each student's own fetched notebook in their 0700 home.
     {
         "name": "check",
-        "display_name": "Check my work",
         "url": f"http://127.0.0.1:{S['check_port']}",
         "command": [
             S["grader_python"],
