@@ -151,6 +151,17 @@ def test_an_engine_error_is_a_plain_sentence() -> None:
     ]
 
 
+def test_status_is_short_and_has_no_terminal_colours() -> None:
+    cells = [
+        {"index": i, "status": "error", "message": f"NotImplementedError: \x1b[1m{i}\x1b[0m"}
+        for i in range(20)
+    ]
+    lines = status_lines({"cells": cells})
+    assert lines[0] == "cell 1 raised NotImplementedError: 0"
+    assert lines[-1] == "... and 15 more"
+    assert len(lines) == 6
+
+
 # --- the student's notebook ------------------------------------------------------------------
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="chown to another uid needs root")
 NOBODY = "nobody"  # a real account with its own uid (65534), standing in for a student

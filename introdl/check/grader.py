@@ -11,6 +11,7 @@ verdict never holds a test's source, inputs or expected values: the engine recor
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from datetime import datetime
@@ -19,6 +20,9 @@ from typing import Any
 
 from introdl.grading.grade import GradeOptions, grade_submission
 from introdl.grading.submission import submission_at
+
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # terminal colours Keras puts in its messages
+MAX_STATUS_LINES = 6
 
 # What each sandbox event means for a student, with the cell it happened in.
 EVENT_WORDS = {
@@ -68,7 +72,7 @@ def student_view(results: dict[str, Any], *, due: datetime | None, now: datetime
                     "status": test["status"],
                     "score": test["score"],
                     "max_score": test["max_score"],
-                    "message": test.get("output", ""),
+                    "message": ANSI.sub("", str(test.get("output", ""))),
                 }
             )
         elif visibility == "after_due_date":
@@ -104,5 +108,8 @@ def status_lines(results: dict[str, Any]) -> list[str]:
     for cell in results.get("cells", []):
         if cell.get("status") == "error" and cell.get("message"):
             lines.append(f"cell {int(cell['index']) + 1} raised {cell['message']}")
-    seen: set[str] = set()
-    return [line for line in lines if not (line in seen or seen.add(line))]  # type: ignore[func-returns-value]
+    unique = list(dict.fromkeys(ANSI.sub("", line) for line in lines))
+    if len(unique) > MAX_STATUS_LINES:
+        rest = len(unique) - MAX_STATUS_LINES + 1
+        unique = [*unique[: MAX_STATUS_LINES - 1], f"... and {rest} more"]
+    return unique

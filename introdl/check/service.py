@@ -58,7 +58,8 @@ class CheckApp:
         self.course = course
         self.staff_group = staff_group
         self.workers = Workers(queue, course, workers)
-        self.hub_auth = HubOAuth(cache_max_age=5)
+        # The singleton: the OAuth callback handler finds the login state (PKCE verifier) there.
+        self.hub_auth = HubOAuth.instance(cache_max_age=5)
         self._groups: dict[str, tuple[float, set[str]]] = {}
 
     def labs(self) -> list[str]:

@@ -196,7 +196,9 @@ def summary(settings: HubSettings, accounts: list[Account]) -> str:
     lines += [
         "",
         "  students: Nbgrader > Assignment List in JupyterLab: fetch, validate, submit, fetch feedback",
-        f"  staff:    formgrader at {settings.url}/user/{settings.instructor}/formgrader ;"
+        f"            check my work before the deadline: {settings.url}/services/check/",
+        f"  staff:    checks of the class at {settings.url}/services/check/staff",
+        f"            formgrader at {settings.url}/user/{settings.instructor}/formgrader ;"
         f" course in ~{settings.instructor}/course",
         "            collect in a terminal of your server:  cd ~/course && nbgrader collect LAB",
         f"            grade as root on this host:  introdl grade LAB --feedback"
