@@ -58,3 +58,9 @@ c.IgnorePattern.pattern = (
 )
 c.LimitOutput.max_lines = 1000
 c.LimitOutput.max_traceback = 100
+
+# --- "Check my work" before the deadline (introdl/check/, docs/check.md) --------------------
+# nbgrader ignores this section; the check service reads it.
+c.CheckService.checks_per_day = 5  # per student and lab, in any 24 hours
+c.CheckService.cooldown_seconds = 60  # between two checks of one lab by one student
+c.CheckService.workers = 1  # gradings at once on this 2-core host; the rest wait, round-robin

@@ -12,6 +12,7 @@ import os
 import pwd
 import shutil
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -79,6 +80,41 @@ class Exchange:
             timeout=60,
             **kwargs,  # type: ignore[arg-type]
         )
+
+
+class CheckApi:
+    """The check service's HTTP API as one person calls it (their hub token), through the proxy."""
+
+    def __init__(self, hub: Hub, token: str | None) -> None:
+        self.base = f"{hub.settings.url}/services/check/api"
+        self.headers = {"Authorization": f"token {token}"} if token else {}
+
+    def call(self, method: str, path: str, **kwargs: object) -> requests.Response:
+        return requests.request(
+            method,
+            f"{self.base}/{path.lstrip('/')}",
+            headers=self.headers,
+            timeout=60,
+            allow_redirects=False,
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+    def verdict(self, check_id: int, timeout: float = 600.0) -> dict[str, object]:
+        """Poll one's own check until it has a verdict (bounded)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                row = self.call("GET", f"checks/{check_id}")
+            except requests.ConnectionError:
+                row = None
+            if row is None or row.status_code in (502, 503):  # the service is restarting
+                time.sleep(1.0)
+                continue
+            row.raise_for_status()
+            if row.json()["state"] == "done":
+                return dict(row.json())
+            time.sleep(1.0)
+        raise AssertionError(f"check {check_id} had no verdict after {timeout:.0f} s")
 
 
 def tarball(files: dict[str, bytes]) -> bytes:

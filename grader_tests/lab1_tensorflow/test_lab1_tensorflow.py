@@ -149,6 +149,9 @@ def test_gradient_of_square_is_two_x(student, rng) -> None:
         assert_close(got, 2 * x, f"gradient_of_square({x:.3f}) should be dy/dx of x*x, that is 2x")
 
 
+# Shown after the due date only: before it, a pre-deadline check counts this test as passed or
+# failed, so a student fixes the update rule instead of tuning numbers against its tolerance.
+@pytest.mark.visibility("after_due_date")
 @pytest.mark.grade("gradient_descent", points=2)
 def test_minimize_loss_follows_gradient_descent(student, rng) -> None:
     x_f = float(rng.uniform(-5, 5))

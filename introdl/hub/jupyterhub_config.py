@@ -9,7 +9,7 @@ import json
 import os
 from pathlib import Path
 
-from introdl.hub.roles import exchange_roles
+from introdl.hub.roles import check_roles, exchange_roles
 
 c = get_config()  # noqa: F821  (JupyterHub injects get_config)
 
@@ -92,11 +92,37 @@ c.JupyterHub.services = [
         "environment": exchange_env,
         "display": False,
     },
+    # "Check my work" (issue 16): as root, which the sandbox needs (bwrap's uid drop) and which
+    # reads each student's own fetched notebook in their 0700 home.
+    {
+        "name": "check",
+        "url": f"http://127.0.0.1:{S['check_port']}",
+        "command": [
+            S["grader_python"],
+            "-m",
+            "introdl.check.service",
+            "--course",
+            S["course_dir"],
+            "--state",
+            S["check_state"],
+            "--staff-group",
+            STAFF_GROUP,
+        ],
+        "cwd": S["check_state"],
+        "environment": {
+            "INTRODL_DATA_DIR": S["data_dir"],
+            "TF_CPP_MIN_LOG_LEVEL": "3",
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        },
+        "oauth_no_confirm": True,
+        "display": True,
+    },
     # The local tooling's own door (tokens for staff commands, tests); its token is root-only.
     {"name": "introdl-admin", "api_token": (STATE / "admin-token").read_text().strip()},
 ]
 c.JupyterHub.load_roles = [
-    *exchange_roles(COURSE),
+    *exchange_roles(COURSE, extra_services=("check",)),
+    *check_roles(),
     {
         "name": "introdl-admin",
         "services": ["introdl-admin"],
@@ -108,6 +134,7 @@ c.JupyterHub.load_roles = [
             "admin:groups",
             "list:users",
             "access:services!service=exchange",
+            "access:services!service=check",
             "access:servers",
         ],
     },

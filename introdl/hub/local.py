@@ -68,7 +68,7 @@ class Hub:
 
     def token_for(self, user: str, note: str = "introdl tooling", *, server: bool = False) -> str:
         """A new hub token of `user` for the exchange (and their own server, if asked)."""
-        scopes = ["access:services!service=exchange"]
+        scopes = ["access:services!service=exchange", "access:services!service=check"]
         if server:
             scopes.append(f"access:servers!user={user}")
         body = {"note": note, "expires_in": 24 * 3600, "scopes": scopes}
@@ -196,7 +196,9 @@ def summary(settings: HubSettings, accounts: list[Account]) -> str:
     lines += [
         "",
         "  students: Nbgrader > Assignment List in JupyterLab: fetch, validate, submit, fetch feedback",
-        f"  staff:    formgrader at {settings.url}/user/{settings.instructor}/formgrader ;"
+        f"            check my work before the deadline: {settings.url}/services/check/",
+        f"  staff:    checks of the class at {settings.url}/services/check/staff",
+        f"            formgrader at {settings.url}/user/{settings.instructor}/formgrader ;"
         f" course in ~{settings.instructor}/course",
         "            collect in a terminal of your server:  cd ~/course && nbgrader collect LAB",
         f"            grade as root on this host:  introdl grade LAB --feedback"

@@ -202,6 +202,8 @@ def prepare(settings: HubSettings) -> tuple[list[Account], dict[str, object]]:
     python, pythonpath = python_for_users(settings)
     data_dir = settings.public / "data"
     data_dir.mkdir(exist_ok=True)
+    check_state = settings.state / "check"  # the check service's SQLite: root only
+    check_state.mkdir(mode=0o700, exist_ok=True)
     exchange_port = free_port()
     exchange_url = f"http://127.0.0.1:{exchange_port}/services/exchange/"
     write_jupyter_config(settings, exchange_url)
@@ -216,6 +218,11 @@ def prepare(settings: HubSettings) -> tuple[list[Account], dict[str, object]]:
         "exchange_port": exchange_port,
         "exchange_url": exchange_url,
         "exchange_user": EXCHANGE_USER,
+        "check_port": free_port(),
+        "check_state": str(check_state),
+        "course_dir": str(course_dir(settings)),
+        # The check service grades as root with the Python that runs the hub (the engine's own).
+        "grader_python": sys.executable,
         "chp": str(install_proxy(settings.public)),
         "python": str(python),
         "pythonpath": pythonpath,

@@ -9,10 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 
-def exchange_roles(course: str, service: str = "exchange") -> list[dict[str, Any]]:
-    """Server tokens may reach the exchange as their owner; nbgrader's groups are course members;
-    the exchange may read who a user is and their groups, nothing else."""
+def exchange_roles(
+    course: str, service: str = "exchange", extra_services: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
+    """Server tokens may reach the exchange as their owner; nbgrader's groups are course members
+    (of the exchange and of EXTRA_SERVICES, e.g. the check service); the exchange may read who a
+    user is and their groups, nothing else."""
     access = f"access:services!service={service}"
+    members = [access, *(f"access:services!service={s}" for s in extra_services)]
     return [
         {
             # JupyterHub's default server scopes plus the exchange, and nothing more
@@ -24,7 +28,7 @@ def exchange_roles(course: str, service: str = "exchange") -> list[dict[str, Any
             # nbgrader's groups (formgrade-<course> grades, nbgrader-<course> takes the course).
             "name": "course-member",
             "groups": [f"formgrade-{course}", f"nbgrader-{course}"],
-            "scopes": [access],
+            "scopes": members,
         },
         {
             # The exchange asks the hub whose a token is and whether they are staff.
@@ -32,4 +36,15 @@ def exchange_roles(course: str, service: str = "exchange") -> list[dict[str, Any
             "services": [service],
             "scopes": ["read:users:name", "read:users:groups"],
         },
+    ]
+
+
+def check_roles(service: str = "check") -> list[dict[str, Any]]:
+    """The check service asks the hub whose a token is and whether they are staff, nothing else."""
+    return [
+        {
+            "name": "check-service",
+            "services": [service],
+            "scopes": ["read:users:name", "read:users:groups"],
+        }
     ]

@@ -2,7 +2,8 @@
 
 - `@pytest.mark.grade(grade_id, points=N)`: every hidden test needs one; the points of the tests
   sharing a grade id must add up to that grade cell's points in the source notebook. An optional
-  `visibility="hidden"` keeps a test's name and message out of feedback.
+  `visibility="hidden"` keeps a test's name and message out of feedback; `after_due_date` shows
+  it in feedback but only counts it in a pre-deadline check (also as `@pytest.mark.visibility(...)`).
 - `@pytest.mark.budget(seconds=S)`: a test's wall-clock budget, fixture setup included (default
   DEFAULT_BUDGET). An overrunning test is stopped by SIGALRM and fails with a clear message.
 - Fixtures: `student` (the only door into the student's kernel), `rng` (a NumPy generator seeded
@@ -42,6 +43,8 @@ from introdl.grading.record.results import Status, TestResult
 MARKERS = (
     "grade(grade_id, points): the grade cell a hidden test scores and the points it is worth",
     "budget(seconds): the wall-clock budget of a hidden test, fixture setup included",
+    "visibility(name): who sees the test before the due date: visible (default), "
+    "after_due_date (counted only, then shown), hidden (never shown in checks or feedback)",
 )
 
 

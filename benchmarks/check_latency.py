@@ -1,0 +1,140 @@
+"""Benchmark: how long from "check my work" to the verdict, on an empty queue and under a class load?
+
+Runs the check service's own queue and grading workers (introdl/check/fair_queue.py, workers.py:
+spawned worker processes, the bwrap sandbox, the whole hidden suite, a fresh seed) on the course in
+this repository, with each lab's source notebook as the student's work (full marks expected).
+
+- latency: per lab, one check on an empty queue in a fresh worker process (cold: the worker's
+  imports are paid), then REPEATS more, one at a time (warm worker process), each timed from the
+  request to the stored verdict. The target of issue 16 is a median under 5 s for lab1_tensorflow.
+- load (--load N): N students ask at once for LAB; every verdict must arrive, each the student's
+  own, served round-robin; prints the median and worst wait.
+
+Needs root (the sandbox). Method and results: BENCHMARKS.md.
+
+Run: .venv/bin/python benchmarks/check_latency.py [--labs lab1_tensorflow] [--repeats 3]
+     .venv/bin/python benchmarks/check_latency.py --load 20 --labs lab1_tensorflow
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from introdl.check.fair_queue import Check, CheckQueue, Limits
+from introdl.check.workers import Workers
+
+ROOT = Path(__file__).resolve().parents[1]
+LABS = ("lab1_tensorflow", "lab1_music", "lab2_mnist", "lab2_debiasing", "lab3_rl")
+
+
+async def verdicts(queue: CheckQueue, workers: int, asks: list[tuple[str, str]]) -> list[Check]:
+    """Ask every (student, lab) of ASKS at once; wait for all verdicts; the checks in serve order."""
+    pool = Workers(queue, ROOT, workers)
+    done: list[Check] = []
+    finished = asyncio.Event()
+
+    def on_done(check: Check) -> None:
+        done.append(check)
+        if len(done) == len(asks):
+            finished.set()
+
+    pool.on_done = on_done
+    for student, lab in asks:
+        queue.request(student, lab, (ROOT / "source" / lab / f"{lab}.ipynb").read_bytes())
+    pool.wake.set()
+    task = asyncio.create_task(pool.run())
+    await finished.wait()
+    task.cancel()
+    return done
+
+
+def show(check: Check) -> str:
+    r = check.results or {}
+    phases = r.get("phases", {})
+    return (
+        f"{check.lab:16} {r.get('score', 0):g}/{r.get('max_score', 0):g}  request->verdict "
+        f"{check.wait:.1f} s (grading {phases.get('total') or 0:.1f} s: sandbox "
+        f"{phases.get('sandbox_start') or 0:.1f}, notebook {phases.get('notebook') or 0:.1f}, "
+        f"hidden {phases.get('hidden_tests') or 0:.1f})  load {os.getloadavg()[0]:.1f}"
+        + (f"  errors {r['errors']}" if r.get("errors") else "")
+    )
+
+
+def latency(labs: list[str], repeats: int, workdir: Path) -> None:
+    for lab in labs:
+        queue = CheckQueue(
+            workdir / f"{lab}.sqlite", Limits(checks_per_day=100, cooldown_seconds=0)
+        )
+
+        async def run(n: int, lab: str = lab, queue: CheckQueue = queue) -> list[Check]:
+            pool = Workers(queue, ROOT, 1)
+            task = asyncio.create_task(pool.run())
+            out: list[Check] = []
+            for i in range(n):
+                got = asyncio.Event()
+
+                def on_done(check: Check, got: asyncio.Event = got) -> None:
+                    out.append(check)
+                    got.set()
+
+                pool.on_done = on_done
+                queue.request(
+                    f"student{i}", lab, (ROOT / "source" / lab / f"{lab}.ipynb").read_bytes()
+                )
+                pool.wake.set()
+                await got.wait()
+                print(("cold  " if i == 0 else "warm  ") + show(out[-1]), flush=True)
+            task.cancel()
+            return out
+
+        checks = asyncio.run(run(repeats + 1))
+        warm = [c.wait or 0.0 for c in checks[1:]]
+        print(
+            f"== {lab}: cold {checks[0].wait:.1f} s; warm median {statistics.median(warm):.1f} s,"
+            f" worst {max(warm):.1f} s (n={len(warm)})",
+            flush=True,
+        )
+
+
+def load(lab: str, students: int, workers: int, workdir: Path) -> None:
+    queue = CheckQueue(workdir / "load.sqlite", Limits(checks_per_day=100, cooldown_seconds=0))
+    names = [f"st-load{i:02d}" for i in range(students)]
+    started = time.monotonic()
+    done = asyncio.run(verdicts(queue, workers, [(n, lab) for n in names]))
+    waits = sorted(c.wait or 0.0 for c in done)
+    mine = all(c.results and c.results.get("student") == c.student for c in done)
+    print(
+        f"== load: {students} students x {lab}, {workers} worker(s): {len(done)}/{students} "
+        f"verdicts, each the student's own: {mine}; wait median {statistics.median(waits):.1f} s, "
+        f"worst {waits[-1]:.1f} s; all done in {time.monotonic() - started:.1f} s; "
+        f"scores {sorted({(c.results or {}).get('score') for c in done})}",
+        flush=True,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--labs", nargs="*", default=list(LABS))
+    parser.add_argument("--repeats", type=int, default=3, help="warm checks after the cold one")
+    parser.add_argument("--load", type=int, default=0, help="N students at once (first lab)")
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args(argv)
+    if os.geteuid() != 0:
+        print("the sandbox needs root: run as root")
+        return 2
+    with tempfile.TemporaryDirectory(prefix="introdl-check-bench-") as tmp:
+        if args.load:
+            load(args.labs[0], args.load, args.workers, Path(tmp))
+        else:
+            latency(args.labs, args.repeats, Path(tmp))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

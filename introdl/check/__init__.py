@@ -1,0 +1,9 @@
+"""'Check my work' before the deadline (issue 16): a JupyterHub service that grades a student's
+own notebook with the batch engine and shows the verdict by each test's visibility.
+
+Staff side, beside the engine (it runs as root on the course host, never in a student's server):
+`service` (tornado handlers: who asks, from the hub), `fair_queue` (SQLite: requests, round-robin
+queue, limits, verdicts), `grader` (the one call into the engine, and the student's view),
+`notebook` (the student's fetched notebook, read safely; released labs; due dates), `pages`
+(HTML), `settings` (c.CheckService.* in the course's nbgrader_config.py).
+"""

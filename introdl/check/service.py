@@ -1,0 +1,358 @@
+"""'Check my work' as a JupyterHub service: a student's hidden-test verdict before the deadline.
+
+Who asks comes from the hub only: the browser pages log in through the hub (HubOAuth), the API
+takes a hub token (`Authorization: token ...`). The service finds the notebook itself (the hub
+user's `~/<lab>/<lab>.ipynb`, see notebook.py), queues it (fair_queue.py: SQLite, fair,
+rate-limited), grades it in the sandbox with the batch engine (grader.py) on `workers`
+processes, and shows the verdict cut to each test's visibility. Checks never touch the gradebook.
+Staff (hub group `--staff-group`) see the queue and every student's checks and can grant more.
+
+    python -m introdl.check.service --course DIR --state DIR --staff-group formgrade-introdl
+
+Pages (cookie login through the hub) and API (hub token), under the prefix (/services/check/):
+
+    GET  ./                      the caller's labs and checks         POST labs/<lab>  ask
+    GET  checks/<id>             one of the caller's checks (refreshes while waiting)
+    GET  staff                   queue and checks per student/lab      POST staff/limits (staff)
+    GET  api/checks              the caller's checks (JSON)            POST api/labs/<lab>/checks
+    GET  api/checks/<id>         one of the caller's checks            GET  api/queue (staff)
+    POST api/limits/<student>/<lab>?extra=N   more checks for a student (staff)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import math
+import os
+import secrets
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler, HubOAuthenticated
+from tornado import web
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+
+from introdl.check import pages
+from introdl.check.fair_queue import Check, CheckQueue, OverLimit
+from introdl.check.grader import student_view
+from introdl.check.notebook import NotebookError, due_date, read_student_notebook, released_labs
+from introdl.check.settings import course_settings, limits_of
+from introdl.check.workers import Workers
+
+log = logging.getLogger("introdl.check")
+GROUP_CACHE_SECONDS = 30.0
+DEFAULT_SECONDS = 60.0  # ETA of a lab never checked yet
+
+
+class CheckApp:
+    """The service's state: the queue, the course, the grading workers."""
+
+    def __init__(self, queue: CheckQueue, course: Path, *, staff_group: str, workers: int) -> None:
+        self.queue = queue
+        self.course = course
+        self.staff_group = staff_group
+        self.workers = Workers(queue, course, workers)
+        # The singleton: the OAuth callback handler finds the login state (PKCE verifier) there.
+        self.hub_auth = HubOAuth.instance(cache_max_age=5)
+        self._groups: dict[str, tuple[float, set[str]]] = {}
+
+    def labs(self) -> list[str]:
+        return released_labs(self.course)
+
+    async def is_staff(self, name: str) -> bool:
+        cached = self._groups.get(name)
+        if cached is None or time.monotonic() - cached[0] > GROUP_CACHE_SECONDS:
+            request = HTTPRequest(
+                f"{self.hub_auth.api_url.rstrip('/')}/users/{name}",
+                headers={"Authorization": f"token {self.hub_auth.api_token}"},
+            )
+            response = await AsyncHTTPClient().fetch(request, raise_error=False)
+            if response.code != 200:
+                raise web.HTTPError(503, "the check service could not ask the hub who is staff")
+            cached = (time.monotonic(), set(json.loads(response.body).get("groups") or []))
+            self._groups[name] = cached
+        return self.staff_group in cached[1]
+
+    def describe(self, check: Check) -> dict[str, Any]:
+        """A check as its student may see it: state, place in the queue, ETA, the verdict."""
+        row: dict[str, Any] = {
+            "id": check.id,
+            "lab": check.lab,
+            "state": check.state,
+            "requested_at": check.requested_at,
+        }
+        if check.state == "queued":
+            position = self.queue.position(check.id) or 1
+            mean = self.queue.mean_seconds(check.lab) or DEFAULT_SECONDS
+            row["position"] = position
+            row["eta_seconds"] = round(math.ceil(position / self.workers.workers) * mean, 1)
+        if check.state == "running" and check.started_at is not None:
+            mean = self.queue.mean_seconds(check.lab) or DEFAULT_SECONDS
+            row["eta_seconds"] = round(max(1.0, check.started_at + mean - time.time()), 1)
+        if check.results is not None:
+            now = datetime.now(UTC)
+            row["verdict"] = student_view(
+                check.results, due=due_date(self.course, check.lab), now=now
+            )
+            row["wait_seconds"] = round(check.wait or 0.0, 2)
+        return row
+
+    def ask(self, student: str, lab: str) -> Check:
+        """Queue a check of STUDENT's own notebook of LAB (NotebookError / OverLimit say why not)."""
+        if lab not in self.labs():
+            raise web.HTTPError(404, f"{lab} is not a released lab of this course")
+        notebook = read_student_notebook(student, lab)
+        check = self.queue.request(student, lab, notebook)
+        log.info("%s asked to check %s (check %d)", student, lab, check.id)
+        self.workers.wake.set()
+        return check
+
+
+class Base(HubOAuthenticated, web.RequestHandler):  # type: ignore[misc]
+    app_state: CheckApp
+
+    def initialize(self, app: CheckApp) -> None:
+        self.app_state = app
+        self.hub_auth = app.hub_auth
+
+    @property
+    def user(self) -> str:
+        return str(self.current_user["name"])
+
+    def own_check(self, check_id: str) -> Check:
+        """The caller's own check; another person's is answered exactly like a missing one."""
+        try:
+            check = self.app_state.queue.get(int(check_id))
+        except (KeyError, ValueError):
+            check = None
+        if check is None or check.student != self.user:
+            if check is not None:
+                log.warning(
+                    "REFUSED %s asked for check %s of %s", self.user, check_id, check.student
+                )
+            raise web.HTTPError(404, f"you have no check {check_id}")
+        return check
+
+    async def require_staff(self) -> None:
+        if not await self.app_state.is_staff(self.user):
+            log.warning("REFUSED staff page/API to %s", self.user)
+            raise web.HTTPError(403, f"{self.user} is not course staff")
+
+
+class Api(Base):
+    def get_login_url(self) -> str:
+        raise web.HTTPError(403, "no valid hub token (Authorization: token ...)")
+
+    def check_xsrf_cookie(self) -> None:
+        """Token-authenticated API: a cookie alone is not accepted (HubAuth checks xsrf then)."""
+
+    async def prepare(self) -> None:
+        if self.current_user is None or self.current_user.get("kind", "user") != "user":
+            raise web.HTTPError(403, "this hub token does not belong to a course member")
+
+    def send_json(self, value: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(value))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        message = self._reason
+        if isinstance(exc, web.HTTPError) and exc.log_message:
+            message = exc.log_message % exc.args if exc.args else exc.log_message
+        self.send_json({"status": status_code, "message": message}, status_code)
+
+
+class ApiChecks(Api):
+    def get(self) -> None:
+        mine = self.app_state.queue.history(student=self.user)
+        self.send_json([self.app_state.describe(c) for c in mine])
+
+
+class ApiAsk(Api):
+    def post(self, lab: str) -> None:
+        claimed = self.get_argument("student", "")
+        if claimed and claimed != self.user:
+            log.warning("REFUSED %s asked to check %s's %s", self.user, claimed, lab)
+            raise web.HTTPError(
+                403,
+                f"you are logged in to the hub as {self.user}; a check grades the notebook of "
+                f"the hub's name for your login, so {self.user} cannot check {claimed}'s work",
+            )
+        try:
+            check = self.app_state.ask(self.user, lab)
+        except NotebookError as err:
+            raise web.HTTPError(404, str(err)) from err
+        except OverLimit as over:
+            self.send_json(refusal(over), 429)
+            return
+        self.send_json(self.app_state.describe(check), 202)
+
+
+class ApiCheck(Api):
+    def get(self, check_id: str) -> None:
+        self.send_json(self.app_state.describe(self.own_check(check_id)))
+
+
+class ApiQueue(Api):
+    async def get(self) -> None:
+        await self.require_staff()
+        queue = self.app_state.queue
+        self.send_json(
+            {
+                "running": [c.id for c in queue.running()],
+                "queued": [{"id": c.id, "student": c.student, "lab": c.lab} for c in queue.order()],
+                "summary": queue.summary(),
+            }
+        )
+
+
+class ApiLimits(Api):
+    async def post(self, student: str, lab: str) -> None:
+        await self.require_staff()
+        extra = int(self.get_query_argument("extra", "0"))
+        self.app_state.queue.grant(student, lab, extra, self.user)
+        log.info("%s gave %s %d more checks of %s", self.user, student, extra, lab)
+        self.send_json(
+            {
+                "student": student,
+                "lab": lab,
+                "allowance": self.app_state.queue.allowance(student, lab),
+            }
+        )
+
+
+def refusal(over: OverLimit) -> dict[str, Any]:
+    at = datetime.fromtimestamp(over.next_allowed, UTC)
+    return {
+        "status": 429,
+        "message": f"{over.reason}; your next check is allowed at {at:%Y-%m-%d %H:%M:%S} UTC",
+        "next_allowed": at.isoformat(),
+    }
+
+
+class Page(Base):
+    def render_page(self, body: str, status: int = 200, *, refresh: bool = False) -> None:
+        self.set_status(status)
+        self.finish(pages.page(body, user=self.user, prefix=self.prefix, refresh=refresh))
+
+    @property
+    def prefix(self) -> str:
+        return os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/check/")
+
+    def form_token(self) -> str:
+        token = self.xsrf_token
+        return token.decode() if isinstance(token, bytes) else str(token)
+
+
+class HomePage(Page):
+    @web.authenticated
+    def get(self) -> None:
+        app = self.app_state
+        mine = [app.describe(c) for c in reversed(app.queue.history(student=self.user))]
+        labs = [
+            (lab, app.queue.next_allowed(self.user, lab), app.queue.allowance(self.user, lab))
+            for lab in app.labs()
+        ]
+        self.render_page(pages.home(labs, mine, xsrf=self.form_token()))
+
+    @web.authenticated
+    def post(self, lab: str = "") -> None:
+        try:
+            check = self.app_state.ask(self.user, lab)
+        except NotebookError as err:
+            self.render_page(pages.refused(lab, str(err)), 404)
+            return
+        except OverLimit as over:
+            self.render_page(pages.refused(lab, refusal(over)["message"]), 429)
+            return
+        self.redirect(f"{self.prefix}checks/{check.id}")
+
+
+class CheckPage(Page):
+    @web.authenticated
+    def get(self, check_id: str) -> None:
+        row = self.app_state.describe(self.own_check(check_id))
+        self.render_page(pages.check(row), refresh=row["state"] != "done")
+
+
+class StaffPage(Page):
+    @web.authenticated
+    async def get(self) -> None:
+        await self.require_staff()
+        queue = self.app_state.queue
+        self.render_page(
+            pages.staff(queue.order(), queue.running(), queue.summary(), xsrf=self.form_token())
+        )
+
+    @web.authenticated
+    async def post(self) -> None:
+        await self.require_staff()
+        student = self.get_body_argument("student")
+        lab = self.get_body_argument("lab")
+        extra = int(self.get_body_argument("extra", "0"))
+        self.app_state.queue.grant(student, lab, extra, self.user)
+        log.info("%s gave %s %d more checks of %s", self.user, student, extra, lab)
+        self.redirect(f"{self.prefix}staff")
+
+
+def make_app(app: CheckApp, prefix: str) -> web.Application:
+    p = prefix.rstrip("/")
+    kw = {"app": app}
+    routes: list[Any] = [
+        (rf"{p}/?", HomePage, kw),
+        (rf"{p}/labs/([^/]+)/?", HomePage, kw),
+        (rf"{p}/checks/([0-9]+)/?", CheckPage, kw),
+        (rf"{p}/staff/?", StaffPage, kw),
+        (rf"{p}/staff/limits/?", StaffPage, kw),
+        (rf"{p}/oauth_callback", HubOAuthCallbackHandler),
+        (rf"{p}/api/checks/?", ApiChecks, kw),
+        (rf"{p}/api/checks/([^/]+)/?", ApiCheck, kw),
+        (rf"{p}/api/labs/([^/]+)/checks/?", ApiAsk, kw),
+        (rf"{p}/api/queue/?", ApiQueue, kw),
+        (rf"{p}/api/limits/([^/]+)/([^/]+)/?", ApiLimits, kw),
+    ]
+    return web.Application(routes, cookie_secret=secrets.token_bytes(32), hub_auth=app.hub_auth)
+
+
+async def serve(args: argparse.Namespace) -> None:
+    course = Path(args.course)
+    settings = course_settings(course)
+    state = Path(args.state)
+    state.mkdir(parents=True, exist_ok=True, mode=0o700)
+    queue = CheckQueue(state / "checks.sqlite", limits_of(settings))
+    requeued = queue.recover()
+    app = CheckApp(queue, course, staff_group=args.staff_group, workers=int(settings.workers))
+    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/check/")
+    url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", f"http://127.0.0.1:{args.port}"))
+    make_app(app, prefix).listen(url.port or args.port, address=url.hostname or "127.0.0.1")
+    log.info(
+        "check service for %s on port %s: %d workers, limits %s, %d checks re-queued after a restart",
+        course,
+        url.port,
+        app.workers.workers,
+        queue.limits,
+        requeued,
+    )
+    await app.workers.run()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--course", required=True, help="the course directory (nbgrader_config.py)")
+    parser.add_argument("--state", required=True, help="the service's SQLite (created, mode 0700)")
+    parser.add_argument("--staff-group", default="formgrade-introdl", help="hub group of staff")
+    parser.add_argument("--port", type=int, default=10102, help="when not run by the hub")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="[check %(asctime)s %(levelname)s] %(message)s")
+    asyncio.run(serve(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""The check service's settings for a course, read from the course's nbgrader_config.py.
+
+    c.CheckService.checks_per_day = 5      # per student and lab, in any 24 hours
+    c.CheckService.cooldown_seconds = 60   # between two checks of one lab by one student
+    c.CheckService.workers = 1             # gradings at once (the grading host's worker count)
+
+nbgrader itself ignores the section: traitlets warns only about sections of classes it knows.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from traitlets import Float, Int
+from traitlets.config import Configurable
+from traitlets.config.loader import ConfigFileNotFound, PyFileConfigLoader
+
+from introdl.check.fair_queue import Limits
+
+
+class CheckService(Configurable):
+    """Limits and concurrency of the pre-deadline check service (issue 16)."""
+
+    checks_per_day = Int(5, help="checks a student may ask per lab in any 24 hours").tag(
+        config=True
+    )
+    cooldown_seconds = Float(60.0, help="seconds between two checks of one lab").tag(config=True)
+    workers = Int(
+        max(1, (os.cpu_count() or 2) // 2), help="gradings at once; the rest wait in the queue"
+    ).tag(config=True)
+
+
+class ConfigError(Exception):
+    """The course's check settings are unusable; the message names the file and the setting."""
+
+
+def course_settings(course: Path) -> CheckService:
+    """The course's CheckService settings (defaults when nbgrader_config.py sets none)."""
+    path = course / "nbgrader_config.py"
+    try:
+        config = PyFileConfigLoader(path.name, path=str(course)).load_config()
+    except ConfigFileNotFound:
+        config = None
+    settings = CheckService(config=config) if config is not None else CheckService()
+    if settings.checks_per_day < 1:
+        raise ConfigError(f"{path}: c.CheckService.checks_per_day must be at least 1")
+    if settings.cooldown_seconds < 0:
+        raise ConfigError(f"{path}: c.CheckService.cooldown_seconds must be 0 or more")
+    if settings.workers < 1:
+        raise ConfigError(f"{path}: c.CheckService.workers must be at least 1")
+    return settings
+
+
+def limits_of(settings: CheckService) -> Limits:
+    return Limits(
+        checks_per_day=int(settings.checks_per_day),
+        cooldown_seconds=float(settings.cooldown_seconds),
+    )

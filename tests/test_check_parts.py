@@ -1,0 +1,247 @@
+"""The check service's parts without a hub: the fair queue, limits, restarts, visibility, the
+student's notebook read safely, and the course's settings (issue 16)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from introdl.check.fair_queue import DAY, CheckQueue, Limits, OverLimit
+from introdl.check.grader import status_lines, student_view
+from introdl.check.notebook import NotebookError, read_student_notebook, released_labs
+from introdl.check.settings import ConfigError, course_settings, limits_of
+
+ROOT = Path(__file__).resolve().parents[1]
+NB = b'{"cells": []}'
+
+
+def queue(tmp_path: Path, **limits: float) -> CheckQueue:
+    return CheckQueue(tmp_path / "checks.sqlite", Limits(**limits))  # type: ignore[arg-type]
+
+
+def test_one_students_burst_does_not_starve_the_others(tmp_path: Path) -> None:
+    """Is the queue served round-robin across students, whatever the order of the requests?"""
+    q = queue(tmp_path, checks_per_day=10, cooldown_seconds=0)
+    t = 1000.0
+    for lab in ("a", "b", "c", "d"):  # ada asks four times first
+        q.request("ada", lab, NB, now=t)
+        t += 1
+    q.request("ben", "a", NB, now=t)
+    q.request("cy", "a", NB, now=t + 1)
+    served = []
+    while (check := q.take(now=t + 10 + len(served))) is not None:
+        served.append(check.student)
+        q.finish(check.id, {"score": 1.0}, now=t + 10.5 + len(served))
+    assert served == ["ada", "ben", "cy", "ada", "ada", "ada"]
+
+
+def test_a_student_new_to_the_queue_goes_before_one_served_already(tmp_path: Path) -> None:
+    q = queue(tmp_path, checks_per_day=10, cooldown_seconds=0)
+    first = q.request("ada", "a", NB, now=1.0)
+    q.finish(q.take(now=2.0).id, {}, now=3.0)  # type: ignore[union-attr]
+    q.request("ada", "b", NB, now=4.0)
+    ben = q.request("ben", "a", NB, now=5.0)
+    assert [c.student for c in q.order()] == ["ben", "ada"]
+    assert q.position(ben.id) == 1
+    assert q.position(first.id) is None
+
+
+def test_over_the_limit_is_refused_with_when_the_next_is_allowed(tmp_path: Path) -> None:
+    """Are the daily limit and the cool-down enforced, saying when to come back?"""
+    q = queue(tmp_path, checks_per_day=2, cooldown_seconds=60)
+    q.request("ada", "lab", NB, now=0.0)
+    with pytest.raises(OverLimit) as cool:
+        q.request("ada", "lab", NB, now=30.0)
+    assert cool.value.next_allowed == 60.0
+    assert "apart" in cool.value.reason
+    q.request("ada", "lab", NB, now=61.0)
+    with pytest.raises(OverLimit) as daily:
+        q.request("ada", "lab", NB, now=500.0)
+    assert daily.value.next_allowed == DAY
+    assert "2 checks" in daily.value.reason
+    q.request("ben", "lab", NB, now=500.0)  # others are not affected
+    q.request("ada", "other", NB, now=500.0)  # nor are other labs
+    q.request("ada", "lab", NB, now=DAY + 1)  # the window slides
+
+
+def test_staff_grant_raises_one_students_limit(tmp_path: Path) -> None:
+    q = queue(tmp_path, checks_per_day=1, cooldown_seconds=0)
+    q.request("ada", "lab", NB, now=0.0)
+    with pytest.raises(OverLimit):
+        q.request("ada", "lab", NB, now=1.0)
+    q.grant("ada", "lab", 2, by="teacher")
+    q.request("ada", "lab", NB, now=2.0)
+    assert q.allowance("ada", "lab") == 3
+    assert q.allowance("ben", "lab") == 1
+
+
+def test_a_restart_loses_no_request_and_no_verdict(tmp_path: Path) -> None:
+    """Does a check that was being graded when the service stopped go back to the queue?"""
+    q = queue(tmp_path, cooldown_seconds=0)
+    done = q.request("ada", "a", NB)
+    running = q.request("ben", "a", NB)
+    waiting = q.request("cy", "a", NB)
+    q.finish(q.take().id, {"score": 2.0})  # type: ignore[union-attr]
+    assert q.take().id == running.id  # type: ignore[union-attr]
+    q.close()  # the service dies here
+
+    again = queue(tmp_path, cooldown_seconds=0)
+    assert again.recover() == 1
+    assert again.get(done.id).results == {"score": 2.0}
+    assert [c.id for c in again.order()] == [running.id, waiting.id]
+    assert again.notebook(running.id) == NB
+
+
+def visible_results() -> dict[str, object]:
+    def test(name: str, visibility: str, status: str) -> dict[str, object]:
+        score = 1.0 if status == "passed" else 0.0
+        output = f"message of {name}"
+        return {"name": name, "grade_id": "g", "score": score, "max_score": 1.0,
+                "status": status, "output": output, "visibility": visibility}  # fmt: skip
+
+    return {
+        "lab": "lab",
+        "score": 3.0,
+        "max_score": 5.0,
+        "tests": [
+            test("test_shown", "visible", "passed"),
+            test("test_later_ok", "after_due_date", "passed"),
+            test("test_later_bad", "after_due_date", "failed"),
+            test("test_secret", "hidden", "passed"),
+            test("test_shown_bad", "visible", "failed"),
+        ],
+        "events": [{"kind": "cell_timeout", "message": "no answer", "cell": 3}],
+        "cells": [{"index": 5, "status": "error", "message": "NameError: name 'x' is not defined"}],
+        "errors": [],
+    }
+
+
+def test_before_the_due_date_only_visible_tests_are_named() -> None:
+    """Does a verdict before the due date count after_due_date tests and leave hidden ones out?"""
+    due = datetime(2030, 1, 1, tzinfo=UTC)
+    view = student_view(visible_results(), due=due, now=due - timedelta(days=1))
+    assert [t["name"] for t in view["tests"]] == ["test_shown", "test_shown_bad"]
+    assert view["more_tests"] == {"passed": 1, "failed": 1}
+    assert "test_secret" not in repr(view)
+    assert "test_later" not in repr(view)
+    assert (view["score"], view["max_score"]) == (2.0, 4.0)  # hidden tests are not counted
+    assert view["status"] == [
+        "your notebook ran out of time in cell 4",
+        "cell 6 raised NameError: name 'x' is not defined",
+    ]
+
+
+def test_after_the_due_date_after_due_date_tests_are_named_hidden_never() -> None:
+    due = datetime(2020, 1, 1, tzinfo=UTC)
+    view = student_view(visible_results(), due=due, now=due + timedelta(seconds=1))
+    names = [t["name"] for t in view["tests"]]
+    assert names == ["test_shown", "test_later_ok", "test_later_bad", "test_shown_bad"]
+    assert view["more_tests"] is None
+    assert "test_secret" not in repr(view)
+
+
+def test_an_engine_error_is_a_plain_sentence() -> None:
+    assert status_lines({"errors": ["the notebook is not valid JSON"]}) == [
+        "the notebook is not valid JSON"
+    ]
+
+
+def test_status_is_short_and_has_no_terminal_colours() -> None:
+    cells = [
+        {"index": i, "status": "error", "message": f"NotImplementedError: \x1b[1m{i}\x1b[0m"}
+        for i in range(20)
+    ]
+    lines = status_lines({"cells": cells})
+    assert lines[0] == "cell 1 raised NotImplementedError: 0"
+    assert lines[-1] == "... and 15 more"
+    assert len(lines) == 6
+
+
+# --- the student's notebook ------------------------------------------------------------------
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="chown to another uid needs root")
+NOBODY = "nobody"  # a real account with its own uid (65534), standing in for a student
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    (tmp_path / "lab").mkdir()
+    (tmp_path / "lab" / "lab.ipynb").write_bytes(NB)
+    os.chown(tmp_path / "lab" / "lab.ipynb", 65534, 65534)
+    return tmp_path
+
+
+@needs_root
+def test_the_students_own_notebook_is_read(home: Path) -> None:
+    assert read_student_notebook(NOBODY, "lab", home=home) == NB
+
+
+def test_no_notebook_says_fetch_it_first(tmp_path: Path) -> None:
+    with pytest.raises(NotebookError, match="fetch lab first"):
+        read_student_notebook(NOBODY, "lab", home=tmp_path)
+
+
+@needs_root
+def test_a_symlinked_notebook_is_refused(
+    home: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Can a student make the root service read a file they cannot read (another's notebook)?"""
+    secret = tmp_path_factory.mktemp("other") / "secret.ipynb"
+    secret.write_text("another student's work")
+    os.chown(secret, 65534, 65534)
+    (home / "lab" / "lab.ipynb").unlink()
+    (home / "lab" / "lab.ipynb").symlink_to(secret)
+    with pytest.raises(NotebookError, match="link"):
+        read_student_notebook(NOBODY, "lab", home=home)
+    (home / "lab" / "lab.ipynb").unlink()
+    (home / "lab").rmdir()
+    (home / "lab").symlink_to(secret.parent)
+    with pytest.raises(NotebookError, match="link"):
+        read_student_notebook(NOBODY, "lab", home=home)
+
+
+@needs_root
+def test_a_notebook_owned_by_someone_else_is_refused(home: Path) -> None:
+    os.chown(home / "lab" / "lab.ipynb", 0, 0)
+    with pytest.raises(NotebookError, match="not owned by nobody"):
+        read_student_notebook(NOBODY, "lab", home=home)
+
+
+@needs_root
+def test_a_huge_notebook_is_refused_saying_what_to_do(home: Path) -> None:
+    with pytest.raises(NotebookError, match="Clear Outputs"):
+        read_student_notebook(NOBODY, "lab", home=home, max_bytes=4)
+
+
+# --- the course's settings -------------------------------------------------------------------
+def test_the_course_sets_the_limits_in_nbgrader_config() -> None:
+    settings = course_settings(ROOT)
+    assert limits_of(settings) == Limits(checks_per_day=5, cooldown_seconds=60.0)
+    assert settings.workers == 1
+    assert "lab1_tensorflow" in released_labs(ROOT)
+
+
+def test_bad_limits_name_the_file(tmp_path: Path) -> None:
+    (tmp_path / "nbgrader_config.py").write_text("c = get_config()\nc.CheckService.workers = 0\n")
+    with pytest.raises(ConfigError, match=r"nbgrader_config.py: c.CheckService.workers"):
+        course_settings(tmp_path)
+
+
+def test_nbgrader_ignores_the_check_section(tmp_path: Path) -> None:
+    """Does nbgrader still read the course's config without a word about CheckService?"""
+    # A copy: the config puts the gradebook beside itself, and the repository's stays untouched.
+    (tmp_path / "nbgrader_config.py").write_text((ROOT / "nbgrader_config.py").read_text())
+    done = subprocess.run(
+        [sys.executable, "-m", "nbgrader", "db", "assignment", "list"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "CheckService" not in done.stdout + done.stderr
