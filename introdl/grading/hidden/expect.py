@@ -27,7 +27,8 @@ def as_array(value: Any, what: str) -> np.ndarray[Any, Any]:
     if isinstance(value, np.ndarray):
         array = value
     elif isinstance(value, bool | int | float | np.number | np.bool_) or (
-        isinstance(value, list) and all(isinstance(v, bool | int | float | list) for v in value)
+        isinstance(value, list)
+        and all(isinstance(v, bool | int | float | np.number | np.bool_ | list) for v in value)
     ):
         array = np.asarray(value)
     else:
