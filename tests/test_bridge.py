@@ -99,6 +99,47 @@ def test_student_exception_names_type_and_message(student: Student) -> None:
     assert any("fails" in frame for frame in caught.value.traceback)
 
 
+IN_KERNEL = """
+from typing import Any
+
+NOTEBOOK: dict[str, Any] = {}  # bound by the door to the notebook's namespace
+
+CALLS = []
+
+
+def twice(name, x):
+    CALLS.append(name)
+    return NOTEBOOK[name](NOTEBOOK[name](x))
+
+
+def calls():
+    return list(CALLS)
+"""
+
+
+def test_installed_module_reaches_the_notebook_and_names_the_student_function(
+    student: Student, tmp_path: Path
+) -> None:
+    """Does `install` put a grader module in the kernel once, under a `_grader_` name, whose
+    helpers call the student's functions, with the student's function named when it raises?"""
+    module = tmp_path / "lab_x" / "in_kernel.py"
+    module.parent.mkdir()
+    module.write_text(IN_KERNEL)
+    name = student.install(module)
+    assert name == "_grader_lab_x"
+    assert student.call(f"{name}.twice", "normalize", np.arange(4.0)).shape == (4,)
+    assert student.install(module) == name  # the same Student: nothing re-sent, state kept
+    assert student.call(f"{name}.calls") == ["normalize"]
+    with pytest.raises(StudentError) as caught:
+        student.call(f"{name}.twice", "fails", 3)
+    assert str(caught.value) == "fails() raised ValueError: cannot handle 3"
+    with pytest.raises(StudentError) as caught:  # no student frame: the helper is named
+        student.call(f"{name}.twice", "no_such_function", 3)
+    assert str(caught.value).startswith(f"{name}.twice() raised KeyError")
+    with pytest.raises(FileNotFoundError, match=r"in_kernel\.py"):
+        student.install(tmp_path / "missing" / "in_kernel.py")
+
+
 def test_missing_names_are_student_errors(student: Student) -> None:
     """Is a function the submission never defined a clear NameError, and `has` False?"""
     assert not student.has("compute_loss")

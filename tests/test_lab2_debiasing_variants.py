@@ -12,7 +12,7 @@ grader_tests/lab2_debiasing/CALIBRATION.md).
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -120,6 +120,48 @@ def test_known_mistake_loses_points(kernel: DefinitionsKernel, variant: str) -> 
     assert failed, f"{variant} passed every hidden test of {only}"
     # Its feedback is an authored sentence, never a traceback.
     assert all(r.output and "Traceback" not in r.output for r in failed), report(failed)
+
+
+# The hidden test that perturbs the non-faces' inputs, and what it must do on EVERY seed: the
+# broadcasting mistake once passed it on one seed of seven (two non-faces' changes cancelled).
+NON_FACES = "test_debiasing_loss_ignores_the_vae_term_for_non_faces"
+NON_FACE_VERDICTS = {
+    "": "passed",
+    "correct-alternative.py": "passed",
+    "correct-debiasing-loss-loop.py": "passed",
+    "wrong-face-indicator-broadcast.py": "failed",
+    "wrong-vae-term-for-non-faces.py": "failed",
+}
+# ~0.35 s per seed (one hidden test graded through the door). Seed 251 is where the check that
+# moved reconstructions either way passed the broadcasting mistake (1 of 300 seeds).
+SEEDS = (*range(20), 251)
+MANY_SEEDS = range(300)
+
+
+def non_face_verdicts(kernel: DefinitionsKernel, variant: str, seeds: Sequence[int]) -> None:
+    code = (FIXTURES / variant).read_text() if variant else ""
+    kernel.define(code, variant)
+    verdicts = {seed: kernel.grade(seed, (NON_FACES,))[0].status for seed in seeds}
+    wrong = {seed: v for seed, v in verdicts.items() if v != NON_FACE_VERDICTS[variant]}
+    assert not wrong, f"{variant or 'the reference'}: {len(wrong)} of {len(seeds)} seeds: {wrong}"
+
+
+@needs_bwrap
+@pytest.mark.parametrize("variant", sorted(NON_FACE_VERDICTS), ids=lambda v: v or "reference")
+def test_non_face_check_does_not_depend_on_the_draw(
+    kernel: DefinitionsKernel, variant: str
+) -> None:
+    """Over 21 grading seeds, does the non-face check fail each known mistake EVERY time, and
+    pass every correct way of writing the loss every time?"""
+    non_face_verdicts(kernel, variant, SEEDS)
+
+
+@needs_bwrap
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", sorted(NON_FACE_VERDICTS), ids=lambda v: v or "reference")
+def test_non_face_check_over_many_seeds(kernel: DefinitionsKernel, variant: str) -> None:
+    """The same over 300 seeds (about 2 minutes per variant)."""
+    non_face_verdicts(kernel, variant, MANY_SEEDS)
 
 
 @needs_bwrap

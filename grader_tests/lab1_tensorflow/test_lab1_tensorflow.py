@@ -65,7 +65,8 @@ def test_dense_layer_is_sigmoid_of_affine_map(student, rng) -> None:
     w = rng.normal(size=(d, n)).astype("float32")
     b = rng.normal(size=(1, n)).astype("float32")
     x = rng.normal(size=(batch, d)).astype("float32")
-    student.run(f"_grader_layer = OurDenseLayer({n})\n_grader_layer.build((None, {d}))")
+    student.call("OurDenseLayer", n, store_as="_grader_layer")
+    student.call("_grader_layer.build", (None, d))
     student.call("_grader_layer.W.assign", w)
     student.call("_grader_layer.b.assign", b)
     assert_close(
@@ -78,7 +79,7 @@ def test_dense_layer_is_sigmoid_of_affine_map(student, rng) -> None:
 @pytest.mark.grade("dense_layer", points=0.5)
 def test_dense_layer_output_shape_for_several_batches(student, rng) -> None:
     _, d, n = random_dims(rng)
-    student.run(f"_grader_layer2 = OurDenseLayer({n})")
+    student.call("OurDenseLayer", n, store_as="_grader_layer2")
     for batch in (1, 7):
         x = rng.normal(size=(batch, d)).astype("float32")
         y = assert_shape(
@@ -93,9 +94,10 @@ def test_dense_layer_output_shape_for_several_batches(student, rng) -> None:
 
 
 def check_one_sigmoid_layer_model(student, rng, build: str, what: str) -> None:
+    """BUILD(n), the student's function or class, makes a model of one sigmoid Dense layer."""
     batch, d, n = random_dims(rng)
     x = rng.normal(size=(batch, d)).astype("float32")
-    student.run(f"_grader_model = {build.format(n=n)}")
+    student.call(build, n, store_as="_grader_model")
     y = student.call("_grader_model", x)
     weights = student.call("_grader_model.get_weights")
     assert_true(
@@ -113,19 +115,19 @@ def check_one_sigmoid_layer_model(student, rng, build: str, what: str) -> None:
 @pytest.mark.grade("sequential_model", points=1)
 def test_sequential_model_is_one_sigmoid_dense_layer(student, rng) -> None:
     check_one_sigmoid_layer_model(
-        student, rng, "build_sequential_model({n})", "build_sequential_model(n)"
+        student, rng, "build_sequential_model", "build_sequential_model(n)"
     )
 
 
 @pytest.mark.grade("subclass_model", points=1)
 def test_subclass_model_is_one_sigmoid_dense_layer(student, rng) -> None:
-    check_one_sigmoid_layer_model(student, rng, "SubclassModel({n})", "SubclassModel(n)")
+    check_one_sigmoid_layer_model(student, rng, "SubclassModel", "SubclassModel(n)")
 
 
 @pytest.mark.grade("identity_model", points=1)
 def test_identity_model_applies_the_layer_when_switched_off(student, rng) -> None:
     check_one_sigmoid_layer_model(
-        student, rng, "IdentityModel({n})", "IdentityModel(n) with isidentity=False"
+        student, rng, "IdentityModel", "IdentityModel(n) with isidentity=False"
     )
 
 
@@ -133,7 +135,7 @@ def test_identity_model_applies_the_layer_when_switched_off(student, rng) -> Non
 def test_identity_model_returns_input_when_switched_on(student, rng) -> None:
     batch, d, n = random_dims(rng)
     x = rng.normal(size=(batch, d)).astype("float32")
-    student.run(f"_grader_identity = IdentityModel({n})")
+    student.call("IdentityModel", n, store_as="_grader_identity")
     student.call("_grader_identity", x)  # build through the dense branch first, as Keras expects
     got = student.call("_grader_identity", x, isidentity=True)
     assert_close(

@@ -78,7 +78,7 @@ def calibrate(seeds: Iterable[int], variants: Iterable[str]) -> dict[str, list[f
 
 def train_step_ratios(seeds: Iterable[int]) -> list[float]:
     """The reference's last-3 / first-3 mean loss in the train-step test, per grading seed."""
-    from grader_tests.lab2_debiasing.test_lab2_debiasing import KERNEL_HELPERS, TRAIN_STEPS
+    from grader_tests.lab2_debiasing.test_lab2_debiasing import IN_KERNEL, TRAIN_STEPS
 
     ratios = []
     with tempfile.TemporaryDirectory(prefix="introdl-calibrate-") as tmp:
@@ -87,12 +87,12 @@ def train_step_ratios(seeds: Iterable[int]) -> list[float]:
             for seed in seeds:
                 kernel.define()
                 student = Student(kernel.kernel)
-                student.run(KERNEL_HELPERS)
+                lab = student.install(IN_KERNEL)
                 rng = np.random.default_rng(seed)
                 x = rng.uniform(size=(8, 64, 64, 3)).astype("float32")
                 y = np.array([1, 0] * 4, dtype="float32").reshape(8, 1)
                 args = (x, y, int(rng.integers(4, 9)), TRAIN_STEPS, seed)
-                losses, _ = student.call("_grader_train", *args, timeout=300)
+                losses, _ = student.call(f"{lab}.train", *args, timeout=300)
                 values = np.array([float(v) for v in losses])
                 ratios.append(float(values[-3:].mean() / values[:3].mean()))
                 print(f"train-step seed {seed}: losses {np.round(values, 3).tolist()}", flush=True)

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from grader_tests.lab2_mnist import reference
 from introdl import data
-from introdl.grading.hidden.expect import as_array, assert_true
+from introdl.grading.hidden.expect import as_array, assert_true, close
 
 SOURCE = "npm"  # the data the grader trains and measures on (see the module docstring)
 
@@ -94,22 +95,19 @@ class Scores:
     seed: int
 
 
-SETUP = "import numpy as _grader_np\nimport keras as _grader_keras"
+IN_KERNEL = Path(__file__).with_name("in_kernel.py")  # installed in the student's kernel
 
 
-def _send_digits(student: Any, digits: Digits) -> None:
+def _send_digits(student: Any, lab: str, digits: Digits) -> None:
     # uint8 over the door (a quarter of float32), converted to the notebook's layout inside.
-    student.call("_grader_np.asarray", digits.train_images, store_as="_grader_train_u8")
-    student.call("_grader_np.asarray", digits.train_labels, store_as="_grader_train_y")
-    student.call("_grader_np.asarray", digits.heldout_images, store_as="_grader_heldout_u8")
-    student.run(
-        "_grader_train_x = (_grader_train_u8.astype('float32') / 255.0)[..., None]\n"
-        "_grader_heldout_x = (_grader_heldout_u8.astype('float32') / 255.0)[..., None]"
+    student.call(
+        f"{lab}.send_digits", digits.train_images, digits.train_labels, digits.heldout_images
     )
 
 
 def is_probabilities(rows: np.ndarray) -> bool:
-    return bool(rows.min() >= 0 and np.allclose(rows.sum(axis=1), 1.0, atol=1e-3))
+    sums = rows.sum(axis=1)
+    return bool(rows.min() >= 0) and close(sums, np.ones_like(sums), rtol=1e-5, atol=1e-3)
 
 
 def softmax(scores: np.ndarray) -> np.ndarray:
@@ -136,33 +134,26 @@ def train_and_score(
         return scores
     started = time.monotonic()
     digits = grader_digits()
-    student.run(SETUP)
+    lab = student.install(IN_KERNEL)
     if not memo.get("_sent"):
-        _send_digits(student, digits)
+        _send_digits(student, lab, digits)
         memo["_sent"] = True
-    student.run(
-        f"_grader_keras.utils.set_random_seed({int(seed)})\n_grader_net = {builder}()\n"
-        "_grader_probe = _grader_net.predict_on_batch(_grader_train_x[:16])"
-    )
-    probe = as_array(student.get("_grader_probe"), f"the output of {builder}()")
+    probe = as_array(student.call(f"{lab}.probe", builder, seed), f"the output of {builder}()")
     assert_true(
         probe.shape == (16, reference.NUM_CLASSES),
         f"{builder}() should map a batch of 16 images of shape (28, 28, 1) to shape (16, 10); "
         f"it gave {probe.shape}, so the grader could not train it",
     )
     probabilities = is_probabilities(probe)
-    student.run(
-        "_grader_net.compile(\n"
-        f"    optimizer=_grader_keras.optimizers.Adam({recipe.learning_rate!r}),\n"
-        "    loss=_grader_keras.losses.SparseCategoricalCrossentropy("
-        f"from_logits={not probabilities}),\n"
-        ")\n"
-        "_grader_net.fit(_grader_train_x, _grader_train_y, "
-        f"batch_size={recipe.batch_size}, epochs={recipe.epochs}, shuffle=True, verbose=0)\n"
-        "_grader_out = _grader_net.predict(_grader_heldout_x, batch_size=500, verbose=0)",
+    predictions = student.call(
+        f"{lab}.fit_and_predict",
+        recipe.learning_rate,
+        not probabilities,
+        recipe.batch_size,
+        recipe.epochs,
         timeout=TRAIN_TIMEOUT,
     )
-    out = as_array(student.get("_grader_out"), f"the predictions of {builder}()")
+    out = as_array(predictions, f"the predictions of {builder}()")
     assert_true(
         out.shape == (len(digits.heldout_labels), reference.NUM_CLASSES),
         f"{builder}() should give 10 values per image; on the held-out digits it gave {out.shape}",

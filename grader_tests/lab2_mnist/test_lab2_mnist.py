@@ -4,18 +4,17 @@ Architectures are probed on random images; compile_model and train_step are comp
 NumPy reference (reference.py) on a small network the grader builds in the kernel with weights
 drawn at grading time; the networks' quality is measured by training them with the grader's own
 recipe and scoring them on held-out digits whose labels stay here (quality.py).
-Objects the tests make in the student's kernel are named `_grader_...`.
+Grader code that must run in the kernel is in_kernel.py, installed there through the door;
+the networks it makes for the tests are named `_grader_...`.
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import pytest
 
 from grader_tests.lab2_mnist import quality, reference
-from introdl.grading.hidden.expect import as_array, assert_close, assert_true
+from introdl.grading.hidden.expect import as_array, assert_close, assert_true, close
 
 pytestmark = pytest.mark.budget(seconds=60)
 
@@ -24,36 +23,22 @@ HIDDEN = 16  # units of the grader's small network
 # there is no room for Dense(128) on conv features; above it the features reach Dense unpooled
 # (no pooling: 2.7M) and the grader's training would not fit its budget.
 CNN_PARAMS = (20_000, 1_500_000)
-SMALL_NET = (
-    "_grader_keras.Sequential([_grader_keras.Input((28, 28, 1)), "
-    "_grader_keras.layers.Flatten(), "
-    f"_grader_keras.layers.Dense({HIDDEN}, activation='relu'), "
-    "_grader_keras.layers.Dense(10, activation='softmax')])"
-)
 
 
 def random_images(rng: np.random.Generator, n: int) -> np.ndarray:
     return rng.uniform(0.0, 1.0, size=(n, 28, 28, 1)).astype(np.float32)  # (n, 28, 28, 1)
 
 
-def plain_array(value: object, what: str) -> np.ndarray:
-    """VALUE (a numpy scalar too: a scalar tensor comes back as one) as a numeric array."""
-    if isinstance(value, np.generic):
-        value = np.asarray(value)
-    return as_array(value, what)
-
-
 def small_net(student, rng: np.random.Generator, name: str) -> reference.Params:
     """Build the grader's small network in the kernel as NAME with random weights; return them."""
     params = reference.random_params(rng, HIDDEN)
-    student.run(f"{quality.SETUP}\n{name} = {SMALL_NET}")
-    student.call(f"{name}.set_weights", params)
+    student.call(f"{student.install(quality.IN_KERNEL)}.small_net", name, HIDDEN, params)
     return params
 
 
 def probability_rows(student, builder: str, rng: np.random.Generator) -> None:
     n = int(rng.integers(2, 17))
-    student.run(f"_grader_model = {builder}()")
+    student.call(f"{student.install(quality.IN_KERNEL)}.build", "_grader_model", builder)
     out = as_array(
         student.call("_grader_model", random_images(rng, n)), f"the output of {builder}()"
     )
@@ -64,7 +49,7 @@ def probability_rows(student, builder: str, rng: np.random.Generator) -> None:
     )
     assert_true(
         bool(np.all(np.isfinite(out)) and out.min() >= 0)
-        and np.allclose(out.sum(axis=1), 1.0, atol=1e-4),
+        and close(out.sum(axis=1), np.ones(n), rtol=1e-5, atol=1e-4),
         f"each output row of {builder}() should be probabilities over the ten digits (non-negative, "
         "summing to 1): end the network with Dense(10, activation='softmax')",
     )
@@ -125,7 +110,7 @@ def test_compile_model_reports_cross_entropy_and_accuracy(student, rng) -> None:
     params = small_net(student, rng, "_grader_cm")
     n = int(rng.integers(8, 33))
     images, labels = random_images(rng, n), rng.integers(0, 10, size=n)
-    student.run("compile_model(_grader_cm, _grader_keras.optimizers.SGD(learning_rate=0.05))")
+    student.call(f"{student.install(quality.IN_KERNEL)}.compile_with_sgd", "_grader_cm", 0.05)
     scores = student.call(
         "_grader_cm.evaluate", images, labels, batch_size=n, verbose=0, return_dict=True
     )
@@ -157,9 +142,8 @@ def test_compile_model_trains_with_the_given_optimizer(student, rng) -> None:
     n = int(rng.integers(8, 33))
     learning_rate = float(rng.uniform(0.05, 0.5))
     images, labels = random_images(rng, n), rng.integers(0, 10, size=n)
-    student.run(
-        f"compile_model(_grader_co, _grader_keras.optimizers.SGD(learning_rate={learning_rate!r}))"
-    )
+    lab = student.install(quality.IN_KERNEL)
+    student.call(f"{lab}.compile_with_sgd", "_grader_co", learning_rate)
     student.call("_grader_co.train_on_batch", images, labels)
     _, expected = reference.sgd_step(images, labels, params, learning_rate)
     got = student.call("_grader_co.get_weights")
@@ -183,13 +167,10 @@ def test_cnn_model_outputs_ten_probabilities_per_image(student, rng) -> None:
 
 @pytest.mark.grade("cnn_model", points=1)
 def test_cnn_model_convolves_with_a_sane_number_of_weights(student, rng) -> None:
-    student.run("_grader_cnn = build_cnn_model()")
+    lab = student.install(quality.IN_KERNEL)
+    student.call(f"{lab}.build", "_grader_cnn", "build_cnn_model")
     student.call("_grader_cnn", random_images(rng, 2))  # builds the weights
-    student.run(
-        "_grader_kinds = [type(layer).__name__ "
-        "for layer in _grader_cnn._flatten_layers(include_self=False)]"
-    )
-    kinds = student.get("_grader_kinds")
+    kinds = student.call(f"{lab}.layer_kinds", "_grader_cnn")
     assert_true(
         isinstance(kinds, list) and any("Conv" in str(kind) for kind in kinds),
         "build_cnn_model() should contain convolution layers (keras.layers.Conv2D)",
@@ -235,14 +216,9 @@ def test_train_step_equals_one_sgd_step_on_the_mean_loss(student, rng) -> None:
     n = int(rng.integers(8, 33))
     learning_rate = float(rng.uniform(0.05, 0.5))
     images, labels = random_images(rng, n), rng.integers(0, 10, size=n)
-    student.call("_grader_np.asarray", images, store_as="_grader_tx")
-    student.call("_grader_np.asarray", labels, store_as="_grader_ty")
-    student.run(
-        f"_grader_topt = _grader_keras.optimizers.SGD(learning_rate={learning_rate!r})\n"
-        "_grader_topt.build(_grader_tm.trainable_variables)\n"
-        "_grader_tloss = train_step(_grader_tm, _grader_topt, _grader_tx, _grader_ty)"
-    )
-    loss = plain_array(student.get("_grader_tloss"), "the loss train_step returned")
+    lab = student.install(quality.IN_KERNEL)
+    returned = student.call(f"{lab}.train_step_once", "_grader_tm", learning_rate, images, labels)
+    loss = as_array(returned, "the loss train_step returned")
     assert_true(
         loss.size == 1,
         f"train_step should return the batch's loss as one number; it returned shape {loss.shape}",
@@ -250,7 +226,7 @@ def test_train_step_equals_one_sgd_step_on_the_mean_loss(student, rng) -> None:
     expected_loss, expected = reference.sgd_step(images, labels, params, learning_rate)
     got_loss = float(loss.reshape(()))
     assert_true(
-        not math.isclose(got_loss, n * expected_loss, rel_tol=1e-3),
+        not close(got_loss, n * expected_loss, rtol=1e-3, atol=0),
         "train_step's loss is the SUM of the batch's losses; it should be their mean",
     )
     assert_close(
@@ -277,15 +253,11 @@ def test_train_step_repeated_steps_lower_the_loss(student, rng) -> None:
     digits = quality.grader_digits()
     chosen = rng.choice(len(digits.train_labels), size=32, replace=False)
     images = (digits.train_images[chosen] / np.float32(255.0))[..., None]  # (32, 28, 28, 1)
-    student.call("_grader_np.asarray", images.astype(np.float32), store_as="_grader_rx")
-    student.call("_grader_np.asarray", digits.train_labels[chosen], store_as="_grader_ry")
-    student.run(
-        "_grader_ropt = _grader_keras.optimizers.SGD(learning_rate=0.2)\n"
-        "_grader_ropt.build(_grader_tr.trainable_variables)\n"
-        "_grader_rlosses = [float(_grader_np.mean(train_step(_grader_tr, _grader_ropt, "
-        "_grader_rx, _grader_ry))) for _ in range(30)]"
+    lab = student.install(quality.IN_KERNEL)
+    x, y = images.astype(np.float32), digits.train_labels[chosen]
+    losses = as_array(
+        student.call(f"{lab}.train_steps", "_grader_tr", 0.2, x, y, 30), "the losses of 30 steps"
     )
-    losses = as_array(student.get("_grader_rlosses"), "the losses of 30 steps")
     assert_true(
         losses.shape == (30,) and bool(np.all(np.isfinite(losses))),
         "30 calls of train_step on one batch should each return a finite loss",

@@ -1,4 +1,4 @@
-"""Grader code that runs INSIDE the student's kernel, sent there as source text by the hidden tests.
+"""Grader code that runs INSIDE the student's kernel, installed there by the hidden tests.
 
 Episode loops call the student's code at every step; through the `student` door each call would
 be a round trip, so loops run here, next to the student's functions, on environments created here
@@ -6,33 +6,27 @@ with the grader's seeds. Nothing here is trusted: the grader checks what comes b
 policy is scored in the grader's own environments (observations in, actions out). Nothing here is
 secret either (no expected values, no reference implementations): the kernel can read it.
 
-`install(namespace)` binds the student's notebook namespace; the student's functions are then
-looked up by name at call time (`create_cartpole_model`, `choose_action`, `discount_rewards`,
-`train_step`, ...). The hidden tests install this module as `_grader_rl`.
+The hidden tests install it with ``student.install(Path(__file__).with_name("in_kernel.py"))``
+as ``_grader_lab3_rl``; the door binds `NOTEBOOK` to the notebook's namespace, where the
+student's functions are looked up by name at call time (`create_cartpole_model`,
+`choose_action`, `discount_rewards`, `train_step`, ...).
 """
 
 import time
 
 import numpy as np
 
-STUDENT = {}  # the notebook's namespace
+NOTEBOOK = {}  # the notebook's namespace, bound by the door (calibration binds its own)
 AGENTS = {}  # trained models, by name, for the grader to evaluate
 
 
-def install(namespace):
-    """Bind the student's notebook namespace (call with `globals()` in the kernel)."""
-    STUDENT.clear()
-    STUDENT.update({"__namespace__": namespace})
-
-
 def student(name):
-    namespace = STUDENT.get("__namespace__", {})
-    if name not in namespace:
+    if name not in NOTEBOOK:
         raise NameError(
             f"`{name}` is not defined in your notebook: run the cell that defines it "
             "(and keep its name as given)"
         )
-    return namespace[name]
+    return NOTEBOOK[name]
 
 
 def seed_everything(seed):
@@ -214,7 +208,7 @@ def build_linear_policy(name, n_inputs, kernel, bias):
 
     model = keras.Sequential([keras.Input((int(n_inputs),)), keras.layers.Dense(len(bias))])
     model.set_weights([np.asarray(kernel, dtype=np.float32), np.asarray(bias, dtype=np.float32)])
-    STUDENT["__namespace__"][name] = model
+    NOTEBOOK[name] = model
 
 
 def build_flat_pong_policy(name, n_actions):
@@ -225,7 +219,23 @@ def build_flat_pong_policy(name, n_actions):
         [keras.Input((40, 40, 1)), keras.layers.Flatten(), keras.layers.Dense(int(n_actions))]
     )
     model.set_weights([np.zeros_like(w) for w in model.get_weights()])
-    STUDENT["__namespace__"][name] = model
+    NOTEBOOK[name] = model
+
+
+def rollout(game, seeds, max_episode_steps, policy, memories):
+    """The student's collect_<GAME>_rollout on fresh environments seeded with SEEDS, driven by
+    the kernel model POLICY; the Memory objects it returns are kept as MEMORIES."""
+    from introdl import rl
+
+    make = {"cartpole": rl.make_cartpole, "pong": rl.make_pong}[game]
+    envs = [make(seed=int(s), max_episode_steps=int(max_episode_steps)) for s in seeds]
+    collect = student(f"collect_{game}_rollout")
+    NOTEBOOK[memories] = collect(envs, student(policy))
+
+
+def layer_names(model_name):
+    """The class names of the kernel model MODEL_NAME's layers."""
+    return [type(layer).__name__ for layer in student(model_name).layers]
 
 
 def weights(model_name):

@@ -18,6 +18,17 @@ Objects that cannot cross (a Keras model, an environment) stay in the kernel und
     n = student.call("_grader_model.count_params")
 
 Use names starting with ``_grader_`` for stored objects so they cannot clash with the student's.
+
+Grader code that must run next to the student's (a loop calling the student's function at every
+step, a helper that builds a model and keeps it) is a real module beside the tests,
+``grader_tests/<lab>/in_kernel.py``, installed once per test session::
+
+    LAB = student.install(Path(__file__).with_name("in_kernel.py"))   # "_grader_lab3_rl"
+    student.call(f"{LAB}.train_cartpole", episodes=200)
+
+The module's ``NOTEBOOK`` is bound to the notebook's namespace, where its functions find the
+student's code. When the student's code raises inside such a helper, the error names the
+student's function (``build_model() raised ValueError: ...``), not the helper.
 ``timeout`` and ``store_as`` are the door's own keywords: a student function whose parameters
 have those names must get them positionally. Names are looked up in the submission's namespace
 only (not builtins): ``student.call("np.mean", x)`` works where the submission imported numpy
@@ -52,7 +63,9 @@ if TYPE_CHECKING:
 TARGET = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 HELPER = "__introdl_bridge__"
+PREFIX = "_grader_"  # every name the grader puts into the kernel starts with it
 MESSAGE_CHARS = 2000
+NAME_CHARS = 200
 
 
 class BridgeError(Exception):
@@ -94,6 +107,7 @@ class Student:
         self._kernel = kernel
         self._ids = itertools.count()
         self._installed = False
+        self._modules: dict[Path, str] = {}
 
     # --- the three verbs ---------------------------------------------------------------------
     def call(
@@ -141,6 +155,37 @@ class Student:
                 "the grader's set-up statement", result.ename or "Error", result.evalue or ""
             )
 
+    def install(self, module: Path, *, timeout: float | None = 60.0) -> str:
+        """Install the grader's module file MODULE in the kernel; returns its name there.
+
+        The name is ``_grader_<folder>`` (``grader_tests/lab3_rl/in_kernel.py`` becomes
+        ``_grader_lab3_rl``), so it cannot clash with the student's names. The module's
+        ``NOTEBOOK`` is bound to the notebook's namespace. Installing the same file again through
+        the same `Student` does nothing. Its text is visible to the kernel: no expected values.
+        """
+        path = Path(module).resolve()
+        if path in self._modules:
+            return self._modules[path]
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{path}: no such grader module; grader code that runs in the kernel lives in "
+                "grader_tests/<lab>/in_kernel.py"
+            )
+        name = PREFIX + path.parent.name
+        if not IDENTIFIER.fullmatch(name):
+            raise ValueError(f"{path}: its folder name does not make a Python identifier ({name})")
+        self._install()
+        code = _module_code(name, path.read_text(), f"<grader {path.parent.name}/{path.name}>")
+        result = self._execute(
+            code + f"{name}.NOTEBOOK = globals()\n", f"installing {name}", timeout
+        )
+        if result.status == "error":
+            raise StudentError(
+                f"installing the grader's {path.name}", result.ename or "Error", result.evalue or ""
+            )
+        self._modules[path] = name
+        return name
+
     # --- plumbing ----------------------------------------------------------------------------
     def _lookup(self, op: str, name: str) -> dict[str, Any]:
         return {"op": op, "target": _target(name), "args": [], "kwargs": {}, "store_as": None}
@@ -149,15 +194,7 @@ class Student:
         if self._installed:
             return
         source = Path(kernel_side.__file__).read_text()
-        code = (
-            "def _introdl_install(source):\n"
-            "    import types\n"
-            f"    module = types.ModuleType({HELPER!r})\n"
-            f"    exec(compile(source, {'<introdl bridge>'!r}, 'exec'), module.__dict__)\n"
-            "    return module\n"
-            f"{HELPER} = _introdl_install({source!r})\n"
-            "del _introdl_install\n"
-        )
+        code = _module_code(HELPER, source, "<introdl bridge>")
         result = self._execute(code, "installing the grader's bridge", None)
         if result.status != "ok":
             raise BridgeError(
@@ -214,6 +251,19 @@ class Student:
         return _unwrap(answer, what, limit)
 
 
+def _module_code(name: str, source: str, filename: str) -> str:
+    """A kernel statement that makes SOURCE a module object bound to the global NAME."""
+    return (
+        "def _introdl_install(source):\n"
+        "    import types\n"
+        f"    module = types.ModuleType({name!r})\n"
+        f"    exec(compile(source, {filename!r}, 'exec'), module.__dict__)\n"
+        "    return module\n"
+        f"{name} = _introdl_install({source!r})\n"
+        "del _introdl_install\n"
+    )
+
+
 def _target(name: str) -> str:
     if not TARGET.fullmatch(name):
         raise ValueError(f"{name!r} is not a name or attribute path like 'f' or 'model.predict'")
@@ -227,6 +277,9 @@ def _unwrap(answer: dict[str, Any], what: str, limit: int) -> Any:
     if kind == "stored":
         return None
     if kind == "error":
+        function = payload.get("function")  # the student's function that raised, if any
+        if isinstance(function, str) and function:
+            what = f"{function[:NAME_CHARS]}()"
         raise StudentError(what, payload["ename"][:200], payload["evalue"], payload["traceback"])
     if kind == "too_large":
         raise UnsupportedValue(f"{what} returned more than the {limit}-byte exchange limit")

@@ -13,7 +13,7 @@ Plain data is JSON with tagged nodes, every array a ``.npy`` file next to it::
 A request directory holds ``request.json``: ``{"op": "call"|"get"|"has", "target": "a.b.c",
 "args": [...], "kwargs": {...}, "store_as": name|null, "max_bytes": n}``. The answer is
 ``result.json`` in the result directory: ``{"ok": value}``, ``{"stored": name}``,
-``{"error": {"ename", "evalue", "traceback"}}``, ``{"unsupported": {"type", "where"}}`` or
+``{"error": {"ename", "evalue", "traceback", "function"}}``, ``{"unsupported": {"type", "where"}}`` or
 ``{"too_large": bytes}``.
 """
 
@@ -23,6 +23,7 @@ import base64
 import json
 import os
 import traceback
+from types import TracebackType
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,10 @@ import numpy as np
 ARRAY_KINDS = "biufcUS"  # bool, ints, floats, complex, fixed-width text; never objects
 MAX_DEPTH = 64
 TENSOR_MODULES = ("tensorflow", "keras", "jax")
+# Files of code the student wrote: notebook cells (ipykernel names them after the kernel's pid;
+# older IPython "<ipython-input-...>"), and the files autograph writes for a `tf.function`.
+STUDENT_FILES = ("ipykernel_", "<ipython-input", "__autograph_generated_file")
+AUTOGRAPH_PREFIX = "tf__"  # autograph renames a converted function f to tf__f
 
 
 class Unsupported(Exception):
@@ -177,9 +182,28 @@ def serve(request_dir: str, result_dir: str, namespace: dict[str, Any]) -> None:
             "error": {
                 "ename": type(err).__name__,
                 "evalue": str(err),
+                "function": student_function(err.__traceback__),
                 # the first frames are this helper's; the student's own frames follow
                 "traceback": frames[-20:],
             }
         }
     with open(os.path.join(result_dir, "result.json"), "w") as f:
         json.dump(answer, f)
+
+
+def student_function(tb: TracebackType | None) -> str | None:
+    """The name of the outermost function of the student's own code in the traceback TB.
+
+    When a grader helper (an installed in_kernel module) calls the student's code, this is the
+    student's function the helper called, so the error can name it instead of the helper.
+    """
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if any(marker in code.co_filename for marker in STUDENT_FILES):
+            name = getattr(code, "co_qualname", code.co_name)
+            if "__autograph_generated_file" in code.co_filename:
+                name = code.co_name.removeprefix(AUTOGRAPH_PREFIX)
+            if not name.startswith("<"):  # a lambda or a cell's top level: no name to give
+                return str(name)
+        tb = tb.tb_next
+    return None

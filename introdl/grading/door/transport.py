@@ -127,11 +127,13 @@ def read_answer(exchange: Path, name: str, max_bytes: int) -> dict[str, Any]:
             frames = payload.get("traceback", [])
             if not isinstance(frames, list) or not all(isinstance(f, str) for f in frames):
                 frames = []
+            function = payload.get("function")  # the student's function that raised, or None
             return {
                 "error": {
                     "ename": payload["ename"],
                     "evalue": payload["evalue"],
                     "traceback": frames,
+                    "function": function if isinstance(function, str) else None,
                 }
             }
         raise TransportError(f"the kernel's answer has an unknown kind {kind[:50]!r}")

@@ -1,8 +1,13 @@
 """Assertions for hidden tests whose failure messages teach and never show grader source.
 
+The one place for array conversion and numeric tolerances in hidden tests: `as_array` (numbers,
+numpy scalars and arrays, lists of numbers), `close` (the test for "equal within tolerance"),
+`assert_close`, `assert_shape`, `assert_true`. A test that needs a looser tolerance passes
+``rtol=``/``atol=`` and says why in a comment; nothing calls numpy's allclose on its own.
+
 Every message says what was expected in words, then what came back, briefly. Values that came
 through the `student` door are plain data; these helpers check their type first, so a value of an
-unexpected kind fails clearly instead of comparing as equal.
+unexpected kind fails clearly instead of comparing as equal. Expected values are never printed.
 """
 
 from __future__ import annotations
@@ -11,13 +16,19 @@ from typing import Any
 
 import numpy as np
 
+# float32 arithmetic done another way (other ops, other order) differs by about 1e-6 relative;
+# the tolerance leaves two orders of magnitude for that and still catches any real mistake.
+RTOL = 1e-4
+ATOL = 1e-5
+
 
 def as_array(value: Any, what: str) -> np.ndarray[Any, Any]:
     """VALUE as a numeric numpy array, or an AssertionError saying what came back instead."""
     if isinstance(value, np.ndarray):
         array = value
     elif isinstance(value, bool | int | float | np.number | np.bool_) or (
-        isinstance(value, list) and all(isinstance(v, bool | int | float | list) for v in value)
+        isinstance(value, list)
+        and all(isinstance(v, bool | int | float | np.number | np.bool_ | list) for v in value)
     ):
         array = np.asarray(value)
     else:
@@ -36,21 +47,36 @@ def assert_shape(value: Any, shape: tuple[int, ...], message: str) -> np.ndarray
     return array
 
 
+def close(got: Any, expected: Any, *, rtol: float = RTOL, atol: float = ATOL) -> bool:
+    """Whether GOT equals EXPECTED elementwise within tolerance (same shape, both finite)."""
+    try:
+        assert_close(got, expected, "", rtol=rtol, atol=atol)
+    except AssertionError:
+        return False
+    return True
+
+
 def assert_close(
-    got: Any, expected: Any, message: str, *, rtol: float = 1e-4, atol: float = 1e-5
+    got: Any, expected: Any, message: str, *, rtol: float = RTOL, atol: float = ATOL
 ) -> np.ndarray[Any, Any]:
     """GOT equals EXPECTED elementwise within tolerance, with matching shapes."""
     want = np.asarray(expected, dtype=np.float64)
-    array = as_array(got, "the result")
+    try:
+        array = as_array(got, "the result")
+    except AssertionError as err:
+        raise AssertionError(f"{message} ({err})") from None
     if array.shape != want.shape:
         raise AssertionError(f"{message} (expected shape {want.shape}, got {array.shape})")
     values = array.astype(np.float64)
     if not np.all(np.isfinite(values)) and np.all(np.isfinite(want)):
         raise AssertionError(f"{message} (the result contains NaN or infinity)")
-    if not np.allclose(values, want, rtol=rtol, atol=atol):
-        worst = float(np.max(np.abs(values - want)))
+    near = np.isclose(values, want, rtol=rtol, atol=atol)
+    if not near.all():
+        with np.errstate(invalid="ignore"):
+            worst = float(np.max(np.abs(values - want)[~near]))
         raise AssertionError(
-            f"{message} (largest difference {worst:.3g}, tolerance {atol:g} + {rtol:g} x |expected|)"
+            f"{message} ({int((~near).sum())} of {near.size} values differ; largest difference "
+            f"{worst:.3g}, tolerance {atol:g} + {rtol:g} x |expected|)"
         )
     return array
 

@@ -9,8 +9,7 @@ A broken suite (an import error, a test without a grade marker, points that do n
 `HiddenSuiteError` naming the file before any student is scored. One run at a time per process:
 pytest keeps global state, so batch grading runs suites in separate worker processes.
 
-Hidden tests import `assert_close` from here for numeric checks whose failure message never shows
-the expected values.
+Hidden tests take their numeric checks from `expect.py` (one place for tolerances).
 """
 
 from __future__ import annotations
@@ -21,9 +20,7 @@ import io
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pytest
 
 from introdl.grading.errors import BadInput
@@ -105,30 +102,6 @@ def run_hidden_tests(
             f"pytest could not run the hidden suite {suite_dir} (exit code {int(code)}):\n{console.getvalue()}"
         )
     return plugin.outcomes()
-
-
-def assert_close(
-    got: Any, expected: Any, message: str, *, rtol: float = 1e-5, atol: float = 1e-6
-) -> None:
-    """Fail with MESSAGE unless GOT matches EXPECTED elementwise; adds shapes or the size of the miss.
-
-    Unlike numpy.testing, the failure never prints the expected values.
-    """
-    got_a, exp_a = np.asarray(got), np.asarray(expected)
-    if got_a.shape != exp_a.shape:
-        raise AssertionError(f"{message} (expected shape {exp_a.shape}, got {got_a.shape})")
-    try:
-        close = np.isclose(got_a, exp_a, rtol=rtol, atol=atol)
-    except TypeError:
-        raise AssertionError(
-            f"{message} (expected numbers, got values of type {got_a.dtype})"
-        ) from None
-    if not close.all():
-        with np.errstate(all="ignore"):
-            worst = float(np.max(np.abs(got_a.astype(float) - exp_a.astype(float))[~close]))
-        raise AssertionError(
-            f"{message} ({int((~close).sum())} of {close.size} values differ; largest difference {worst:.3g})"
-        )
 
 
 @contextlib.contextmanager
