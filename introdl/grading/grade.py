@@ -169,7 +169,9 @@ def grade_submission(
         else:
             pool_matches(pool, options)
             if datadir is not None:
-                raise ValueError("a warm pool's kernels see this machine's public data, not DATADIR")
+                raise ValueError(
+                    "a warm pool's kernels see this machine's public data, not DATADIR"
+                )
             warm = stack.enter_context(pool.take(lab))  # destroyed when grading ends
             copy, kernel = warm.copy, warm.kernel
             notes += warm.bind(submission, nb)
