@@ -67,6 +67,8 @@ def test_each_timed_lab_caps_its_notebook_well_inside_its_limit(lab: str) -> Non
     limits = lab_limits(suite, DEFAULT_LIMITS)
     assert limits.notebook_timeout <= LAB_LIMITS[lab] * 2 / 3, (lab, limits.notebook_timeout)
     assert limits.cell_timeout <= limits.notebook_timeout
+    assert limits.grading_timeout <= LAB_LIMITS[lab], (lab, limits.grading_timeout)
+    assert limits.grading_timeout - limits.notebook_timeout >= LAB_LIMITS[lab] / 3, lab
 
 
 @needs_bwrap
@@ -113,13 +115,14 @@ def test_every_lab_declares_its_limits_and_records_them(lab: str) -> None:
     them in its CALIBRATION.md beside the measurement they come from?"""
     suite = ROOT / "grader_tests" / lab
     declared = tomllib.loads((suite / "limits.toml").read_text(encoding="utf-8"))
-    for name in ("cell_timeout", "notebook_timeout"):
+    for name in ("cell_timeout", "notebook_timeout", "grading_timeout"):
         assert name in declared, f"{suite / 'limits.toml'} declares no {name}"
         assert declared[name] < getattr(DEFAULT_LIMITS, name), (lab, name)
-    assert declared["cell_timeout"] <= declared["notebook_timeout"]
+    assert declared["cell_timeout"] <= declared["notebook_timeout"] < declared["grading_timeout"]
     line = (
         f"Declared limits (limits.toml): cell_timeout = {declared['cell_timeout']} s, "
-        f"notebook_timeout = {declared['notebook_timeout']} s."
+        f"notebook_timeout = {declared['notebook_timeout']} s, "
+        f"grading_timeout = {declared['grading_timeout']} s."
     )
     assert line in (suite / "CALIBRATION.md").read_text(encoding="utf-8"), line
 
@@ -162,3 +165,48 @@ def test_a_notebook_that_never_returns_holds_a_worker_no_longer_than_its_lab_all
     assert "skipped" in statuses, statuses
     assert results.phases.notebook <= notebook_timeout + limits.interrupt_grace + 2, results.phases
     assert elapsed <= notebook_timeout + limits.startup_timeout / 2, (elapsed, results.phases)
+
+
+STALLING_SUITE = """
+import pytest
+
+@pytest.mark.parametrize("n", range(4))
+@pytest.mark.grade("add", points=0.5)
+@pytest.mark.budget(seconds=60)
+def test_add_answers(student, n):
+    assert student.call("add", n, 1, timeout=50) == n + 1, "add(n, 1) should be n + 1"
+"""
+
+
+@needs_bwrap
+def test_no_submission_holds_a_worker_past_its_labs_grading_limit(tmp_path: Path) -> None:
+    """A submission whose function never returns, called by four hidden tests each allowed 60 s:
+    does grading end at the lab's grading_timeout, the running test stopped and the later ones
+    failed without running, each saying why?"""
+    course = tmp_path / "course"
+    release = build_course(course)
+    suite = course / "grader_tests" / LAB
+    (suite / "test_corpus.py").write_text(STALLING_SUITE)
+    grading_timeout = 15
+    (suite / "limits.toml").write_text(
+        f"cell_timeout = 3\nnotebook_timeout = 8\ngrading_timeout = {grading_timeout}\n"
+    )
+    submit(course, "stalls", answer(release, "import time\n    while True:\n        time.sleep(1)"))
+    (sub,) = find_submissions(course, LAB)
+
+    started = time.monotonic()
+    results = grade_submission(
+        course, sub, GradeOptions(backend="bwrap", seed=3), slot=test_slot()
+    ).results
+    elapsed = time.monotonic() - started
+
+    assert [t.status for t in results.tests] == ["failed"] * 4, results.tests
+    assert all("ran out before this test finished" in t.output for t in results.tests), [
+        t.output for t in results.tests
+    ]
+    assert all(t.duration < 1 for t in results.tests[1:]), results.tests  # never started
+    worked = results.phases.notebook + results.phases.hidden_tests
+    assert grading_timeout - 3 <= worked <= grading_timeout + DEFAULT_LIMITS.interrupt_grace, (
+        results.phases
+    )
+    assert elapsed <= grading_timeout + DEFAULT_LIMITS.startup_timeout / 2, elapsed

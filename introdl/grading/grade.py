@@ -150,8 +150,8 @@ def grade_submission(
 
     t_start = time.monotonic()
     with contextlib.ExitStack() as stack:
+        limits = lab_limits(root / "grader_tests" / lab, options.limits)
         if pool is None:
-            limits = lab_limits(root / "grader_tests" / lab, options.limits)
             copy = stack.enter_context(working_copy(slot, limits))
             notes += prepare_workdir(submission, nb, copy.path, quota=copy.quota)
             t_start = time.monotonic()
@@ -186,6 +186,7 @@ def grade_submission(
             seed=seed,
             points=points,
             only=options.only,
+            deadline=t_notebook + limits.grading_timeout,
         )
         t_end = time.monotonic()
         events = tuple(Event("repaired", note) for note in notes)

@@ -79,6 +79,7 @@ class _Phase:
 @dataclass
 class _Timing:
     budget: float
+    cut: bool = False  # the budget was shortened to the submission's grading deadline
     started: float = field(default_factory=time.monotonic)
     ended: float | None = None
 
@@ -95,6 +96,7 @@ class HiddenTestPlugin:
         only: Sequence[str] = (),
         scrub: Sequence[str] = (),
         default_budget: float = DEFAULT_BUDGET,
+        deadline: float | None = None,
     ) -> None:
         # Underscored: the public names are the fixtures `student` and `seed` below.
         self._student = student
@@ -103,6 +105,7 @@ class HiddenTestPlugin:
         self.only = tuple(only)
         self.scrub = tuple(sorted({s for s in scrub if s}, key=len, reverse=True))
         self.default_budget = default_budget
+        self.deadline = deadline  # time.monotonic() past which no hidden test may run
         self.problems: list[str] = []
         self.items: list[pytest.Item] = []
         self.phases: dict[str, dict[str, _Phase]] = {}
@@ -225,7 +228,14 @@ class HiddenTestPlugin:
     # --- running: budgets ----------------------------------------------------------------------
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, None, None]:
-        self.timings[item.nodeid] = _Timing(budget=budget_of(item, self.default_budget))
+        budget = budget_of(item, self.default_budget)
+        cut = self.deadline is not None and self.deadline - time.monotonic() < budget
+        if cut:
+            assert self.deadline is not None
+            budget = max(0.0, self.deadline - time.monotonic())
+        timing = self.timings[item.nodeid] = _Timing(budget=budget, cut=cut)
+        if cut and budget <= 0:  # the deadline has passed: the test does not start
+            raise SetupBudgetExceeded(overrun_message(timing))
         with self._alarm(item, SetupBudgetExceeded):
             return (yield)
 
@@ -252,19 +262,15 @@ class HiddenTestPlugin:
             yield
             return
         remaining = timing.budget - (time.monotonic() - timing.started)
-        budget = timing.budget
+        over = overrun_message(timing)
 
         def on_alarm(signum: int, frame: FrameType | None) -> None:
-            raise BudgetExceeded(
-                f"the test ran past its time budget of {budget:g} s and was stopped"
-            )
+            raise BudgetExceeded(over)
 
         previous = signal.signal(signal.SIGALRM, on_alarm)
         try:
             if remaining <= 0:
-                raise BudgetExceeded(
-                    f"the test ran past its time budget of {budget:g} s and was stopped"
-                )
+                raise BudgetExceeded(over)
             signal.setitimer(signal.ITIMER_REAL, remaining, 1.0)
             yield
         finally:
@@ -315,7 +321,9 @@ class HiddenTestPlugin:
         if timing is not None:
             elapsed = (timing.ended or time.monotonic()) - timing.started
         status: Status
-        if setup is None or (setup.outcome == "passed" and call is None):
+        if timing is not None and timing.cut and timing.budget <= 0:
+            status, message = "failed", overrun_message(timing)
+        elif setup is None or (setup.outcome == "passed" and call is None):
             status, message = "error", "the test did not run"
         elif setup.outcome == "skipped":
             status, message = "skipped", setup.message
@@ -327,7 +335,11 @@ class HiddenTestPlugin:
             status, message = "skipped", call.message
         elif timing is not None and elapsed > timing.budget:
             status = "failed"
-            message = f"the test took {elapsed:.1f} s, past its time budget of {timing.budget:g} s"
+            message = (
+                overrun_message(timing)
+                if timing.cut
+                else f"the test took {elapsed:.1f} s, past its time budget of {timing.budget:g} s"
+            )
         elif teardown is not None and teardown.outcome == "failed":
             status, message = "error", f"the test's clean-up failed: {teardown.message}"
         else:
@@ -342,3 +354,13 @@ class HiddenTestPlugin:
             visibility=visibility,
             duration=elapsed,
         )
+
+
+def overrun_message(timing: _Timing) -> str:
+    """What a student reads about a test stopped by its budget or by the grading deadline."""
+    if timing.cut:
+        return (
+            "the time this lab allows for grading one submission ran out before this test "
+            "finished (earlier cells or tests of this notebook took it)"
+        )
+    return f"the test ran past its time budget of {timing.budget:g} s and was stopped"

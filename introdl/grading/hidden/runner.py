@@ -41,12 +41,16 @@ def run_hidden_tests(
     points: Mapping[str, float],
     only: Sequence[str] = (),
     default_budget: float = DEFAULT_BUDGET,
+    deadline: float | None = None,
 ) -> list[TestResult]:
     """Run the hidden suite in SUITE_DIR against STUDENT; one `TestResult` per test, in order.
 
     POINTS maps each autograded grade cell of the lab to its points (from the source notebook);
     the suite's markers must add up to it. ONLY keeps the tests whose grade id, name or node id is
     listed (calibration grades a known-wrong variant against just the tests meant to catch it).
+    DEADLINE (a `time.monotonic()` value) ends the phase: a test's budget is cut to what is left
+    of it, and a test that would start past it fails without running (the submission's grading
+    limit, `Limits.grading_timeout`).
     Raises `HiddenSuiteError` naming the file when the suite itself is broken.
     """
     suite_dir = suite_dir.resolve()
@@ -64,6 +68,7 @@ def run_hidden_tests(
         only=only,
         scrub=(str(scope), str(suite_dir)),
         default_budget=default_budget,
+        deadline=deadline,
     )
     args = [
         str(suite_dir),

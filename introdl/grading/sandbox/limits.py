@@ -16,8 +16,9 @@ still run. For example::
     # grader_tests/lab1_music/limits.toml
     cell_timeout = 60      # seconds for one notebook cell
     notebook_timeout = 100 # seconds for the whole notebook
+    grading_timeout = 180  # seconds for the notebook and the hidden tests together
 
-Every lab declares at least `cell_timeout` and `notebook_timeout`, measured beside its reference
+Every lab declares at least `cell_timeout`, `notebook_timeout` and `grading_timeout`, measured beside its reference
 and recorded in its CALIBRATION.md. Any numeric field of `Limits` may appear. A lab may only tighten a limit, never loosen it: the
 smaller of the lab's value and the grader's (its `--limits`, or the defaults) wins.
 """
@@ -71,6 +72,10 @@ class Limits:
     cell_timeout: float = 300.0  # one notebook cell
     notebook_timeout: float = 900.0  # the whole notebook; cells past it are skipped
     call_timeout: float = 30.0  # default for one Student.call / run / get
+    # The notebook and the hidden tests together: a test that would start past it fails without
+    # running, and a running one is stopped there. With the sandbox's start, it bounds how long one
+    # submission holds a worker, whatever it does. Every lab declares its own (its grading limit).
+    grading_timeout: float = 1800.0
     interrupt_grace: float = 5.0  # after an interrupt, how long before the sandbox is killed
     # --- output caps ---
     cell_output_bytes: int = 100 * KiB  # outputs kept per cell (text and images)
