@@ -69,6 +69,25 @@ class Sandbox(Protocol):
         """What was enforced, for results.json: backend, sandboxed, uid, limits, cgroups, notes."""
 
 
+def sandboxed_report(
+    backend: str, uid: int, limits: Mapping[str, int | None], **extra: Any
+) -> dict[str, Any]:
+    """results.json's `sandbox` block of a real sandbox (bwrap, docker): what it enforced."""
+    return {"backend": backend, "sandboxed": True, "uid": uid, **extra, "limits": dict(limits),
+            "network": False}  # fmt: skip
+
+
+def rlimits(limits: Limits) -> dict[str, int | None]:
+    """The per-process limits both sandboxes set, as results.json names them."""
+    return {
+        "nproc": limits.nproc,
+        "file_size_bytes": limits.file_size_bytes,
+        "open_files": limits.open_files,
+        "cpu_seconds": limits.cpu_seconds,
+        "tmp_bytes": limits.tmp_bytes,
+    }
+
+
 def kernel_env(
     spec: SandboxSpec, *, workdir: str, datadir: str | None, path_dirs: Sequence[str]
 ) -> dict[str, str]:

@@ -31,6 +31,8 @@ from introdl.grading.sandbox.base import (
     chown_tree,
     kernel_env,
     kill_uid,
+    rlimits,
+    sandboxed_report,
 )
 from introdl.grading.sandbox.cgroups import Cgroups
 
@@ -181,22 +183,15 @@ class BwrapSandbox:
 
     def report(self) -> dict[str, Any]:
         limits = self.spec.limits
+        enforced = {
+            "address_space_bytes": limits.address_space_bytes,
+            **rlimits(limits),
+            "memory_bytes": limits.memory_bytes if "memory" in self.cgroups.dirs else None,
+            "pids": limits.pids if "pids" in self.cgroups.dirs else None,
+        }
         return {
-            "backend": self.backend,
-            "sandboxed": True,
-            "uid": self.spec.uid,
-            "limits": {
-                "address_space_bytes": limits.address_space_bytes,
-                "nproc": limits.nproc,
-                "file_size_bytes": limits.file_size_bytes,
-                "open_files": limits.open_files,
-                "cpu_seconds": limits.cpu_seconds,
-                "tmp_bytes": limits.tmp_bytes,
-                "memory_bytes": limits.memory_bytes if "memory" in self.cgroups.dirs else None,
-                "pids": limits.pids if "pids" in self.cgroups.dirs else None,
-            },
+            **sandboxed_report(self.backend, self.spec.uid, enforced),
             "cgroups": {c: c in self.cgroups.dirs for c in ("memory", "pids")},
-            "network": False,
             "notes": [*self.notes, *self.cgroups.notes],
         }
 

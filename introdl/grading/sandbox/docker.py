@@ -38,6 +38,8 @@ from introdl.grading.sandbox.base import (
     SandboxSpec,
     chown_tree,
     kernel_env,
+    rlimits,
+    sandboxed_report,
 )
 
 DEFAULT_IMAGE = "introdl-course:latest"
@@ -213,23 +215,12 @@ class DockerSandbox:
 
     def report(self) -> dict[str, Any]:
         limits = self.spec.limits
+        enforced = {"memory_bytes": limits.memory_bytes, "pids": limits.pids, **rlimits(limits)}
         return {
-            "backend": self.backend,
-            "sandboxed": True,
-            "uid": self.spec.uid,
-            "image": self.image,
-            "gpus": self.gpus,
-            "limits": {
-                "memory_bytes": limits.memory_bytes,
-                "pids": limits.pids,
-                "nproc": limits.nproc,
-                "file_size_bytes": limits.file_size_bytes,
-                "open_files": limits.open_files,
-                "cpu_seconds": limits.cpu_seconds,
-                "tmp_bytes": limits.tmp_bytes,
-            },
+            **sandboxed_report(
+                self.backend, self.spec.uid, enforced, image=self.image, gpus=self.gpus
+            ),
             "cgroups": {"memory": True, "pids": True},
-            "network": False,
             "notes": list(self.notes),
         }
 
