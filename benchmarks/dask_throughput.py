@@ -13,8 +13,9 @@ alternating, R rounds of:
 
 Every round regrades everything (`force`). It prints seconds per round and submissions per minute
 for each mode, the bundles' sizes and how long packing them took. Method and results: BENCHMARKS.md.
-Run: .venv/bin/python benchmarks/dask_throughput.py [--lab lab1_tensorflow] [--students 6]
-     [--rounds 2] [--no-hide]
+Run: .venv/bin/python benchmarks/dask_throughput.py [--lab lab1_tensorflow|corpus] [--students 6]
+     [--rounds 2] [--no-hide]   (corpus: the engine tests' one-exercise course, no TensorFlow,
+     so the fixed costs of each path show)
 """
 
 from __future__ import annotations
@@ -115,7 +116,20 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="introdl-dask-bench-") as tmp:
         where = Path(tmp)
         course = where / "course"
-        build_course(args.lab, args.students, course)
+        if args.lab == "corpus":  # the engine tests' one-exercise course: no TensorFlow
+            sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+            import nbformat
+
+            from tests.corpus_course import answer
+            from tests.corpus_course import build_course as build_corpus
+
+            release = build_corpus(course)
+            for i in range(args.students):
+                folder = course / "submitted" / f"student{i}" / "corpus"
+                folder.mkdir(parents=True)
+                nbformat.write(answer(release), folder / "corpus.ipynb")
+        else:
+            build_course(args.lab, args.students, course)
         subs = find_submissions(course, args.lab)
         for label, make in (("lab", lab_bundle), ("data", data_bundle)):
             started = time.perf_counter()
