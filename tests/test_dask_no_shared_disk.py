@@ -244,9 +244,7 @@ def test_workers_that_cannot_see_the_course_grade_it_as_a_local_run_does(
     assert isinstance(caches, dict)
     for cache in caches.values():
         assert {lab_sha, data_sha} <= {p.name for p in cache.iterdir()}
-    # The sandbox's /data on a worker: the public sets of the data bundle, built where it grades.
-    views = [cache / data_sha / "data" / ".sandbox-view" for cache in caches.values()]
-    assert any((view / "irish_songs" / "irish.abc").is_file() for view in views)
+        assert (cache / data_sha / "view" / "irish_songs" / "irish.abc").is_file()
 
 
 @pytest.mark.parametrize(

@@ -188,16 +188,6 @@ def run_local(
     pool.shutdown(wait=True)
 
 
-# --- a Dask cluster --------------------------------------------------------------------------
-def run_dask(
-    root: Path, subs: list[Submission], options: GradeOptions, scheduler: str
-) -> Generator[tuple[Submission, Graded | BaseException], None, None]:
-    """Grade SUBS on the Dask cluster at SCHEDULER; its workers need no shared disk (cluster/)."""
-    from introdl.grading.cluster.dask_run import run_dask as run  # Dask only for a cluster
-
-    return run(root, subs, options, scheduler)
-
-
 def grade_class(
     root: Path,
     subs: list[Submission],
@@ -227,11 +217,12 @@ def grade_class(
         if progress:
             progress.started(sub.student)
 
-    stream = (
-        run_dask(root, todo, options, scheduler)
-        if scheduler
-        else run_local(root, todo, options, workers, on_start=started)
-    )
+    if scheduler:  # Dask is imported only for a cluster; its workers need no shared disk
+        from introdl.grading.cluster.dask_run import run_dask
+
+        stream = run_dask(root, todo, options, scheduler)
+    else:
+        stream = run_local(root, todo, options, workers, on_start=started)
     # Landing (nbgrader's preprocessors, the gradebook, files) runs on one thread of its own, in
     # arrival order, while the next submission is graded: with one in-process worker the two
     # overlap instead of adding up. Rows are recorded, and on_row called, on this thread.

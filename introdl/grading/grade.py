@@ -72,9 +72,18 @@ def release_notebook(root: Path, lab: str) -> NotebookNode:
 
 
 def grade_submission(
-    root: Path, submission: Submission, options: GradeOptions, *, slot: int = 0
+    root: Path,
+    submission: Submission,
+    options: GradeOptions,
+    *,
+    slot: int = 0,
+    datadir: Path | None = None,
 ) -> Graded:
-    """Grade SUBMISSION of its lab in sandbox slot SLOT (distinct per concurrent grading)."""
+    """Grade SUBMISSION of its lab in sandbox slot SLOT (distinct per concurrent grading).
+
+    ROOT holds release/<lab>/ and grader_tests/ (the course, or a worker's lab bundle); DATADIR
+    is the sandbox's read-only /data (default: the public sets of this machine's data cache).
+    """
     started = time.monotonic()
     lab = submission.lab
     release = release_notebook(root, lab)
@@ -113,7 +122,7 @@ def grade_submission(
         t_start = time.monotonic()
         kernel = start_kernel(
             workdir=workdir,
-            datadir=public_data_dir(),
+            datadir=datadir if datadir is not None else public_data_dir(),
             backend=backend,
             slot=slot,
             limits=limits,

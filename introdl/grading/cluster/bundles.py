@@ -21,7 +21,7 @@ import os
 import shutil
 import tarfile
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -124,8 +124,11 @@ def installed(sha256: str, what: str) -> Path:
     return folder
 
 
-def install(bundle: Bundle) -> Path:
-    """Verify BUNDLE, unpack it into the cache under its hash (once), and return that folder."""
+def install(bundle: Bundle, finish: Callable[[Path], None] | None = None) -> Path:
+    """Verify BUNDLE, unpack it into the cache under its hash (once), and return that folder.
+
+    FINISH, if given, completes the unpacked folder (a view of it) before it is published.
+    """
     verify(bundle.data, bundle.sha256, bundle.what)
     cache = cache_dir()
     target = cache / bundle.sha256
@@ -135,6 +138,8 @@ def install(bundle: Bundle) -> Path:
         fresh = Path(tempfile.mkdtemp(prefix=f".{bundle.sha256[:16]}-", dir=cache))
         try:
             unpack(bundle.data, fresh, bundle.what)
+            if finish is not None:
+                finish(fresh)
             os.chmod(fresh, 0o755)
             with contextlib.suppress(FileExistsError, OSError):
                 os.rename(fresh, target)  # an existing target: another worker installed it first

@@ -32,6 +32,7 @@ from introdl.grading.cluster.bundles import Bundle, BundleError, cache_dir, inst
 from introdl.grading.cluster.shipping import (
     ShippedSubmission,
     data_bundle,
+    finish_data,
     lab_bundle,
     pack_submission,
     unpack_submission,
@@ -76,8 +77,9 @@ class BundlePlugin(WorkerPlugin):
                 "ended or the coordinator stopped); run the batch again"
             )
         FETCHED.append(self.sha256)
+        finish = finish_data if self.kind == "data" else None
         bundle = Bundle(self.sha256, data, self.what)
-        await asyncio.get_running_loop().run_in_executor(None, install, bundle)
+        await asyncio.get_running_loop().run_in_executor(None, install, bundle, finish)
         logger.info(
             "introdl: installed %s (%.1f MB) as %s", self.what, len(data) / 2**20, self.sha256
         )
@@ -115,15 +117,12 @@ def grade_on_worker(
     course = installed(lab_sha, f"lab {lab}")
     data = installed(data_sha, f"data of lab {lab}")
     previous = os.environ.get(DATA_DIR_ENV)
-    os.environ[DATA_DIR_ENV] = str(
-        data / "data"
-    )  # this grading's data cache, as on the coordinator
+    os.environ[DATA_DIR_ENV] = str(data / "data")  # the hidden tests' data cache
     try:
         with tempfile.TemporaryDirectory(prefix="introdl-shipped-") as tmp:
             sub = unpack_submission(shipped, Path(tmp))
             slot = worker_slot(worker.name)
-            # The sandbox's /data is built from INTRODL_DATA_DIR: the public sets of the bundle.
-            return grade_submission(course, sub, options, slot=slot)
+            return grade_submission(course, sub, options, slot=slot, datadir=data / "view")
     finally:
         if previous is None:
             os.environ.pop(DATA_DIR_ENV, None)

@@ -4,9 +4,8 @@
   (`__init__.py`, a shared `conftest.py`) and `grader_tests/<lab>/`. Installed, it is a small
   course folder that `grade_submission` takes as its root.
 - The data bundle: the data sets the lab declares in `grader_tests/<lab>/datasets.txt`, from the
-  coordinator's data cache. Installed, its `data/` is the worker's data cache while it grades
-  (`INTRODL_DATA_DIR`): hidden tests load held-out sets from it, and the sandbox's read-only
-  `/data` is built from it as on the coordinator (`public_data_dir`: the public sets only).
+  coordinator's data cache. Installed, `data/` is the grader's data cache (hidden tests load
+  held-out sets from it) and `view/` the sandbox's read-only `/data`, of the public sets only.
 - The submission, with each task: its files as bytes. A symbolic link travels as its name and an
   oversized file as its size only; the worker puts back a dangling link and a sparse file of that
   size, so reading the notebook and `prepare_workdir` refuse them with the same words as on the
@@ -31,6 +30,7 @@ from pathlib import Path
 import introdl.data as registry
 from introdl.grading.cluster.bundles import Bundle, BundleError, check_name, pack, unpack
 from introdl.grading.errors import BadInput
+from introdl.grading.sandbox.public_data import mirror
 from introdl.grading.submission import MAX_FILE_BYTES, MAX_NOTEBOOK_BYTES, Submission
 
 DATASETS_FILE = "datasets.txt"
@@ -96,6 +96,17 @@ def data_bundle(root: Path, lab: str) -> Bundle:
             )
         files += [(f"data/{name}/{rel}", path) for rel, path in tree(cache / name)]
     return pack(files, f"data of lab {lab}")
+
+
+def finish_data(folder: Path) -> None:
+    """On the worker: `view/`, the public sets only, for the sandbox's read-only /data."""
+    view = folder / "view"
+    view.mkdir()
+    public = set(registry.public_datasets())
+    data = folder / "data"
+    for entry in sorted(data.iterdir()) if data.is_dir() else []:
+        if entry.name in public:
+            mirror(entry, view / entry.name)
 
 
 # --- the submission, with each task ----------------------------------------------------------
