@@ -148,9 +148,12 @@ def test_local_workers_grade_the_class_and_a_killed_worker_costs_only_a_rerun(
 
 
 @needs_bwrap
-def test_a_dask_cluster_grades_the_class_even_when_a_worker_dies(tmp_path: Path) -> None:
+def test_a_dask_cluster_grades_the_class_even_when_a_worker_dies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from distributed import Client, LocalCluster
 
+    monkeypatch.setenv("INTRODL_BUNDLE_DIR", str(tmp_path / "bundles"))  # the workers' caches
     course, expected = course_with_class(tmp_path)
     with (
         LocalCluster(

