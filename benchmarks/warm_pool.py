@@ -16,7 +16,7 @@ BENCHMARKS.md ("Warm sandboxes"):
 
 Run: .venv/bin/python benchmarks/warm_pool.py fixed [--lab lab1_tensorflow] [--runs 8]
      .venv/bin/python benchmarks/warm_pool.py class [--students 30] [--rounds 1]
-     .venv/bin/python benchmarks/warm_pool.py throughput [--students 12]
+     .venv/bin/python benchmarks/warm_pool.py throughput [--students 12] [--rounds 2]
      .venv/bin/python benchmarks/warm_pool.py labs [--repeats 1]
 otter-grader is in the `bench` extra (pip install -e '.[bench]'); without it (d) is skipped
 with a message.
@@ -201,17 +201,18 @@ def a_class(lab: str, students: int, rounds: int, skip: set[str]) -> None:
 
 
 # --- throughput -----------------------------------------------------------------------------------
-def throughput(lab: str, students: int) -> None:
+def throughput(lab: str, students: int, rounds: int) -> None:
     with tempfile.TemporaryDirectory(prefix="introdl-bench-") as tmp:
         course = Path(tmp) / "course"
         build_course(lab, students, course)
-        print(f"throughput, {students} {lab} submissions; {load()}")
-        for workers in ("1", "2"):
-            for warm in ("--warm=1", "--no-warm"):
+        print(f"throughput, {students} {lab} submissions, {rounds} round(s); {load()}")
+        runs = [(w, warm) for w in ("1", "2") for warm in ("--warm=1", "--no-warm")]
+        for r in range(rounds):
+            for workers, warm in runs if r % 2 == 0 else list(reversed(runs)):
                 seconds = command(introdl_cmd(lab, "--workers", workers, warm), course)
                 shutil.rmtree(course / "autograded", ignore_errors=True)
                 print(
-                    f"  workers {workers} {warm:<9}: {seconds:6.1f} s, "
+                    f"  round {r + 1}: workers {workers} {warm:<9}: {seconds:6.1f} s, "
                     f"{60 * students / seconds:5.1f} submissions/min  ({load()})"
                 )
 
@@ -259,6 +260,7 @@ def main() -> None:
     p = sub.add_parser("throughput")
     p.add_argument("--lab", default="lab1_tensorflow")
     p.add_argument("--students", type=int, default=12)
+    p.add_argument("--rounds", type=int, default=2, help="alternating the order")
     p = sub.add_parser("labs")
     p.add_argument("--labs", nargs="*", default=list(LABS))
     p.add_argument("--repeats", type=int, default=1)
@@ -269,7 +271,7 @@ def main() -> None:
     elif args.what == "class":
         a_class(args.lab, args.students, args.rounds, set(args.skip))
     elif args.what == "throughput":
-        throughput(args.lab, args.students)
+        throughput(args.lab, args.students, args.rounds)
     else:
         labs(args.labs, args.repeats)
 

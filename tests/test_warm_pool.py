@@ -314,3 +314,16 @@ def test_the_warm_knob(monkeypatch: pytest.MonkeyPatch) -> None:
         warm_size(None)
     with pytest.raises(BadInput, match="--warm -1"):
         warm_size(-1)
+
+
+def test_a_batch_pool_starts_no_kernel_past_its_last_submission(course: Path, slot: int) -> None:
+    """A pool for a batch of two (limit=2): after both are taken, does it start no third kernel?"""
+    options = GradeOptions(backend="bwrap", limits=TEST_LIMITS)
+    with warm_pool(course, options, size=1, labs=(LAB,), slot=slot, limit=2) as pool:
+        for _ in range(2):
+            with pool.take(LAB):
+                pass
+        time.sleep(2)
+        assert pool.started == 2
+        assert pool._ready == []
+        assert pool._starting == 0

@@ -163,7 +163,9 @@ def run_local(
         with contextlib.ExitStack() as stack:  # the pool closes however the batch ends
             kernels = None
             if warm > 0 and len(subs) > 1:
-                kernels = stack.enter_context(warm_pool(root, options, size=warm, labs=labs))
+                kernels = stack.enter_context(
+                    warm_pool(root, options, size=warm, labs=labs, limit=len(subs))
+                )
             for sub in subs:
                 if on_start:
                     on_start(sub)

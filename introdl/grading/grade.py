@@ -73,9 +73,16 @@ def sandbox_env(options: GradeOptions) -> dict[str, str]:
 
 
 def warm_pool(
-    root: Path, options: GradeOptions, *, size: int = 1, labs: tuple[str, ...] = (), slot: int = 0
+    root: Path,
+    options: GradeOptions,
+    *,
+    size: int = 1,
+    labs: tuple[str, ...] = (),
+    slot: int = 0,
+    limit: int | None = None,
 ) -> KernelPool:
-    """A pool of warm kernels that grade exactly as OPTIONS say (backend, limits, environment)."""
+    """A pool of warm kernels that grade exactly as OPTIONS say (backend, limits, environment);
+    LIMIT: how many kernels to start at most (a batch of N submissions needs N)."""
     return KernelPool(
         root,
         size=size,
@@ -86,6 +93,7 @@ def warm_pool(
         image=options.image,
         gpus=options.gpus,
         slot=slot,
+        limit=limit,
     )
 
 

@@ -149,6 +149,7 @@ class KernelPool:
         image: str | None = None,
         gpus: bool = False,
         slot: int = 0,
+        limit: int | None = None,
     ) -> None:
         if size < 1:
             raise ValueError("a kernel pool needs size >= 1 (no pool at all: pool=None)")
@@ -160,7 +161,9 @@ class KernelPool:
         self.image = image
         self.gpus = gpus
         self.slot = slot
+        self.limit = limit  # kernels to start at most (a batch of N needs N); None: no end
         self.started = 0  # kernels started so far (for tests and benchmarks)
+        self._launched = 0  # starts attempted
         self._lab: str | None = labs[0] if labs else None  # the lab to warm for next
         self._ready: list[WarmKernel] = []
         self._starting = 0
@@ -184,7 +187,7 @@ class KernelPool:
                 # make room for this lab: kernels warmed for another lab are destroyed
                 stale = [w for w in self._ready if w.lab != lab]
                 self._ready = [w for w in self._ready if w.lab == lab]
-                self._cond.notify_all()
+                self._replace(len(stale))
             else:
                 stale = []
         for warm in stale:
@@ -199,7 +202,7 @@ class KernelPool:
                     raise RuntimeError("the kernel pool is closed")
                 if self._error is not None:
                     err, self._error = self._error, None
-                    self._cond.notify_all()  # the warmer tries again for the next taker
+                    self._replace(1)  # the warmer tries again for the next taker
                     raise err
                 warm = next(w for w in self._ready if w.lab == lab)
                 self._ready.remove(warm)
@@ -207,6 +210,14 @@ class KernelPool:
             if warm.kernel.alive:
                 return warm
             warm.destroy()  # died while waiting (the host's OOM killer): take another
+            with self._cond:
+                self._replace(1)
+
+    def _replace(self, lost: int) -> None:
+        """LOST kernels will serve no one: the warmer may start as many more (lock held)."""
+        if self.limit is not None:
+            self.limit += lost
+        self._cond.notify_all()
 
     # --- warming -----------------------------------------------------------------------------
     def _warm_loop(self) -> None:
@@ -216,12 +227,14 @@ class KernelPool:
                     self._lab is None
                     or self._error is not None
                     or len(self._ready) + self._starting >= self.size
+                    or (self.limit is not None and self._launched >= self.limit)
                 ):
                     self._cond.wait()
                 if self._closed:
                     return
                 lab = self._lab
                 self._starting += 1
+                self._launched += 1
             assert lab is not None
             warm: WarmKernel | None = None
             try:
