@@ -52,9 +52,9 @@ def logits(name: str, x: np.ndarray) -> np.ndarray:
 
 
 def trainer(name: str, learning_rate: float) -> None:
-    optimizer = keras.optimizers.Adam(learning_rate)
-    optimizer.build(MODELS[name].trainable_variables)  # before tf.function: no new variables
-    TRAINING["optimizer"] = optimizer
+    adam = keras.optimizers.Adam(learning_rate)
+    adam.build(MODELS[name].trainable_variables)  # before tf.function: no new variables
+    TRAINING["optimizer"] = adam
     TRAINING["step"] = tf.function(NOTEBOOK["train_step"])
 
 

@@ -61,7 +61,7 @@ def train(
     x: np.ndarray, y: np.ndarray, latent_dim: int, steps: int, seed: int
 ) -> tuple[list[np.ndarray], list[float]]:
     """Losses returned by the submission's step, and how far encoder and decoder weights moved."""
-    keras.utils.set_random_seed(seed)
+    keras.utils.set_random_seed(int(seed))
     model = NOTEBOOK["DB_VAE"](latent_dim)
     x_t, y_t = tf.constant(x, dtype=tf.float32), tf.constant(y, dtype=tf.float32)
     model(x_t)

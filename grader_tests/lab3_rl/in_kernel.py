@@ -216,7 +216,7 @@ def build_flat_pong_policy(name, n_actions):
 def rollout(game, seeds, max_episode_steps, policy, memories):
     """The student's collect_<GAME>_rollout on fresh environments seeded with SEEDS, driven by
     the kernel model POLICY; the Memory objects it returns are kept as MEMORIES."""
-    from introdl import rl
+    from introdl.labs import lab3_rl as rl
 
     make = {"cartpole": rl.make_cartpole, "pong": rl.make_pong}[game]
     envs = [make(seed=int(s), max_episode_steps=int(max_episode_steps)) for s in seeds]
@@ -242,7 +242,7 @@ def pong_updates(seed, *, num_envs, max_steps, updates, learning_rate):
     """
     import keras
 
-    from introdl import rl
+    from introdl.labs import lab3_rl as rl
 
     seed_everything(seed)
     model = NOTEBOOK["create_pong_model"](6)
