@@ -48,7 +48,8 @@ def build(
 def logits(name: str, x: np.ndarray) -> np.ndarray:
     model = MODELS[name]
     reset(model)
-    return np.asarray(model(x), dtype="float32")
+    out: np.ndarray = np.asarray(model(x), dtype="float32")
+    return out
 
 
 def trainer(name: str, learning_rate: float) -> None:
