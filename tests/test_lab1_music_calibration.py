@@ -20,7 +20,7 @@ from types import ModuleType
 import pytest
 
 from introdl.grading.door.bridge import Student
-from introdl.music import extract_songs
+from introdl.labs.lab1_music import extract_songs
 from tests.test_lab1_music_variants import (
     all_variants,
     grade,

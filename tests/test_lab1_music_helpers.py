@@ -14,9 +14,9 @@ import pytest
 
 matplotlib.use("Agg")
 
-from introdl import music
+from introdl.labs import lab1_music as music
+from introdl.labs.lab1_music_midi import Note, parse_midi, plot_piano_roll, read_notes
 from introdl.liveplot import LossPlot
-from introdl.midi import Note, parse_midi, plot_piano_roll, read_notes
 
 TUNE = """X:1
 T:Alexander's

@@ -216,6 +216,22 @@ def test_wrong_variant_fails_the_tests_meant_to_catch_it(
 
 
 @needs_bwrap
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", WRONG, ids=[v.name for v in WRONG])
+def test_wrong_variant_fails_on_every_seed(lab_kernel: DefinitionsKernel, variant: Variant) -> None:
+    """Over 20 grading seeds, does each known mistake fail a test meant to catch it EVERY time?
+    (Training tests cost about a minute per seed: variants caught only by them get 3 seeds.)"""
+    use(lab_kernel, variant)
+    seeds = range(3) if set(variant.caught_by) <= set(TRAINING_TESTS) else range(20)
+    passed = [
+        seed
+        for seed in seeds
+        if all(r.status == "passed" for r in grade(lab_kernel, seed, variant.caught_by).values())
+    ]
+    assert not passed, f"{variant.name} passed {variant.caught_by} on seeds {passed}"
+
+
+@needs_bwrap
 @pytest.mark.parametrize("variant", CORRECT, ids=[v.name for v in CORRECT])
 def test_correct_variant_passes_the_fast_tests(
     lab_kernel: DefinitionsKernel, variant: Variant

@@ -22,7 +22,7 @@ from introdl.data.generated import (
     make_skewed_faces,
     read_groups,
 )
-from introdl.debiasing import FaceBatches, detection_rates
+from introdl.labs.lab2_debiasing import FaceBatches, detection_rates
 
 N_FACES = TRAIN_IDENTITIES * AUGMENT_PER_FACE
 

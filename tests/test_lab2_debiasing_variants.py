@@ -166,6 +166,21 @@ def test_non_face_check_over_many_seeds(kernel: DefinitionsKernel, variant: str)
 
 @needs_bwrap
 @pytest.mark.slow
+@pytest.mark.parametrize("variant", sorted(CAUGHT_BY))
+def test_known_mistake_loses_points_on_every_seed(kernel: DefinitionsKernel, variant: str) -> None:
+    """Over 20 grading seeds, does each known-wrong variant lose points on EVERY seed in the
+    grade cells meant to catch it (not just on the one seed of the quick test)?"""
+    only = CAUGHT_BY[variant]
+    passed = [
+        seed
+        for seed in range(20)
+        if all(r.status == "passed" for r in grade(kernel, variant, seed=seed, only=only))
+    ]
+    assert not passed, f"{variant} kept full marks in {only} on seeds {passed}"
+
+
+@needs_bwrap
+@pytest.mark.slow
 def test_many_seed_calibration() -> None:
     """Over several grading seeds, does the reference always pass and every variant lose points?"""
     spec = importlib.util.spec_from_file_location("calibrate", CALIBRATE)

@@ -94,12 +94,14 @@ def student(mnist_cache: Path) -> Iterator[Student]:
         yield Student(kernel)
 
 
-def grade(student: Student, variant: str, only: tuple[str, ...]) -> list[TestResult]:
+def grade(
+    student: Student, variant: str, only: tuple[str, ...], seed: int = SEED
+) -> list[TestResult]:
     """Grade VARIANT (run on top of the solutions) against the hidden tests ONLY; then restore."""
     if variant != calibrate.REFERENCE:
         student.run(calibrate.variant_code(variant), timeout=60)
     try:
-        return run_hidden_tests(SUITE, student, seed=SEED, points=points(), only=only)
+        return run_hidden_tests(SUITE, student, seed=seed, points=points(), only=only)
     finally:
         student.run(calibrate.answer_code(), timeout=60)
 
@@ -125,6 +127,21 @@ def test_wrong_variant_fails_the_tests_meant_to_catch_it(student: Student, varia
         assert result.score == 0
         assert result.output, f"{variant}: {result.name} failed without a message for the student"
         assert "grader_tests" not in result.output  # no grader paths in feedback
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", sorted(CAUGHT_BY))
+def test_wrong_variant_fails_on_every_seed(student: Student, variant: str) -> None:
+    """Over 20 grading seeds (5 when a quality test, which trains, is what catches it), does each
+    known mistake fail a hidden test meant to catch it EVERY time?"""
+    tests = CAUGHT_BY[variant]
+    seeds = range(5) if set(tests) <= set(QUALITY_TESTS) else range(20)
+    passed = [
+        seed
+        for seed in seeds
+        if all(r.status == "passed" for r in grade(student, variant, tests, seed=seed))
+    ]
+    assert not passed, f"{variant} passed {tests} on seeds {passed}"
 
 
 @pytest.mark.parametrize("variant", [calibrate.REFERENCE, *CORRECT])

@@ -1,4 +1,4 @@
-"""Do the RL lab's helpers (introdl.rl) give seeded environments, correct frames, curves and GIFs?"""
+"""Do the RL lab's helpers (introdl.labs.lab3_rl) give seeded environments, correct frames, curves and GIFs?"""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from introdl import rl
+from introdl.labs import lab3_rl as rl
 
 
 def test_seeded_cartpole_replays_the_same_episodes() -> None:

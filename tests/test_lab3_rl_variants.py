@@ -77,6 +77,22 @@ def test_wrong_variant_loses_points_where_expected(
     assert all(t["output"].strip() for t in failed)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", WRONG, ids=[v.name for v in WRONG])
+def test_wrong_variant_loses_points_on_every_seed(
+    variant: Variant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over 10 grading seeds (a whole sandboxed grading each, ~15 s), does each known mistake
+    lose points in the quick cells meant to catch it EVERY time?"""
+    quick = tuple(g for g in variant.caught_by if g not in SLOW_GRADE_IDS)
+    kept = []
+    for seed in range(10):
+        results = grade(lean_notebook(variant), tmp_path, monkeypatch, only=quick, seed=seed)
+        if all(got >= top for got, top in score_by_grade(results).values()):
+            kept.append(seed)
+    assert not kept, f"{variant.name} kept full marks in {quick} on seeds {kept}"
+
+
 @pytest.mark.parametrize("variant", CORRECT, ids=[v.name for v in CORRECT])
 def test_correct_variant_passes_every_quick_hidden_test(
     variant: Variant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

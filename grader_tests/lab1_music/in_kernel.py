@@ -19,16 +19,6 @@ MODELS: dict[str, Any] = {}  # the student's models, built here by name
 TRAINING: dict[str, Any] = {}  # the optimizer, the compiled step and the training songs
 
 
-def student(name: str) -> Any:
-    """The notebook's NAME (a function the student wrote)."""
-    if name not in NOTEBOOK:
-        raise NameError(
-            f"`{name}` is not defined in your notebook: run the cell that defines it "
-            "(and keep its name as given)"
-        )
-    return NOTEBOOK[name]
-
-
 def seed(value: int) -> None:
     keras.utils.set_random_seed(int(value))
 
@@ -48,7 +38,7 @@ def reset(model: Any) -> None:
 def build(
     name: str, vocab_size: int, embedding_dim: int, rnn_units: int, batch_size: int
 ) -> list[list[int]]:
-    built = student("build_model")(vocab_size, embedding_dim, rnn_units, batch_size)
+    built = NOTEBOOK["build_model"](vocab_size, embedding_dim, rnn_units, batch_size)
     built(np.zeros((batch_size, 2), dtype="int32"))  # create the weights
     reset(built)
     MODELS[name] = built
@@ -58,14 +48,15 @@ def build(
 def logits(name: str, x: np.ndarray) -> np.ndarray:
     model = MODELS[name]
     reset(model)
-    return np.asarray(model(x), dtype="float32")
+    out: np.ndarray = np.asarray(model(x), dtype="float32")
+    return out
 
 
 def trainer(name: str, learning_rate: float) -> None:
-    optimizer = keras.optimizers.Adam(learning_rate)
-    optimizer.build(MODELS[name].trainable_variables)  # before tf.function: no new variables
-    TRAINING["optimizer"] = optimizer
-    TRAINING["step"] = tf.function(student("train_step"))
+    adam = keras.optimizers.Adam(learning_rate)
+    adam.build(MODELS[name].trainable_variables)  # before tf.function: no new variables
+    TRAINING["optimizer"] = adam
+    TRAINING["step"] = tf.function(NOTEBOOK["train_step"])
 
 
 def loss_value(loss: Any) -> float:
@@ -87,7 +78,7 @@ def set_songs(ids: np.ndarray) -> None:
 def train_on_songs(name: str, steps: int, seq_length: int, batch_size: int) -> list[float]:
     model = MODELS[name]
     step, optimizer = TRAINING["step"], TRAINING["optimizer"]
-    get_batch = student("get_batch")
+    get_batch = NOTEBOOK["get_batch"]
     losses = []
     for _ in range(steps):
         x, y = get_batch(TRAINING["songs"], seq_length, batch_size)
@@ -113,4 +104,4 @@ def fix_logits(name: str, bias: np.ndarray) -> None:
 
 
 def generate(name: str, start_string: str, generation_length: int) -> Any:
-    return student("generate_text")(MODELS[name], start_string, generation_length)
+    return NOTEBOOK["generate_text"](MODELS[name], start_string, generation_length)

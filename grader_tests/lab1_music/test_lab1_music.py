@@ -19,7 +19,7 @@ import pytest
 
 from grader_tests.lab1_music import reference
 from introdl.grading.hidden.expect import assert_close, close
-from introdl.music import extract_songs
+from introdl.labs.lab1_music import extract_songs
 
 # --- The grader's training budget (calibrated in CALIBRATION.md) --------------------------------
 GRADER_MODEL = {"embedding_dim": 32, "rnn_units": 128, "batch_size": 32}

@@ -93,7 +93,32 @@ def test_dense_layer_output_shape_for_several_batches(student, rng) -> None:
         )
 
 
-def check_one_sigmoid_layer_model(student, rng, build: str, what: str) -> None:
+# The three exercises that build a model of one sigmoid Dense layer, graded alike: the student's
+# builder (a function or a class), what the feedback calls it, and its grade cell.
+ONE_LAYER_MODELS = [
+    pytest.param(
+        "build_sequential_model",
+        "build_sequential_model(n)",
+        marks=pytest.mark.grade("sequential_model", points=1),
+        id="sequential",
+    ),
+    pytest.param(
+        "SubclassModel",
+        "SubclassModel(n)",
+        marks=pytest.mark.grade("subclass_model", points=1),
+        id="subclass",
+    ),
+    pytest.param(
+        "IdentityModel",
+        "IdentityModel(n) with isidentity=False",
+        marks=pytest.mark.grade("identity_model", points=1),
+        id="identity-switched-off",
+    ),
+]
+
+
+@pytest.mark.parametrize(("build", "what"), ONE_LAYER_MODELS)
+def test_model_is_one_sigmoid_dense_layer(student, rng, build: str, what: str) -> None:
     """BUILD(n), the student's function or class, makes a model of one sigmoid Dense layer."""
     batch, d, n = random_dims(rng)
     x = rng.normal(size=(batch, d)).astype("float32")
@@ -109,25 +134,6 @@ def check_one_sigmoid_layer_model(student, rng, build: str, what: str) -> None:
         y,
         reference.dense(x, kernel, bias.reshape(1, -1)),
         f"{what} should compute sigmoid(x W + b) with {n} outputs",
-    )
-
-
-@pytest.mark.grade("sequential_model", points=1)
-def test_sequential_model_is_one_sigmoid_dense_layer(student, rng) -> None:
-    check_one_sigmoid_layer_model(
-        student, rng, "build_sequential_model", "build_sequential_model(n)"
-    )
-
-
-@pytest.mark.grade("subclass_model", points=1)
-def test_subclass_model_is_one_sigmoid_dense_layer(student, rng) -> None:
-    check_one_sigmoid_layer_model(student, rng, "SubclassModel", "SubclassModel(n)")
-
-
-@pytest.mark.grade("identity_model", points=1)
-def test_identity_model_applies_the_layer_when_switched_off(student, rng) -> None:
-    check_one_sigmoid_layer_model(
-        student, rng, "IdentityModel", "IdentityModel(n) with isidentity=False"
     )
 
 

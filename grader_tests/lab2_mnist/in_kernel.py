@@ -19,16 +19,6 @@ NOTEBOOK: dict[str, Any] = {}  # the notebook's namespace, bound by the door
 DIGITS: dict[str, np.ndarray] = {}  # the digits the grader trains and predicts on
 
 
-def student(name: str) -> Any:
-    """The notebook's NAME (a function the student wrote)."""
-    if name not in NOTEBOOK:
-        raise NameError(
-            f"`{name}` is not defined in your notebook: run the cell that defines it "
-            "(and keep its name as given)"
-        )
-    return NOTEBOOK[name]
-
-
 def small_net(name: str, hidden: int, params: list[np.ndarray]) -> None:
     """The grader's own small network (Flatten, Dense(hidden, relu), Dense(10, softmax))."""
     net = keras.Sequential(
@@ -45,12 +35,12 @@ def small_net(name: str, hidden: int, params: list[np.ndarray]) -> None:
 
 def build(name: str, builder: str) -> None:
     """The network the student's BUILDER makes, kept as NAME."""
-    NOTEBOOK[name] = student(builder)()
+    NOTEBOOK[name] = NOTEBOOK[builder]()
 
 
 def compile_with_sgd(name: str, learning_rate: float) -> None:
     """The student's compile_model on network NAME with the grader's SGD optimizer."""
-    student("compile_model")(NOTEBOOK[name], keras.optimizers.SGD(learning_rate=learning_rate))
+    NOTEBOOK["compile_model"](NOTEBOOK[name], keras.optimizers.SGD(learning_rate=learning_rate))
 
 
 def layer_kinds(name: str) -> list[str]:
@@ -66,14 +56,14 @@ def sgd_optimizer(name: str, learning_rate: float) -> Any:
 
 def train_step_once(name: str, learning_rate: float, x: np.ndarray, y: np.ndarray) -> Any:
     """What the student's train_step returns for one SGD step of network NAME on (x, y)."""
-    return student("train_step")(NOTEBOOK[name], sgd_optimizer(name, learning_rate), x, y)
+    return NOTEBOOK["train_step"](NOTEBOOK[name], sgd_optimizer(name, learning_rate), x, y)
 
 
 def train_steps(
     name: str, learning_rate: float, x: np.ndarray, y: np.ndarray, steps: int
 ) -> list[float]:
     """The losses of STEPS calls of the student's train_step on one batch."""
-    train_step, optimizer = student("train_step"), sgd_optimizer(name, learning_rate)
+    train_step, optimizer = NOTEBOOK["train_step"], sgd_optimizer(name, learning_rate)
     return [float(np.mean(train_step(NOTEBOOK[name], optimizer, x, y))) for _ in range(steps)]
 
 
@@ -92,7 +82,7 @@ def has_digits() -> bool:
 def probe(builder: str, seed: int) -> Any:
     """A fresh network from BUILDER, seeded with SEED, and its output on 16 training digits."""
     keras.utils.set_random_seed(int(seed))
-    NOTEBOOK["_grader_net"] = student(builder)()
+    NOTEBOOK["_grader_net"] = NOTEBOOK[builder]()
     return NOTEBOOK["_grader_net"].predict_on_batch(DIGITS["train_x"][:16])
 
 

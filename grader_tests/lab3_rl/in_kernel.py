@@ -20,15 +20,6 @@ NOTEBOOK = {}  # the notebook's namespace, bound by the door (calibration binds 
 AGENTS = {}  # trained models, by name, for the grader to evaluate
 
 
-def student(name):
-    if name not in NOTEBOOK:
-        raise NameError(
-            f"`{name}` is not defined in your notebook: run the cell that defines it "
-            "(and keep its name as given)"
-        )
-    return NOTEBOOK[name]
-
-
 def seed_everything(seed):
     import keras
 
@@ -40,7 +31,7 @@ def seed_everything(seed):
 
 def actions_for(model, observations, n_actions):
     """The student's choose_action on a batch, checked to be one valid action per observation."""
-    chosen = student("choose_action")(model, observations, single=False)
+    chosen = NOTEBOOK["choose_action"](model, observations, single=False)
     actions = np.asarray(chosen).reshape(-1)
     if actions.shape[0] != len(observations):
         raise ValueError(
@@ -85,7 +76,7 @@ def train_cartpole(
 
     started = time.monotonic()
     seed_everything(seed)
-    model = student("create_cartpole_model")()
+    model = NOTEBOOK["create_cartpole_model"]()
     optimizer = keras.optimizers.Adam(float(learning_rate))
     AGENTS[agent] = model
     envs = [gym.make("CartPole-v1") for _ in range(num_envs)]
@@ -125,7 +116,7 @@ def train_cartpole(
 
 def update(model, optimizer, episodes):
     """One train_step on a batch of finished episodes."""
-    discount = student("discount_rewards")
+    discount = NOTEBOOK["discount_rewards"]
     observations = np.vstack([np.asarray(o, dtype=np.float32) for o, _, _ in episodes])
     actions = np.concatenate([np.asarray(a, dtype=np.int32) for _, a, _ in episodes])
     returns = np.concatenate(
@@ -139,7 +130,7 @@ def update(model, optimizer, episodes):
             f"discount_rewards returned {returns.shape[0]} values for {actions.shape[0]} rewards; "
             "it should return one return per reward"
         )
-    student("train_step")(model, optimizer, observations, actions, returns)
+    NOTEBOOK["train_step"](model, optimizer, observations, actions, returns)
 
 
 def act(agents, observations):
@@ -155,7 +146,7 @@ def act(agents, observations):
 
 def trace(name):
     """The memories in the kernel variable NAME as plain arrays, one dict per memory."""
-    memories = student(name)
+    memories = NOTEBOOK[name]
     out = []
     for memory in memories:
         out.append(
@@ -177,7 +168,7 @@ def trace(name):
 
 def logits(model_name, inputs):
     """The logits of the kernel's model MODEL_NAME on INPUTS, as an array."""
-    return np.asarray(student(model_name)(np.asarray(inputs, dtype=np.float32)))
+    return np.asarray(NOTEBOOK[model_name](np.asarray(inputs, dtype=np.float32)))
 
 
 def train_on(model_name, optimizer, learning_rate, inputs, actions, returns, steps=1):
@@ -186,9 +177,9 @@ def train_on(model_name, optimizer, learning_rate, inputs, actions, returns, ste
 
     make = {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam}[optimizer]
     opt = make(learning_rate)
-    model = student(model_name)
+    model = NOTEBOOK[model_name]
     for _ in range(int(steps)):
-        student("train_step")(
+        NOTEBOOK["train_step"](
             model,
             opt,
             np.asarray(inputs, dtype=np.float32),
@@ -199,7 +190,7 @@ def train_on(model_name, optimizer, learning_rate, inputs, actions, returns, ste
 
 def with_model(function, model, *args, **kwargs):
     """The student's FUNCTION called with the kernel object named MODEL as first argument."""
-    return student(function)(student(model), *args, **kwargs)
+    return NOTEBOOK[function](NOTEBOOK[model], *args, **kwargs)
 
 
 def build_linear_policy(name, n_inputs, kernel, bias):
@@ -225,22 +216,22 @@ def build_flat_pong_policy(name, n_actions):
 def rollout(game, seeds, max_episode_steps, policy, memories):
     """The student's collect_<GAME>_rollout on fresh environments seeded with SEEDS, driven by
     the kernel model POLICY; the Memory objects it returns are kept as MEMORIES."""
-    from introdl import rl
+    from introdl.labs import lab3_rl as rl
 
     make = {"cartpole": rl.make_cartpole, "pong": rl.make_pong}[game]
     envs = [make(seed=int(s), max_episode_steps=int(max_episode_steps)) for s in seeds]
-    collect = student(f"collect_{game}_rollout")
-    NOTEBOOK[memories] = collect(envs, student(policy))
+    collect = NOTEBOOK[f"collect_{game}_rollout"]
+    NOTEBOOK[memories] = collect(envs, NOTEBOOK[policy])
 
 
 def layer_names(model_name):
     """The class names of the kernel model MODEL_NAME's layers."""
-    return [type(layer).__name__ for layer in student(model_name).layers]
+    return [type(layer).__name__ for layer in NOTEBOOK[model_name].layers]
 
 
 def weights(model_name):
     """The weights of the kernel model MODEL_NAME, as a list of arrays."""
-    return [np.asarray(w) for w in student(model_name).get_weights()]
+    return [np.asarray(w) for w in NOTEBOOK[model_name].get_weights()]
 
 
 def pong_updates(seed, *, num_envs, max_steps, updates, learning_rate):
@@ -251,20 +242,20 @@ def pong_updates(seed, *, num_envs, max_steps, updates, learning_rate):
     """
     import keras
 
-    from introdl import rl
+    from introdl.labs import lab3_rl as rl
 
     seed_everything(seed)
-    model = student("create_pong_model")(6)
+    model = NOTEBOOK["create_pong_model"](6)
     optimizer = keras.optimizers.Adam(float(learning_rate))
     envs = [
         rl.make_pong(seed=int(seed) + i, max_episode_steps=int(max_steps)) for i in range(num_envs)
     ]
     steps, points, changed = [], 0, False
     for _ in range(int(updates)):
-        memories = student("collect_pong_rollout")(envs, model)
+        memories = NOTEBOOK["collect_pong_rollout"](envs, model)
         before = [np.array(w) for w in model.get_weights()]
         rewards = [np.asarray(m.rewards, dtype=np.float32) for m in memories]
-        student("train_step")(
+        NOTEBOOK["train_step"](
             model,
             optimizer,
             np.concatenate(
@@ -272,7 +263,10 @@ def pong_updates(seed, *, num_envs, max_steps, updates, learning_rate):
             ),
             np.concatenate([np.asarray(m.actions, dtype=np.int32) for m in memories]),
             np.concatenate(
-                [np.asarray(student("discount_rewards_pong")(r), dtype=np.float32) for r in rewards]
+                [
+                    np.asarray(NOTEBOOK["discount_rewards_pong"](r), dtype=np.float32)
+                    for r in rewards
+                ]
             ),
         )
         steps.append([len(m.actions) for m in memories])

@@ -1,6 +1,6 @@
 """Reference results for the hidden tests of lab3_rl. Never released, never sent to the kernel.
 
-Plain NumPy, written independently of the notebook's solution and of `introdl.rl`.
+Plain NumPy, written independently of the notebook's solution and of `introdl.labs.lab3_rl`.
 """
 
 from __future__ import annotations

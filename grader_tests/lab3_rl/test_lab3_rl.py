@@ -316,7 +316,7 @@ def test_cartpole_rollout_records_whole_episodes_from_the_policy(
 
 
 def check_cartpole_trace(trace: dict[str, Any], seed: int, w: np.ndarray, steps: int) -> None:
-    from introdl import rl
+    from introdl.labs import lab3_rl as rl
 
     obs, actions, rewards = trace["observations"], trace["actions"], trace["rewards"]
     n = len(actions)
@@ -437,7 +437,7 @@ def test_trained_cartpole_policy_balances_in_graders_environments(
 # --- Part 2: Pong -----------------------------------------------------------------------------
 def pong_frames(rng: np.random.Generator, steps: int) -> list[np.ndarray]:
     """Real Pong frames from ALE, with random play, in the grader's process."""
-    from introdl import rl
+    from introdl.labs import lab3_rl as rl
 
     env = rl.make_pong(seed=int(rng.integers(0, 2**31 - 1)))
     frames = [env.reset()[0]]
@@ -490,7 +490,7 @@ def test_pong_model_is_a_cnn_giving_logits(kernel: Any, rng: np.random.Generator
 def test_pong_rollout_records_frame_differences_of_the_game(
     kernel: Any, rng: np.random.Generator
 ) -> None:
-    from introdl import rl
+    from introdl.labs import lab3_rl as rl
 
     seeds = [int(s) for s in rng.integers(0, 2**31 - 1, size=2)]
     steps = 25

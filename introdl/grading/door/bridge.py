@@ -27,7 +27,8 @@ step, a helper that builds a model and keeps it) is a real module beside the tes
     student.call(f"{LAB}.train_cartpole", episodes=200)
 
 The module's ``NOTEBOOK`` is bound to the notebook's namespace, where its functions find the
-student's code. When the student's code raises inside such a helper, the error names the
+student's code (``NOTEBOOK["build_model"]``; a name the notebook lacks is a NameError that says
+which cell to run). When the student's code raises inside such a helper, the error names the
 student's function (``build_model() raised ValueError: ...``), not the helper.
 ``timeout`` and ``store_as`` are the door's own keywords: a student function whose parameters
 have those names must get them positionally. Names are looked up in the submission's namespace
@@ -177,7 +178,9 @@ class Student:
         self._install()
         code = _module_code(name, path.read_text(), f"<grader {path.parent.name}/{path.name}>")
         result = self._execute(
-            code + f"{name}.NOTEBOOK = globals()\n", f"installing {name}", timeout
+            code + f"{name}.NOTEBOOK = {HELPER}.Notebook(globals())\n",
+            f"installing {name}",
+            timeout,
         )
         if result.status == "error":
             raise StudentError(

@@ -146,6 +146,34 @@ def resolve(target: str, namespace: dict[str, Any]) -> Any:
     return value
 
 
+class Notebook:
+    """The notebook's namespace as the grader's in_kernel modules see it (their ``NOTEBOOK``).
+
+    Live (names the notebook defines later are there too); a name the notebook does not define
+    is a NameError that tells the student what to do, not a KeyError.
+    """
+
+    def __init__(self, namespace: dict[str, Any]) -> None:
+        self._namespace = namespace
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._namespace:
+            raise NameError(
+                f"`{name}` is not defined in your notebook: run the cell that defines it "
+                "(and keep its name as given)"
+            )
+        return self._namespace[name]
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        self._namespace[name] = value
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._namespace
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self._namespace.get(name, default)
+
+
 def serve(request_dir: str, result_dir: str, namespace: dict[str, Any]) -> None:
     """Answer one request from the grader; every outcome is written to ``result.json``."""
     with open(os.path.join(request_dir, "request.json")) as f:

@@ -1,0 +1,51 @@
+"""Are the lab helpers named by lab id, and do the old topic names still work for released notebooks?"""
+
+from __future__ import annotations
+
+import importlib
+import re
+
+import nbformat
+import pytest
+
+from tests.conftest import ROOT
+
+OLD_NAMES = {
+    "introdl.music": "introdl.labs.lab1_music",
+    "introdl.midi": "introdl.labs.lab1_music_midi",
+    "introdl.mnist": "introdl.labs.lab2_mnist",
+    "introdl.debiasing": "introdl.labs.lab2_debiasing",
+    "introdl.rl": "introdl.labs.lab3_rl",
+}
+LABS = sorted(p.name for p in (ROOT / "source").iterdir() if p.is_dir())
+
+
+@pytest.mark.parametrize(("old", "new"), OLD_NAMES.items())
+def test_old_helper_name_is_the_same_module(old: str, new: str) -> None:
+    """Does `import introdl.<topic>` give the very module `introdl.labs.<lab id>` (one object)?"""
+    assert importlib.import_module(old) is importlib.import_module(new)
+
+
+def test_every_lab_with_helpers_has_them_under_its_id() -> None:
+    """Is each helper module in introdl/labs/ named after a lab id (or lab id + a part)?"""
+    helpers = [p.stem for p in (ROOT / "introdl" / "labs").glob("*.py") if p.stem != "__init__"]
+    assert helpers
+    for name in helpers:
+        assert any(name == lab or name.startswith(f"{lab}_") for lab in LABS), name
+
+
+@pytest.mark.parametrize("lab", LABS)
+def test_released_notebook_imports_resolve(lab: str) -> None:
+    """Does every `introdl...` module a released notebook imports still import?"""
+    notebook = nbformat.read(ROOT / "release" / lab / f"{lab}.ipynb", as_version=4)
+    code = "\n".join(c.source for c in notebook.cells if c.cell_type == "code")
+    names = set(re.findall(r"^\s*(?:from|import)\s+(introdl[\w.]*)", code, re.M))
+    names |= {
+        f"introdl.{m}"
+        for names_list in re.findall(r"^\s*from introdl import ([\w, ]+)", code, re.M)
+        for m in (part.strip() for part in names_list.split(","))
+        if (ROOT / "introdl" / f"{m}.py").exists()
+    }
+    assert names, f"release/{lab} imports nothing from introdl"
+    for name in sorted(names):
+        importlib.import_module(name)
