@@ -13,7 +13,7 @@ import pytest
 
 from introdl.check.fair_queue import DAY, CheckQueue, Limits, OverLimit
 from introdl.check.grader import status_lines, student_view
-from introdl.check.notebook import NotebookError, read_student_notebook, released_labs
+from introdl.check.notebook import NotebookError, due_date, read_student_notebook, released_labs
 from introdl.check.settings import ConfigError, course_settings, limits_of
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -245,3 +245,24 @@ def test_nbgrader_ignores_the_check_section(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "CheckService" not in done.stdout + done.stderr
+
+
+def test_the_due_date_is_read_from_nbgrader_s_gradebook(tmp_path: Path) -> None:
+    """Is a lab's due date the one staff set with nbgrader, read without writing the gradebook?"""
+    (tmp_path / "nbgrader_config.py").write_text((ROOT / "nbgrader_config.py").read_text())
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    for lab, due in (("lab1_tensorflow", ["--duedate=2030-01-02 03:04:05 UTC"]), ("other", [])):
+        subprocess.run(
+            [sys.executable, "-m", "nbgrader", "db", "assignment", "add", lab, *due],
+            cwd=tmp_path,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+    gradebook = tmp_path / "gradebook.db"
+    before = gradebook.read_bytes()
+    assert due_date(tmp_path, "lab1_tensorflow") == datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert due_date(tmp_path, "other") is None
+    assert due_date(tmp_path, "missing") is None
+    assert due_date(tmp_path / "no-course", "lab1_tensorflow") is None
+    assert gradebook.read_bytes() == before
