@@ -408,6 +408,37 @@ def test_each_grading_imports_the_suite_afresh(tmp_path: Path) -> None:
         assert run_hidden_tests(suite, Recorder(), seed=0, points={"s": 1})[0].status == "passed"
 
 
+def test_visibility_is_a_marker_of_its_own_and_defaults_to_visible(tmp_path: Path) -> None:
+    """Do `@pytest.mark.visibility(...)` (also on a module) and the grade marker's keyword agree?"""
+    suite = write_suite(
+        tmp_path,
+        {
+            "test_vis.py": """
+            import pytest
+
+            @pytest.mark.grade("v", points=1)
+            def test_plain(student):
+                pass
+
+            @pytest.mark.visibility("after_due_date")
+            @pytest.mark.grade("v", points=1)
+            def test_later(student):
+                pass
+
+            @pytest.mark.grade("v", points=1, visibility="hidden")
+            def test_secret(student):
+                pass
+            """,
+        },
+    )
+    tests = run_hidden_tests(suite, Recorder(), seed=0, points={"v": 3})
+    assert {t.name: t.visibility for t in tests} == {
+        "test_plain": "visible",
+        "test_later": "after_due_date",
+        "test_secret": "hidden",
+    }
+
+
 OK_TEST = """
 import pytest
 
@@ -471,6 +502,26 @@ def test_ok(student):
             {"a": 2},
             r"test_ok.py::test_ok: budget marker needs seconds=S with S > 0",
             id="bad-budget",
+        ),
+        pytest.param(
+            {
+                "test_ok.py": OK_TEST.replace(
+                    "def test_ok", "@pytest.mark.visibility('secret')\ndef test_ok"
+                )
+            },
+            {"a": 2},
+            r"test_ok.py::test_ok: grade marker visibility must be one of visible, hidden",
+            id="unknown-visibility",
+        ),
+        pytest.param(
+            {
+                "test_ok.py": OK_TEST.replace("points=2", "points=2, visibility='hidden'").replace(
+                    "def test_ok", "@pytest.mark.visibility('visible')\ndef test_ok"
+                )
+            },
+            {"a": 2},
+            r"says visibility='hidden' but its visibility marker says 'visible': keep one",
+            id="two-visibilities",
         ),
         pytest.param(
             {"test_ok.py": OK_TEST, "test_again.py": OK_TEST.replace("points=2", "points=1")},
