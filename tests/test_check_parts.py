@@ -3,18 +3,28 @@ student's notebook read safely, and the course's settings (issue 16)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import nbformat
 import pytest
 
-from introdl.check.fair_queue import DAY, CheckQueue, Limits, OverLimit
+from introdl.check.fair_queue import DAY, Check, CheckQueue, Limits, OverLimit
 from introdl.check.grader import status_lines, student_view
 from introdl.check.notebook import NotebookError, due_date, read_student_notebook, released_labs
 from introdl.check.settings import ConfigError, course_settings, limits_of
+from introdl.check.workers import Workers
+from introdl.grading.sandbox import processes_of_uid
+from introdl.grading.sandbox.limits import SANDBOX_UID_BASE
+from introdl.grading.sandbox.working_copy import PREFIX as WC_PREFIX
+from tests.corpus_course import LAB, answer, build_course
+from tests.sandboxed import needs_bwrap
 
 ROOT = Path(__file__).resolve().parents[1]
 NB = b'{"cells": []}'
@@ -266,3 +276,41 @@ def test_the_due_date_is_read_from_nbgrader_s_gradebook(tmp_path: Path) -> None:
     assert due_date(tmp_path, "missing") is None
     assert due_date(tmp_path / "no-course", "lab1_tensorflow") is None
     assert gradebook.read_bytes() == before
+
+
+@needs_bwrap
+def test_warm_workers_grade_each_check_and_leave_nothing_when_stopped(tmp_path: Path) -> None:
+    """The service's grading workers with a warm kernel each: are two checks in a row graded
+    (each its own verdict), and does stopping the workers (what SIGTERM to the service does) end
+    the warm kernel that was waiting: no sandbox process, no working copy mounted?"""
+    course = tmp_path / "course"
+    release = build_course(course)
+    q = queue(tmp_path, cooldown_seconds=0)
+    workers = Workers(q, course, 1, warm=1)
+    verdicts: list[Check] = []
+
+    async def two_checks() -> None:
+        serving = asyncio.create_task(workers.run())
+        for student, body in (("ada", "return a + b"), ("ben", "return a - b")):
+            got = asyncio.Event()
+            workers.on_done = lambda check, got=got: (verdicts.append(check), got.set())  # type: ignore[misc]
+            q.request(student, LAB, nbformat.writes(answer(release, body)).encode())
+            workers.wake.set()
+            await asyncio.wait_for(got.wait(), timeout=240)
+        await asyncio.sleep(3)  # the next warm kernel is starting or waiting now
+        serving.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await serving
+
+    def copies() -> set[str]:  # working copies of slots 100-199 (the workers') mounted now
+        mounts = [m.split()[1] for m in Path("/proc/mounts").read_text().splitlines()]
+        return {m for m in mounts if re.search(rf"/{WC_PREFIX}1\d\d-", m)}
+
+    before = copies()
+    asyncio.run(two_checks())
+    scores = {c.student: (c.results or {}).get("score") for c in verdicts}
+    assert scores == {"ada": 2.0, "ben": 0.0}, [c.results for c in verdicts]
+    sandbox_uids = range(SANDBOX_UID_BASE + 100, SANDBOX_UID_BASE + 200)
+    left = [pid for uid in sandbox_uids for pid in processes_of_uid(uid)]
+    assert not left, f"processes of sandbox uids left after stop: {left}"
+    assert not copies() - before, "working copies left mounted after stop"

@@ -11,6 +11,7 @@ verdict never holds a test's source, inputs or expected values: the engine recor
 
 from __future__ import annotations
 
+import multiprocessing.util
 import re
 import shutil
 import tempfile
@@ -18,7 +19,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from introdl.grading.grade import GradeOptions, grade_submission
+from introdl.grading.grade import GradeOptions, grade_submission, warm_pool
+from introdl.grading.pool import KernelPool
 from introdl.grading.submission import submission_at
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # terminal colours Keras puts in its messages
@@ -36,13 +38,31 @@ EVENT_WORDS = {
 }
 
 
+# The warm kernels of this grading worker process (one pool per course): each kernel serves one
+# check and is destroyed; the pool starts the next for the lab checked last while it waits.
+_POOLS: dict[Path, KernelPool] = {}
+
+
+def worker_pool(root: Path, warm: int, slot: int) -> KernelPool | None:
+    """This process's pool of WARM kernels for the course at ROOT (None when WARM is 0)."""
+    if warm < 1:
+        return None
+    pool = _POOLS.get(root)
+    if pool is None:
+        pool = _POOLS[root] = warm_pool(root, GradeOptions(), size=warm, slot=slot)
+        # A worker process ends through multiprocessing, which runs these finalizers (not atexit).
+        multiprocessing.util.Finalize(pool, pool.close, exitpriority=10)
+    return pool
+
+
 def grade_check(
-    root: Path, lab: str, student: str, notebook: bytes, *, slot: int = 0
+    root: Path, lab: str, student: str, notebook: bytes, *, slot: int = 0, warm: int = 0
 ) -> dict[str, Any]:
     """Grade NOTEBOOK (STUDENT's LAB) in the sandbox; the engine's results.json as a dict.
 
-    The one function through which the check service calls the engine (a warm-kernel pool plugs
-    in here). The notebook is written to a private temporary folder, never to the course.
+    The one function through which the check service calls the engine; WARM > 0 takes the kernel
+    from this process's warm pool (`worker_pool`). The notebook is written to a private
+    temporary folder, never to the course.
     """
     folder = Path(tempfile.mkdtemp(prefix="introdl-check-"))
     try:
@@ -50,7 +70,8 @@ def grade_check(
         sub_dir.mkdir(parents=True)
         (sub_dir / f"{lab}.ipynb").write_bytes(notebook)
         submission = submission_at(sub_dir, lab, student)
-        graded = grade_submission(root, submission, GradeOptions(), slot=slot)
+        pool = worker_pool(root, warm, slot)
+        graded = grade_submission(root, submission, GradeOptions(), slot=slot, pool=pool)
         return graded.results.to_json()
     finally:
         shutil.rmtree(folder, ignore_errors=True)

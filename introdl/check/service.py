@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import math
 import os
 import secrets
+import signal
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,6 +46,7 @@ from introdl.check.grader import student_view
 from introdl.check.notebook import NotebookError, due_date, read_student_notebook, released_labs
 from introdl.check.settings import course_settings, limits_of
 from introdl.check.workers import Workers
+from introdl.grading.kernel.launch import sweep_stale
 
 log = logging.getLogger("introdl.check")
 GROUP_CACHE_SECONDS = 30.0
@@ -53,11 +56,13 @@ DEFAULT_SECONDS = 60.0  # ETA of a lab never checked yet
 class CheckApp:
     """The service's state: the queue, the course, the grading workers."""
 
-    def __init__(self, queue: CheckQueue, course: Path, *, staff_group: str, workers: int) -> None:
+    def __init__(
+        self, queue: CheckQueue, course: Path, *, staff_group: str, workers: int, warm: int = 0
+    ) -> None:
         self.queue = queue
         self.course = course
         self.staff_group = staff_group
-        self.workers = Workers(queue, course, workers)
+        self.workers = Workers(queue, course, workers, warm)
         # The singleton: the OAuth callback handler finds the login state (PKCE verifier) there.
         self.hub_auth = HubOAuth.instance(cache_max_age=5)
         self._groups: dict[str, tuple[float, set[str]]] = {}
@@ -328,7 +333,16 @@ async def serve(args: argparse.Namespace) -> None:
     state.mkdir(parents=True, exist_ok=True, mode=0o700)
     queue = CheckQueue(state / "checks.sqlite", limits_of(settings))
     requeued = queue.recover()
-    app = CheckApp(queue, course, staff_group=args.staff_group, workers=int(settings.workers))
+    swept = sweep_stale()  # a killed service's sandboxes and working copies
+    if swept:
+        log.info("removed %d stale sandbox(es) of a stopped grader", len(swept))
+    app = CheckApp(
+        queue,
+        course,
+        staff_group=args.staff_group,
+        workers=int(settings.workers),
+        warm=int(settings.warm),
+    )
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/check/")
     url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", f"http://127.0.0.1:{args.port}"))
     make_app(app, prefix).listen(url.port or args.port, address=url.hostname or "127.0.0.1")
@@ -340,7 +354,16 @@ async def serve(args: argparse.Namespace) -> None:
         queue.limits,
         requeued,
     )
-    await app.workers.run()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):  # the hub stops its services with SIGTERM
+        loop.add_signal_handler(sig, stop.set)
+    serving = asyncio.create_task(app.workers.run())
+    await stop.wait()
+    log.info("stopping: grading workers end, unfinished checks stay queued")
+    serving.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await serving
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -3,6 +3,7 @@
     c.CheckService.checks_per_day = 5      # per student and lab, in any 24 hours
     c.CheckService.cooldown_seconds = 60   # between two checks of one lab by one student
     c.CheckService.workers = 1             # gradings at once (the grading host's worker count)
+    c.CheckService.warm = 1                # warm kernels kept ready per worker (0: start cold)
 
 nbgrader itself ignores the section: traitlets warns only about sections of classes it knows.
 """
@@ -29,6 +30,11 @@ class CheckService(Configurable):
     workers = Int(
         max(1, (os.cpu_count() or 2) // 2), help="gradings at once; the rest wait in the queue"
     ).tag(config=True)
+    warm = Int(
+        1,
+        help="warm sandboxed kernels each grading worker keeps ready for the lab it last graded "
+        "(each serves one check, then is destroyed; ~0.7 GiB each); 0 starts each sandbox cold",
+    ).tag(config=True)
 
 
 class ConfigError(Exception):
@@ -47,6 +53,8 @@ def course_settings(course: Path) -> CheckService:
         raise ConfigError(f"{path}: c.CheckService.checks_per_day must be at least 1")
     if settings.cooldown_seconds < 0:
         raise ConfigError(f"{path}: c.CheckService.cooldown_seconds must be 0 or more")
+    if settings.warm < 0:
+        raise ConfigError(f"{path}: c.CheckService.warm must be 0 or more")
     if settings.workers < 1:
         raise ConfigError(f"{path}: c.CheckService.workers must be at least 1")
     return settings

@@ -13,6 +13,7 @@ import concurrent.futures as cf
 import contextlib
 import logging
 import multiprocessing
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,31 +31,56 @@ def failed(check: Check, reason: str) -> dict[str, Any]:
             "tests": [], "errors": [reason]}  # fmt: skip
 
 
-def _grade(course: Path, lab: str, student: str, notebook: bytes, slot: int) -> dict[str, Any]:
-    return grade_check(course, lab, student, notebook, slot=slot)
+def _grade(
+    course: Path, lab: str, student: str, notebook: bytes, slot: int, warm: int
+) -> dict[str, Any]:
+    return grade_check(course, lab, student, notebook, slot=slot, warm=warm)
+
+
+def _leave(signum: int, frame: object) -> None:
+    raise SystemExit(0)  # unwinds a grading in progress; the warm pool closes at process exit
+
+
+def _init_worker() -> None:
+    signal.signal(signal.SIGTERM, _leave)
 
 
 class Workers:
-    """WORKERS gradings at once for QUEUE, against the course at COURSE."""
+    """WORKERS gradings at once for QUEUE, against the course at COURSE; each worker process keeps
+    WARM sandboxed kernels ready (introdl/grading/pool.py), each for one check."""
 
-    def __init__(self, queue: CheckQueue, course: Path, workers: int) -> None:
+    def __init__(self, queue: CheckQueue, course: Path, workers: int, warm: int = 0) -> None:
         self.queue = queue
         self.course = course
         self.workers = workers
+        self.warm = warm
         self.wake = asyncio.Event()
         self.pool = self._new_pool()
         self.on_done: Callable[[Check], None] | None = None
 
     def _new_pool(self) -> cf.ProcessPoolExecutor:
         context = multiprocessing.get_context("spawn")
-        return cf.ProcessPoolExecutor(self.workers, mp_context=context)
+        return cf.ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker)
 
     async def run(self) -> None:
         """Serve the queue for ever (or until cancelled)."""
         try:
             await asyncio.gather(*(self._one(100 + i) for i in range(self.workers)))
         finally:
-            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.stop()
+
+    def stop(self) -> None:
+        """End the worker processes: a grading in progress unwinds its sandbox, the warm kernels
+        are destroyed (its check stays in the queue, re-queued at the next start)."""
+        processes = list(self.pool._processes.values())
+        for process in processes:
+            with contextlib.suppress(OSError, ValueError):
+                process.terminate()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.join(timeout=30)
+            if process.is_alive():
+                process.kill()
 
     async def _one(self, slot: int) -> None:
         loop = asyncio.get_running_loop()
@@ -76,7 +102,14 @@ class Workers:
                 pool = self.pool
                 try:
                     results = await loop.run_in_executor(
-                        pool, _grade, self.course, check.lab, check.student, notebook, slot
+                        pool,
+                        _grade,
+                        self.course,
+                        check.lab,
+                        check.student,
+                        notebook,
+                        slot,
+                        self.warm,
                     )
                 except cf.process.BrokenProcessPool:
                     log.error("check %d: a grading worker died; starting new workers", check.id)
