@@ -64,3 +64,4 @@ c.LimitOutput.max_traceback = 100
 c.CheckService.checks_per_day = 5  # per student and lab, in any 24 hours
 c.CheckService.cooldown_seconds = 60  # between two checks of one lab by one student
 c.CheckService.workers = 1  # gradings at once on this 2-core host; the rest wait, round-robin
+c.CheckService.warm = 1  # warm sandboxed kernels per worker (each for one check; 0: start cold)
