@@ -19,7 +19,8 @@ Example (what `grade.py:grade_submission` does with `pool=`)::
                 warm.bind(sub, notebook)          # the submission's files enter the sandbox
                 run_notebook(warm.kernel, warm.path / sub.notebook.name)
 
-The pool holds at most `size` kernels that are starting or ready (the ones handed out are their
+`take` may be called from several threads at once (a service grading several requests): each
+caller gets its own kernel. The pool holds at most `size` kernels that are starting or ready (the ones handed out are their
 takers'); each holds a machine-wide slot (sandbox/slots.py) while it waits. `close` (the end of
 the `with`, an exception, Ctrl-C) destroys every kernel it holds and leaves no process, mount or
 lock; a pool killed outright leaves what `launch.sweep_stale` removes, like a killed cold grader.
