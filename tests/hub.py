@@ -7,13 +7,16 @@ configurable-http-proxy from npm, and the exchange service run by the hub as its
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import pwd
 import shutil
 import tarfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -65,11 +68,14 @@ def settings(root: Path, state: Path) -> HubSettings:
     )
 
 
-class Exchange:
-    """The exchange's HTTP API as one person calls it, through the hub's proxy."""
+class ServiceApi:
+    """A hub service's HTTP API as one person calls it (their hub token), through the proxy."""
+
+    service = ""
+    follow_redirects = True
 
     def __init__(self, hub: Hub, token: str | None) -> None:
-        self.base = f"{hub.settings.url}/services/exchange/api"
+        self.base = f"{hub.settings.url}/services/{self.service}/api"
         self.headers = {"Authorization": f"token {token}"} if token else {}
 
     def call(self, method: str, path: str, **kwargs: object) -> requests.Response:
@@ -78,26 +84,22 @@ class Exchange:
             f"{self.base}/{path.lstrip('/')}",
             headers=self.headers,
             timeout=60,
+            allow_redirects=self.follow_redirects,
             **kwargs,  # type: ignore[arg-type]
         )
 
 
-class CheckApi:
-    """The check service's HTTP API as one person calls it (their hub token), through the proxy."""
+class Exchange(ServiceApi):
+    """The course exchange's API."""
 
-    def __init__(self, hub: Hub, token: str | None) -> None:
-        self.base = f"{hub.settings.url}/services/check/api"
-        self.headers = {"Authorization": f"token {token}"} if token else {}
+    service = "exchange"
 
-    def call(self, method: str, path: str, **kwargs: object) -> requests.Response:
-        return requests.request(
-            method,
-            f"{self.base}/{path.lstrip('/')}",
-            headers=self.headers,
-            timeout=60,
-            allow_redirects=False,
-            **kwargs,  # type: ignore[arg-type]
-        )
+
+class CheckApi(ServiceApi):
+    """The check service's API (redirects are answers to check, not to follow)."""
+
+    service = "check"
+    follow_redirects = False
 
     def verdict(self, check_id: int, timeout: float = 600.0) -> dict[str, object]:
         """Poll one's own check until it has a verdict (bounded)."""
@@ -126,6 +128,20 @@ def tarball(files: dict[str, bytes]) -> bytes:
             info.size = len(content)
             tar.addfile(info, io.BytesIO(content))
     return buffer.getvalue()
+
+
+@contextlib.contextmanager
+def chromium(shots: Path) -> Iterator[Any]:
+    """Debian's Chromium driven by Playwright (skips without either); screenshots go to SHOTS."""
+    need_chromium()
+    sync_api = pytest.importorskip("playwright.sync_api")
+    shots.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
+        )
+        yield browser
+        browser.close()
 
 
 def need_chromium() -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from introdl.hub.local import Hub
-from tests.hub import CHROMIUM, SCREENSHOTS, need_chromium
+from tests.hub import SCREENSHOTS, chromium
 
 LAB = "lab1_tensorflow"
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,19 +32,11 @@ ANSWER = '''def func(a, b):
 # Lines of the hidden suite that would give away its source if they reached a student.
 HIDDEN_SOURCE_MARKERS = ("def test_", "assert_close(", "student.call(", "@pytest.mark")
 
-playwright = pytest.importorskip("playwright.sync_api")
-
 
 @pytest.fixture
 def browser():  # type: ignore[no-untyped-def]
-    need_chromium()
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    with playwright.sync_playwright() as p:
-        chromium = p.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
-        )
-        yield chromium
-        chromium.close()
+    with chromium(SCREENSHOTS) as launched:
+        yield launched
 
 
 def shot(page, name: str) -> None:  # type: ignore[no-untyped-def]

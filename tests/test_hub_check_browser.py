@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from introdl.hub.local import Hub
-from tests.hub import CHROMIUM, SCREENSHOTS, need_chromium
+from tests.hub import SCREENSHOTS, chromium
 
 LAB = "lab1_tensorflow"
 SHOTS = SCREENSHOTS.parent / "check"
@@ -29,19 +29,11 @@ ANSWER = (
 )
 SOURCE_MARKERS = ("def test_", "assert_close(", "student.call(", "@pytest.mark", "reference.")
 
-playwright = pytest.importorskip("playwright.sync_api")
-
 
 @pytest.fixture
 def browser():  # type: ignore[no-untyped-def]
-    need_chromium()
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with playwright.sync_playwright() as p:
-        chromium = p.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
-        )
-        yield chromium
-        chromium.close()
+    with chromium(SHOTS) as launched:
+        yield launched
 
 
 def shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
