@@ -22,25 +22,22 @@ from typing import Any
 __all__ = ["LossPlot"]
 
 
-class LossPlot:
-    """A live plot of a loss curve (a figure redrawn in place in the notebook)."""
+class LiveFigure:
+    """A figure redrawn in place in the notebook, at most every `every` seconds; subclasses
+    say how it is drawn (`render`: values -> PNG bytes)."""
 
-    def __init__(
-        self,
-        total: int | None = None,
-        every: float = 2.0,
-        xlabel: str = "training iteration",
-        ylabel: str = "loss",
-        title: str = "training loss",
-    ) -> None:
-        self.total = total  # number of iterations planned (fixes the x axis), if known
+    every: float = 2.0
+
+    def __init__(self, every: float = 2.0) -> None:
         self.every = every  # seconds between redraws
-        self.xlabel, self.ylabel, self.title = xlabel, ylabel, title
         self._handle: Any = None
         self._last = -math.inf
 
+    def render(self, values: Sequence[float]) -> bytes:
+        raise NotImplementedError
+
     def update(self, values: Sequence[float], *, final: bool = False) -> None:
-        """Redraw with VALUES (one per iteration) if `every` seconds have passed, or FINAL."""
+        """Redraw with VALUES if `every` seconds have passed since the last redraw, or FINAL."""
         now = time.monotonic()
         if not final and now - self._last < self.every:
             return
@@ -57,6 +54,22 @@ class LossPlot:
             self._handle = display(image, display_id=True)
         else:
             self._handle.update(image)
+
+
+class LossPlot(LiveFigure):
+    """A live plot of a loss curve (a figure redrawn in place in the notebook)."""
+
+    def __init__(
+        self,
+        total: int | None = None,
+        every: float = 2.0,
+        xlabel: str = "training iteration",
+        ylabel: str = "loss",
+        title: str = "training loss",
+    ) -> None:
+        super().__init__(every)
+        self.total = total  # number of iterations planned (fixes the x axis), if known
+        self.xlabel, self.ylabel, self.title = xlabel, ylabel, title
 
     def render(self, values: Sequence[float]) -> bytes:
         """The plot of VALUES as PNG bytes."""

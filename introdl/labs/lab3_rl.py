@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import io
 import math
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+
+from introdl.liveplot import LiveFigure
 
 __all__ = [
     "CARTPOLE",
@@ -141,7 +142,7 @@ def smooth(values: Sequence[float] | np.ndarray, window: int = 20) -> np.ndarray
     return np.asarray((sums[index] - sums[start]) / (index - start))
 
 
-class RewardPlot:
+class RewardPlot(LiveFigure):
     """A reward curve (each episode and its moving average) redrawn in place while training.
 
         plot = RewardPlot(ylabel="reward per episode", target=195)
@@ -164,31 +165,10 @@ class RewardPlot:
         target: float | None = None,
         every: float = 2.0,
     ) -> None:
+        super().__init__(every)
         self.xlabel, self.ylabel, self.title = xlabel, ylabel, title
         self.window = window  # episodes in the moving average
         self.target = target  # a dashed line, e.g. the reward that counts as solved
-        self.every = every  # seconds between redraws
-        self._handle: Any = None
-        self._last = -math.inf
-
-    def update(self, values: Sequence[float], *, final: bool = False) -> None:
-        """Redraw with VALUES (one per episode) if EVERY seconds have passed, or when FINAL."""
-        now = time.monotonic()
-        if not final and now - self._last < self.every:
-            return
-        self._last = now
-        try:
-            from IPython import get_ipython
-            from IPython.display import Image, display
-        except ImportError:
-            return
-        if get_ipython() is None:
-            return
-        image = Image(data=self.render(values), format="png")  # type: ignore[no-untyped-call]
-        if self._handle is None:
-            self._handle = display(image, display_id=True)  # type: ignore[no-untyped-call]
-        else:
-            self._handle.update(image)
 
     def render(self, values: Sequence[float]) -> bytes:
         """The curve of VALUES as PNG bytes."""
