@@ -147,3 +147,18 @@ def chromium(shots: Path) -> Iterator[Any]:
 def need_chromium() -> None:
     if not CHROMIUM.exists():
         pytest.skip(f"no Chromium at {CHROMIUM}: apt-get install -y chromium (make setup does)")
+
+
+def log_in(browser, hub: Hub, user: str, *, next_url: str = ""):  # type: ignore[no-untyped-def]
+    """A new browser context logged in to the hub as USER (their PAM password); its page."""
+    password = next(a.password for a in hub.accounts if a.name == user)
+    context = browser.new_context(viewport={"width": 1300, "height": 850})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    page.goto(f"{hub.settings.url}/hub/login{next_url}")
+    page.fill("#username_input", user)
+    page.fill("#password_input", password)
+    page.click("#login_submit")
+    if not next_url:
+        page.wait_for_url(f"**/user/{user}/lab**", timeout=120_000)
+    return page
