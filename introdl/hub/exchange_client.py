@@ -253,11 +253,12 @@ class Collect(HubExchange, abc.ExchangeCollect):  # type: ignore[misc]
                 where = (
                     f"{dest} keeps the hand-in collected before (handed in {kept})"
                     if kept
-                    else f"nothing was written to {dest}"
+                    else f"Nothing was written to {dest}"
                 )
                 self.log.error(
-                    "Could not collect %s's %s handed in at %s: %s. %s. Ask %s to remove that "
-                    "file and submit again, then collect again (the other students are collected).",
+                    "Could not collect %s's %s handed in at %s: %s. %s. Ask %s to fix what is "
+                    "named (rename, move out or delete it) and submit again, then collect again; "
+                    "the other students are collected.",
                     student,
                     lab,
                     sub["timestamp"],
