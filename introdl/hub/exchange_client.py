@@ -169,11 +169,15 @@ class Submit(HubExchange, abc.ExchangeSubmit):  # type: ignore[misc]
 
     def service_limits(self) -> Limits:
         """The limits the exchange enforces (it says), else the course's config here."""
-        try:
-            answer = self.call("GET", "limits").json()
-            return Limits.from_config(answer)
-        except (ExchangeError, ArchiveError, ValueError):
-            return self.course_limits()
+        token = os.environ.get("JUPYTERHUB_API_TOKEN", "")
+        url = self.service_url.rstrip("/") + "/api/limits"
+        try:  # quietly: an exchange older than `api/limits` answers 404
+            answer = requests.get(url, headers={"Authorization": f"token {token}"}, timeout=TIMEOUT)
+            if answer.status_code == 200:
+                return Limits.from_config(answer.json())
+        except (requests.RequestException, ArchiveError, ValueError):
+            pass
+        return self.course_limits()
 
     def packed(self, src: Path, lab: str) -> bytes:
         """The hand-in's archive; every file left out is named with the reason, in the log."""
