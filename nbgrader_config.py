@@ -16,9 +16,10 @@ c.CourseDirectory.course_id = "introdl"
 c.CourseDirectory.root = str(HERE)
 # Gradebook: embedded SQLite by default; a real course may point this at PostgreSQL.
 c.CourseDirectory.db_url = f"sqlite:///{HERE / 'gradebook.db'}"
-# Files above this size are silently dropped by nbgrader (in kB). Model weights of the full-size
-# music RNN are ~50 MB and students may save several checkpoints: allow 1 GB.
-c.CourseDirectory.max_file_size = 1_000_000
+# Files above this size are left out of a hand-in (in kB, nbgrader's unit). The course's exchange
+# client names each file it leaves out, and why, in the student's log. 100 MB: the full-size music
+# RNN's weights (~50 MB) fit, twice over, inside one upload (c.ExchangeService.max_upload_mb).
+c.CourseDirectory.max_file_size = 100_000
 # Data and checkpoints never travel with a release or a submission.
 # results.json stays with the graders (generate_feedback would copy it to students).
 c.CourseDirectory.ignore = [
@@ -65,3 +66,17 @@ c.CheckService.checks_per_day = 5  # per student and lab, in any 24 hours
 c.CheckService.cooldown_seconds = 60  # between two checks of one lab by one student
 c.CheckService.workers = 1  # gradings at once on this 2-core host; the rest wait, round-robin
 c.CheckService.warm = 1  # warm sandboxed kernels per worker (each for one check; 0: start cold)
+
+# --- The course exchange's archive limits (introdl/hub/archive.py, docs/hub.md) -------------
+# nbgrader ignores this section; the exchange service (given it by `make hub` as limits.json),
+# `nbgrader submit` and `nbgrader collect` through the course's exchange client read it. An
+# archive past any bound is refused whole, naming the file and the bound.
+c.ExchangeService.max_upload_mb = 200  # one packed hand-in; also the web server's body limit
+c.ExchangeService.max_unpacked_mb = 500  # its files added up, unpacked
+c.ExchangeService.max_ratio = 100  # unpacked / packed, judged past 16 MiB unpacked (bombs)
+c.ExchangeService.max_files = 2000  # files and folders in one hand-in
+c.ExchangeService.max_depth = 16  # folders deep
+c.ExchangeService.max_name_bytes = 255  # one part of a name: what ext4/xfs/btrfs hold
+c.ExchangeService.max_path_bytes = 1024  # a whole relative name
+c.ExchangeService.quota_mb = 2048  # everything one student has handed in, as stored
+c.ExchangeService.submissions_per_hour = 30  # hand-ins of one student, all labs together

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 from pathlib import Path
 
 import nbformat
@@ -145,3 +147,42 @@ def test_symlinks_are_not_followed_into_the_workdir(tmp_path: Path) -> None:
     os.symlink("/etc/hostname", folder / "lab1_tensorflow.ipynb")
     with pytest.raises(SubmissionError, match="symbolic link"):
         read_notebook(sub.notebook)
+
+
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap not installed")
+def test_grade_refuses_a_submission_without_its_time_stamp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Is a collected folder without timestamp.txt refused in words, never graded as on time?
+
+    (Issue 21: a collect that stopped half way left such a folder, and `introdl grade` recorded
+    the late hand-in as 0 s late.) The dated classmate is graded as usual.
+    """
+    from nbgrader.api import Gradebook, MissingEntry
+
+    import introdl.grading.course
+    from introdl.grading.cli import main
+    from tests.corpus_course import LAB, answer, build_course, submit
+
+    course = tmp_path / "course"
+    release = build_course(course)
+    for student in ("ada", "ben"):
+        submit(course, student, answer(release))
+    (course / "submitted" / "ben" / LAB / "timestamp.txt").unlink()
+    monkeypatch.setenv("INTRODL_COURSE_ROOT", str(course))
+    monkeypatch.setattr(introdl.grading.course, "LABS", (*introdl.grading.course.LABS, LAB))
+    code = main(["grade", LAB, "--backend", "bwrap", "--no-warm", "--workers", "1", "--json"])
+    said = capsys.readouterr()
+    assert code == 0, said.err
+    rows = {row["student"]: row for row in json.loads(said.out)["rows"]}
+    assert rows["ada"]["status"] == "graded"
+    assert rows["ada"]["score"] == 2
+    assert rows["ben"]["status"] == "error"
+    message = rows["ben"]["message"]
+    assert f"{course / 'submitted' / 'ben' / LAB} has no timestamp.txt" in message
+    assert f"nbgrader collect {LAB} --update --student ben" in message
+    assert message in said.err  # said at once, whole, not only in the table
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        assert gb.find_submission(LAB, "ada").timestamp is not None
+        with pytest.raises(MissingEntry):
+            gb.find_submission(LAB, "ben")

@@ -75,6 +75,26 @@ def submission_at(folder: Path, lab: str, student: str | None = None) -> Submiss
     )
 
 
+def undated(sub: Submission) -> str | None:
+    """Why SUB cannot be graded for want of its time stamp, or None when it has one.
+
+    Without `timestamp.txt` nbgrader's gradebook records no hand-in time, so a late hand-in
+    would count as on time (0 s late): such a submission is refused, never graded as on time.
+    """
+    again = f"`nbgrader collect {sub.lab} --update --student {sub.student}`"
+    if sub.timestamp is None:
+        return (
+            f"{sub.folder} has no timestamp.txt, so when it was handed in is unknown and its "
+            f"lateness cannot be judged: not graded. Collect it again with {again}, then grade."
+        )
+    if parse_timestamp(sub.timestamp) is None:
+        return (
+            f"{sub.folder / 'timestamp.txt'} holds {sub.timestamp[:60]!r}, not a time: not "
+            f"graded. Collect it again with {again}, then grade."
+        )
+    return None
+
+
 def parse_timestamp(text: str | None) -> datetime | None:
     if not text:
         return None

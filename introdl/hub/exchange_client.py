@@ -5,6 +5,13 @@ nbgrader's assignment list (fetch, submit, feedback) and the staff's `nbgrader r
 The caller is whoever owns `$JUPYTERHUB_API_TOKEN` (set by the hub in every user server); the
 service asks the hub whose token it is. Names given here (`--student`) are only passed along so
 that the service can refuse a mismatch loudly, instead of nbgrader's filing the work under them.
+
+Archives follow the course's limits (`c.ExchangeService.*`, archive.Limits): `submit` leaves out
+what the course leaves out (`CourseDirectory.ignore`, `max_file_size`, names no file system holds)
+and says so, file by file; `collect` checks each hand-in before unpacking it into a temporary
+folder beside its place, writes the time stamp there, and only then swaps it in, so a folder
+without its `timestamp.txt` never exists, and one student's bad archive is reported and skipped
+while everyone else is collected.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import glob
 import hashlib
 import os
 import shutil
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +31,7 @@ from nbgrader.utils import parse_utc
 from traitlets import Unicode, default
 from traitlets.config import Config
 
-from introdl.hub.archive import pack, unpack
+from introdl.hub.archive import MIB, ArchiveError, Limits, pack, pack_files, select, show, unpack
 
 TIMEOUT = 60
 
@@ -103,6 +111,15 @@ class HubExchange(abc.Exchange):  # type: ignore[misc]
             self.fail("no assignment given: name the lab, e.g. lab1_tensorflow")
         return lab
 
+    def course_limits(self) -> Limits:
+        """The course's archive limits: `c.ExchangeService.*` of the nbgrader config in force."""
+        section = self.config.get("ExchangeService", {})
+        try:
+            return Limits.from_config(dict(section))
+        except ArchiveError as error:
+            self.fail(f"the course's nbgrader config: {error}")
+            raise
+
 
 class FetchAssignment(HubExchange, abc.ExchangeFetchAssignment):  # type: ignore[misc]
     def copy_files(self) -> None:
@@ -116,14 +133,14 @@ class FetchAssignment(HubExchange, abc.ExchangeFetchAssignment):  # type: ignore
         if dest.exists():
             tmp = dest.with_name(f".{lab}.fetch")
             shutil.rmtree(tmp, ignore_errors=True)
-            for path in unpack(blob, tmp):
+            for path in unpack(blob, tmp, self.course_limits()):
                 target = dest / path.relative_to(tmp)
                 if not target.exists():
                     target.parent.mkdir(parents=True, exist_ok=True)
                     shutil.move(path, target)
             shutil.rmtree(tmp, ignore_errors=True)
         else:
-            unpack(blob, dest)
+            unpack(blob, dest, self.course_limits())
         self.log.info("Fetched as: %s %s", self.coursedir.course_id, lab)
 
 
@@ -133,11 +150,7 @@ class Submit(HubExchange, abc.ExchangeSubmit):  # type: ignore[misc]
         src = self.local_dir(lab)
         if not src.is_dir():
             self.fail(f"no folder {src} to submit: fetch {lab} first")
-        blob = pack(
-            src,
-            ignore=tuple(self.coursedir.ignore),
-            max_file_bytes=int(self.coursedir.max_file_size) * 1000,
-        )
+        blob = self.packed(src, lab)
         # Whoever the caller says they are goes along, so that a mismatch with the hub's name for
         # the token is refused loudly (nbgrader's own exchange would file the work under it).
         claimed = str(self.coursedir.student_id or "")
@@ -153,6 +166,54 @@ class Submit(HubExchange, abc.ExchangeSubmit):  # type: ignore[misc]
             sub["timestamp"],
             sub["student"],
         )
+
+    def service_limits(self) -> Limits:
+        """The limits the exchange enforces (it says), else the course's config here."""
+        token = os.environ.get("JUPYTERHUB_API_TOKEN", "")
+        url = self.service_url.rstrip("/") + "/api/limits"
+        try:  # quietly: an exchange older than `api/limits` answers 404
+            answer = requests.get(url, headers={"Authorization": f"token {token}"}, timeout=TIMEOUT)
+            if answer.status_code == 200:
+                return Limits.from_config(answer.json())
+        except (requests.RequestException, ArchiveError, ValueError):
+            pass
+        return self.course_limits()
+
+    def packed(self, src: Path, lab: str) -> bytes:
+        """The hand-in's archive; every file left out is named with the reason, in the log."""
+        limits = self.service_limits()
+        max_file = int(self.coursedir.max_file_size) * 1000  # nbgrader's kB
+        chosen, left_out = select(
+            src, ignore=tuple(self.coursedir.ignore), max_file_bytes=max_file, limits=limits
+        )
+        for name, why in left_out:
+            self.log.warning("Left out of your submission: %s: %s", show(name), why)
+        notebook = f"{lab}.ipynb"
+        if any(name == notebook for name, _ in left_out):
+            self.fail(
+                f"your notebook {notebook} itself was left out (said above): fix that, then submit"
+            )
+        total = sum(path.stat().st_size for path in chosen)
+        biggest = sorted(chosen, key=lambda p: p.stat().st_size, reverse=True)[:3]
+        largest = ", ".join(
+            f"{show(p.relative_to(src).as_posix())} ({p.stat().st_size / 1e6:.1f} MB)"
+            for p in biggest
+        )
+        if total > limits.max_unpacked_bytes:
+            self.fail(
+                f"your files add up to {total / 1e6:.1f} MB; the course takes at most "
+                f"{limits.max_unpacked_bytes // MIB} MiB per hand-in. Largest: {largest}. Move "
+                "data and checkpoints out of the lab's folder, then submit again"
+            )
+        blob = pack_files(src, chosen)
+        if len(blob) > limits.max_archive_bytes:
+            self.fail(
+                f"your hand-in packs to {len(blob) / 1e6:.1f} MB; the course takes at most "
+                f"{limits.max_archive_bytes // MIB} MiB. Largest: {largest}. Move data and "
+                "checkpoints out of the lab's folder, then submit again"
+            )
+        self.log.info("Submitting %d file(s), %.1f MB packed", len(chosen), len(blob) / 1e6)
+        return blob
 
 
 class ReleaseAssignment(HubExchange, abc.ExchangeReleaseAssignment):  # type: ignore[misc]
@@ -173,6 +234,7 @@ class ReleaseAssignment(HubExchange, abc.ExchangeReleaseAssignment):  # type: ig
 class Collect(HubExchange, abc.ExchangeCollect):  # type: ignore[misc]
     def copy_files(self) -> None:
         lab = self.lab()
+        limits = self.course_limits()
         subs = self.call("GET", f"collect/{lab}").json()
         wanted = self.coursedir.student_id
         newest: dict[str, dict[str, Any]] = {}
@@ -182,27 +244,88 @@ class Collect(HubExchange, abc.ExchangeCollect):  # type: ignore[misc]
             newest[sub["student"]] = sub
         if not newest:
             self.log.warning("No submissions of '%s' to collect", lab)
+        failed: list[str] = []
         for student, sub in sorted(newest.items()):
             dest = Path(
                 self.coursedir.format_path(self.coursedir.submitted_directory, student, lab)
             )
-            if dest.is_dir():
-                existing = self.coursedir.get_existing_timestamp(str(dest))
-                if not self.update:
-                    self.log.info(
-                        "Submission already exists, use --update to update: %s %s", student, lab
-                    )
-                    continue
-                if existing is not None and parse_utc(sub["timestamp"]) <= existing:
-                    self.log.info("No newer submission to collect: %s %s", student, lab)
-                    continue
-                shutil.rmtree(dest)
-            response = self.call(
-                "GET", f"collect/{lab}/{student}", params={"timestamp": sub["timestamp"]}
+            try:
+                self.collect_one(lab, student, sub, dest, limits)
+            except (ArchiveError, ExchangeError, OSError) as error:
+                failed.append(student)
+                kept = self.kept_stamp(dest)
+                where = (
+                    f"{dest} keeps the hand-in collected before (handed in {kept})"
+                    if kept
+                    else f"Nothing was written to {dest}"
+                )
+                self.log.error(
+                    "Could not collect %s's %s handed in at %s: %s. %s. Ask %s to fix what is "
+                    "named (rename, move out or delete it) and submit again, then collect again; "
+                    "the other students are collected.",
+                    student,
+                    lab,
+                    sub["timestamp"],
+                    error,
+                    where,
+                    student,
+                )
+        if failed:
+            self.fail(
+                f"{len(failed)} of {len(newest)} hand-in(s) of {lab} could not be collected: "
+                f"{', '.join(failed)} (why is said above). Every other one was collected with "
+                "its time stamp."
             )
-            unpack(response.content, dest)
-            (dest / "timestamp.txt").write_text(sub["timestamp"])
-            self.log.info("Collected submission: %s %s %s", student, lab, sub["timestamp"])
+
+    def kept_stamp(self, dest: Path) -> str | None:
+        """The time stamp of what DEST holds now, as collect wrote it, if any."""
+        stamp = dest / "timestamp.txt"
+        return stamp.read_text().strip() or None if stamp.is_file() else None
+
+    def collect_one(
+        self, lab: str, student: str, sub: dict[str, Any], dest: Path, limits: Limits
+    ) -> None:
+        """Unpack one hand-in beside DEST with its timestamp.txt, then swap it in whole."""
+        for pattern in (f".{lab}.collect-*", f".{lab}.old-*"):  # left by a killed collect
+            for stale in dest.parent.glob(pattern):
+                shutil.rmtree(stale, ignore_errors=True)
+        if dest.is_dir():
+            existing = self.coursedir.get_existing_timestamp(str(dest))
+            if existing is None:
+                self.log.warning(
+                    "%s has no timestamp.txt (an interrupted collect?): collecting it again", dest
+                )
+            elif not self.update:
+                self.log.info(
+                    "Submission already exists, use --update to update: %s %s", student, lab
+                )
+                return
+            elif parse_utc(sub["timestamp"]) <= existing:
+                self.log.info("No newer submission to collect: %s %s", student, lab)
+                return
+        response = self.call(
+            "GET", f"collect/{lab}/{student}", params={"timestamp": sub["timestamp"]}
+        )
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.parent / f".{lab}.collect-{uuid.uuid4().hex[:12]}"
+        try:
+            unpack(response.content, tmp, limits)
+            (tmp / "timestamp.txt").write_text(sub["timestamp"])
+            swap_in(tmp, dest)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        self.log.info("Collected submission: %s %s %s", student, lab, sub["timestamp"])
+
+
+def swap_in(new: Path, dest: Path) -> None:
+    """Put the complete folder NEW at DEST; an older DEST is moved aside first, then removed."""
+    old = None
+    if dest.exists():
+        old = dest.with_name(f".{dest.name}.old-{uuid.uuid4().hex[:12]}")
+        os.rename(dest, old)
+    os.rename(new, dest)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 class ReleaseFeedback(HubExchange, abc.ExchangeReleaseFeedback):  # type: ignore[misc]
@@ -233,7 +356,7 @@ class FetchFeedback(HubExchange, abc.ExchangeFetchFeedback):  # type: ignore[mis
         for sub in with_feedback:
             response = self.call("GET", f"feedback/{lab}", params={"timestamp": sub["timestamp"]})
             dest = self.local_dir(lab) / "feedback" / sub["timestamp"]
-            unpack(response.content, dest)
+            unpack(response.content, dest, self.course_limits())
             self.log.info("Fetched feedback: %s %s", lab, sub["timestamp"])
 
 

@@ -24,6 +24,13 @@ API (under the service's prefix, e.g. /services/exchange/):
     GET    api/collect/<lab>/<student>?timestamp=T   one hand-in, tar.gz          (staff)
     POST   api/feedback/<lab>/<student>?timestamp=T  feedback for a hand-in      (staff)
     GET    api/refusals                         refused attempts                  (staff)
+    GET    api/limits                           the course's archive limits       (anyone)
+
+An archive is checked whole (`archive.check`: names, depth, count, unpacked size and ratio) and
+written off the event loop, so a large or hostile upload does not stall anyone else's request; a
+hand-in must also fit the student's quota and hand-in rate. The limits are the course's
+`c.ExchangeService.*` (nbgrader_config.py), given to the service as a JSON file (`--limits`,
+default `<root>/limits.json`, written by `make hub`); the web server's body limit follows them.
 """
 
 from __future__ import annotations
@@ -43,8 +50,14 @@ from jupyterhub.services.auth import HubAuth, HubAuthenticated
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
-from introdl.hub.archive import ArchiveError, check
-from introdl.hub.exchange_store import ExchangeStore, StoreError, Submission, checked_name
+from introdl.hub.archive import MIB, ArchiveError, Limits, check
+from introdl.hub.exchange_store import (
+    ExchangeStore,
+    OverLimit,
+    StoreError,
+    Submission,
+    checked_name,
+)
 
 log = logging.getLogger("introdl.exchange")
 GROUP_CACHE_SECONDS = 30.0
@@ -53,10 +66,10 @@ GROUP_CACHE_SECONDS = 30.0
 class Exchange:
     """The service's state shared by its handlers."""
 
-    def __init__(self, store: ExchangeStore, *, staff_group: str, max_bytes: int) -> None:
+    def __init__(self, store: ExchangeStore, *, staff_group: str, limits: Limits) -> None:
         self.store = store
         self.staff_group = staff_group
-        self.max_bytes = max_bytes
+        self.limits = limits
         self.hub_auth = HubAuth()
         self._groups: dict[str, tuple[float, set[str]]] = {}
 
@@ -126,11 +139,13 @@ class Handler(HubAuthenticated, web.RequestHandler):  # type: ignore[misc]
         except StoreError as error:
             raise web.HTTPError(400, str(error)) from error
 
-    def archive_body(self) -> list[str]:
+    async def archive_body(self, action: str, lab: str) -> list[str]:
+        """The body's file names once `check` has read it whole, in a thread (off the loop)."""
         try:
-            return check(self.request.body, max_bytes=self.exchange.max_bytes)
+            return await asyncio.to_thread(check, self.request.body, self.exchange.limits)
         except ArchiveError as error:
-            raise web.HTTPError(400, str(error)) from error
+            self.refuse(action, lab, "", f"the archive was refused: {error}", status=400)
+            raise  # refuse raised already; this line only tells the type checker
 
     def send_json(self, value: Any) -> None:
         self.set_header("Content-Type", "application/json")
@@ -183,7 +198,7 @@ class Assignment(Handler):
 
     async def post(self, lab: str) -> None:
         await self.require_staff("release", lab)
-        files = self.archive_body()
+        files = await self.archive_body("release", lab)
         at = self.store.release(self.lab_arg(lab), self.request.body, files, self.user)
         log.info("%s released %s (%d files)", self.user, lab, len(files))
         self.send_json({"assignment_id": lab, "released_at": at, "files": files})
@@ -194,7 +209,7 @@ class Assignment(Handler):
 
 
 class Submit(Handler):
-    def post(self, lab: str) -> None:
+    async def post(self, lab: str) -> None:
         lab = self.lab_arg(lab)
         claimed = self.get_query_argument("student", "")
         if claimed and claimed != self.user:
@@ -214,9 +229,16 @@ class Submit(Handler):
                 "a submission's time is the exchange's clock; a time stamp sent with it is refused",
                 status=400,
             )
-        files = self.archive_body()
+        limits = self.exchange.limits
+        body = self.request.body
         try:
-            sub = self.store.submit(self.user, lab, self.request.body, files)
+            self.store.admit(self.user, len(body), limits)  # before the costly reading
+            files = await self.archive_body("submit", lab)
+            staged = await asyncio.to_thread(self.store.stage, body)
+            # On the loop, no await from the quota's last look to the insert: no race.
+            sub = self.store.commit(self.user, lab, staged, files, limits)
+        except OverLimit as error:
+            self.refuse("submit", lab, "", str(error), status=error.status)
         except StoreError as error:
             raise web.HTTPError(404, str(error)) from error
         log.info("%s submitted %s at %s (%d bytes)", self.user, lab, sub.timestamp, sub.size)
@@ -255,7 +277,7 @@ class ReleaseFeedback(Handler):
     async def post(self, lab: str, student: str) -> None:
         await self.require_staff("release_feedback", lab)
         sub = self.submission_at(student, self.lab_arg(lab))
-        files = self.archive_body()
+        files = await self.archive_body("release_feedback", lab)
         self.store.put_feedback(sub, self.request.body, files)
         log.info("%s released feedback for %s %s at %s", self.user, student, lab, sub.timestamp)
         self.send_json(describe(self.store.submission(sub.id)))
@@ -265,6 +287,11 @@ class Refusals(Handler):
     async def get(self) -> None:
         await self.require_staff("list_refusals", "-")
         self.send_json(self.store.refusals())
+
+
+class CourseLimits(Handler):
+    def get(self) -> None:
+        self.send_json(self.exchange.limits.to_config())
 
 
 class Health(web.RequestHandler):
@@ -286,20 +313,48 @@ def make_app(exchange: Exchange, prefix: str) -> web.Application:
         (rf"{api}/collect/{lab}/?", Collect, {"exchange": exchange}),
         (rf"{api}/collect/{lab}/{lab}/?", CollectOne, {"exchange": exchange}),
         (rf"{api}/refusals/?", Refusals, {"exchange": exchange}),
+        (rf"{api}/limits/?", CourseLimits, {"exchange": exchange}),
     ]
-    return web.Application(routes, max_body_size=exchange.max_bytes + 1024 * 1024)
+    return web.Application(routes)
+
+
+def server_options(limits: Limits) -> dict[str, int]:
+    """The web server's own bounds (tornado's default is 100 MiB), set by the course's limit.
+
+    They belong to the HTTP server, not the Application: as an Application setting they are
+    silently ignored.
+    """
+    body = limits.max_archive_bytes + MIB  # room for the request's own framing
+    return {"max_body_size": body, "max_buffer_size": body}
+
+
+def load_limits(path: Path | None, root: Path, max_mb: int | None) -> Limits:
+    """The course's limits: the JSON file given, else `<root>/limits.json`, else the defaults."""
+    path = path or root / "limits.json"
+    section: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
+    if max_mb is not None:
+        section["max_upload_mb"] = max_mb
+    return Limits.from_config(section)
 
 
 async def serve(args: argparse.Namespace) -> None:
     store = ExchangeStore(Path(args.root))
-    exchange = Exchange(store, staff_group=args.staff_group, max_bytes=args.max_mb * 1024 * 1024)
+    limits = load_limits(args.limits and Path(args.limits), Path(args.root), args.max_mb)
+    exchange = Exchange(store, staff_group=args.staff_group, limits=limits)
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/exchange/")
     # The hub tells a managed service where to listen (the `url` of its entry in the hub's config).
     url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", f"http://127.0.0.1:{args.port}"))
     port = url.port or args.port
     app = make_app(exchange, prefix)
-    app.listen(port, address=url.hostname or "127.0.0.1")
+    bounds = server_options(limits)
+    app.listen(
+        port,
+        address=url.hostname or "127.0.0.1",
+        max_body_size=bounds["max_body_size"],
+        max_buffer_size=bounds["max_buffer_size"],
+    )
     log.info("introdl exchange for course %s on port %s, state in %s", args.course, port, args.root)
+    log.info("archive limits: %s", limits.to_config())
     await asyncio.Event().wait()
 
 
@@ -308,7 +363,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--root", required=True, help="the exchange's state (created, mode 0700)")
     parser.add_argument("--course", default="introdl", help="the nbgrader course id")
     parser.add_argument("--staff-group", default="formgrade-introdl", help="hub group of staff")
-    parser.add_argument("--max-mb", type=int, default=200, help="largest archive accepted (MiB)")
+    parser.add_argument(
+        "--limits", help="the course's c.ExchangeService limits as JSON (default ROOT/limits.json)"
+    )
+    parser.add_argument("--max-mb", type=int, help="largest archive accepted (MiB), overrides")
     parser.add_argument("--port", type=int, default=10101, help="when not run by the hub")
     args = parser.parse_args(argv)
     logging.basicConfig(

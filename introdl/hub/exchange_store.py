@@ -9,6 +9,9 @@ Layout under the service's root (mode 0700, the service's own user):
 
 Names (students, labs) come from the hub and the staff's release; both are checked against a
 strict pattern before they become a path. Time stamps are the service's clock, never a sender's.
+A hand-in is written to `incoming/` first (`stage`, off the service's event loop), then checked
+against the student's quota and hand-in rate and filed in one step on the loop (`commit`), so two
+uploads at once cannot both slip under a limit.
 """
 
 from __future__ import annotations
@@ -18,8 +21,11 @@ import hashlib
 import os
 import re
 import sqlite3
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
+
+from introdl.hub.archive import MIB, Limits
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$")
 # nbgrader's own format (Exchange.timestamp_format), always UTC here.
@@ -44,6 +50,23 @@ CREATE TABLE IF NOT EXISTS refusals (
 
 class StoreError(ValueError):
     """A request the store cannot serve, with the reason in words."""
+
+
+class OverLimit(StoreError):
+    """A hand-in past the student's quota or hand-in rate; `status` is the HTTP answer."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Staged:
+    """An upload written to incoming/, not yet filed."""
+
+    path: Path
+    sha256: str
+    size: int
 
 
 def checked_name(value: str, what: str) -> str:
@@ -128,21 +151,69 @@ class ExchangeStore:
         return row is not None
 
     # --- submissions -----------------------------------------------------------------------
-    def submit(self, student: str, lab: str, blob: bytes, files: list[str]) -> Submission:
-        checked_name(student, "student")
-        checked_name(lab, "lab")
-        if not self.is_released(lab):
-            raise StoreError(f"{lab} is not released, so it cannot be submitted")
+    def stage(self, blob: bytes) -> Staged:
+        """Write an upload under incoming/ (slow for a large one: run it off the event loop)."""
+        path = self.root / "incoming" / f"{uuid.uuid4().hex}.part"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(blob)
+        return Staged(path, hashlib.sha256(blob).hexdigest(), len(blob))
+
+    def admit(self, student: str, size: int, limits: Limits) -> None:
+        """OverLimit if one more hand-in of SIZE bytes passes the student's quota or rate."""
+        hour_ago = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)).strftime(TIMESTAMP_FORMAT)
+        (recent,) = self.db.execute(
+            "SELECT COUNT(*) FROM submissions WHERE student = ? AND timestamp > ?",
+            (student, hour_ago),
+        ).fetchone()
+        if recent >= limits.submissions_per_hour:
+            raise OverLimit(
+                f"{student} has handed in {recent} times in the last hour, the course's limit "
+                f"(c.ExchangeService.submissions_per_hour = {limits.submissions_per_hour}): "
+                "wait a while and submit again; your last hand-in is kept",
+                429,
+            )
+        (stored,) = self.db.execute(
+            "SELECT COALESCE(SUM(size), 0) FROM submissions WHERE student = ?", (student,)
+        ).fetchone()
+        if stored + size > limits.quota_bytes:
+            raise OverLimit(
+                f"{student}'s hand-ins already take {stored // MIB} MiB of the exchange and this "
+                f"one is {size // MIB} MiB; the course's quota per student is "
+                f"{limits.quota_bytes // MIB} MiB (c.ExchangeService.quota_mb): leave large "
+                "files out, or ask the course staff to raise the quota",
+                413,
+            )
+
+    def commit(
+        self, student: str, lab: str, staged: Staged, files: list[str], limits: Limits
+    ) -> Submission:
+        """File a staged upload as a hand-in stamped now, if the quota and rate allow it."""
+        try:
+            checked_name(student, "student")
+            checked_name(lab, "lab")
+            if not self.is_released(lab):
+                raise StoreError(f"{lab} is not released, so it cannot be submitted")
+            self.admit(student, staged.size, limits)
+        except StoreError:
+            staged.path.unlink(missing_ok=True)
+            raise
         stamp = self.now()
-        sha = hashlib.sha256(blob).hexdigest()
         cur = self.db.execute(
             "INSERT INTO submissions (student, lab, timestamp, sha256, size, files)"
             " VALUES (?, ?, ?, ?, ?, ?)",
-            (student, lab, stamp, sha, len(blob), "\n".join(files)),
+            (student, lab, stamp, staged.sha256, staged.size, "\n".join(files)),
         )
         sid = int(cur.lastrowid or 0)
-        self._write(self._submission_path(student, lab, sid), blob)
+        path = self._submission_path(student, lab, sid)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staged.path, path)
         return self.submission(sid)
+
+    def submit(
+        self, student: str, lab: str, blob: bytes, files: list[str], limits: Limits | None = None
+    ) -> Submission:
+        """stage + commit in one call (tests, tools)."""
+        return self.commit(student, lab, self.stage(blob), files, limits or Limits())
 
     def _submission_path(self, student: str, lab: str, sid: int) -> Path:
         return self.root / "submissions" / student / lab / f"{sid}.tar.gz"

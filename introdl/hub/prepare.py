@@ -5,7 +5,9 @@
 2. the course: the repository's course files copied into the first staff member's home
    (`~/course`, the formgrader's course directory), readable by staff only;
 3. Jupyter config folders for students (the course image's: assignment list and validate only)
-   and for staff (formgrader too, allowed in a JupyterLab frame), each with the exchange client;
+   and for staff (formgrader too, allowed in a JupyterLab frame), each with the exchange client
+   and the course's own file-size limit, ignore list and archive limits (nbgrader_config.py);
+   the same archive limits go to the exchange service as `limits.json` in its state;
 4. a Python every hub user can run, and the hub's proxy from npm.
 """
 
@@ -21,7 +23,11 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from traitlets.config import Config
+from traitlets.config.loader import PyFileConfigLoader
+
 from introdl.hub.accounts import Account, ensure_account, load_or_make
+from introdl.hub.archive import Limits
 
 HERE = Path(__file__).resolve().parent
 CHP_VERSION = "5.3.0"
@@ -136,8 +142,40 @@ def install_proxy(public: Path) -> Path:
     return chp
 
 
+def course_config(repo: Path) -> Config:
+    """The course's nbgrader_config.py, as nbgrader reads it."""
+    return PyFileConfigLoader("nbgrader_config.py", path=str(repo)).load_config()
+
+
+def course_limits(repo: Path) -> Limits:
+    return Limits.from_config(dict(course_config(repo).get("ExchangeService", {})))
+
+
+def course_lines(repo: Path) -> str:
+    """What every hub user's nbgrader must share with the course: nbgrader's own file-size limit
+    and ignore list (else nbgrader's defaults drop other files), and the exchange's limits."""
+    course = course_config(repo)
+    lines = ["# The course's own (nbgrader_config.py): what a hand-in leaves out, its limits.\n"]
+    for key in ("max_file_size", "ignore"):
+        if key in course.CourseDirectory:
+            lines.append(f"c.CourseDirectory.{key} = {course.CourseDirectory[key]!r}\n")
+    for key, value in course_limits(repo).to_config().items():
+        lines.append(f"c.ExchangeService.{key} = {value!r}\n")
+    return "".join(lines)
+
+
+def write_exchange_limits(repo: Path, exchange_root: Path) -> Path:
+    """The course's archive limits for the exchange service, which cannot read the course."""
+    path = exchange_root / "limits.json"
+    path.write_text(json.dumps(course_limits(repo).to_config(), indent=1) + "\n")
+    shutil.chown(path, EXCHANGE_USER, EXCHANGE_USER)
+    path.chmod(0o600)
+    return path
+
+
 def write_jupyter_config(settings: HubSettings, exchange_url: str) -> None:
     """Student and staff config folders, readable by all (they hold no secret)."""
+    shared = course_lines(settings.repo)
     for role in ("student", "staff"):
         etc = settings.etc_dir / role
         shutil.rmtree(etc, ignore_errors=True)
@@ -153,6 +191,7 @@ def write_jupyter_config(settings: HubSettings, exchange_url: str) -> None:
                 if role == "staff"
                 else ""
             )
+            + shared
             + "from introdl.hub.exchange_client import configure\n"
             f"configure(c, url={exchange_url!r})\n"
         )
@@ -195,6 +234,7 @@ def prepare(settings: HubSettings) -> tuple[list[Account], dict[str, object]]:
     exchange_root.mkdir(exist_ok=True)
     shutil.chown(exchange_root, EXCHANGE_USER, EXCHANGE_USER)
     exchange_root.chmod(0o700)
+    write_exchange_limits(settings.repo, exchange_root)
     token_file = settings.hub_dir / "admin-token"
     if not token_file.is_file():
         token_file.write_text(secrets.token_hex(32))

@@ -15,7 +15,7 @@ from introdl.grading.kernel.launch import sweep_stale
 from introdl.grading.progress import Progress
 from introdl.grading.record.row import Row
 from introdl.grading.sandbox import BACKENDS
-from introdl.grading.submission import find_submissions
+from introdl.grading.submission import find_submissions, undated
 
 NOT_SANDBOXED = (
     "WARNING: --backend none: student code ran WITHOUT a sandbox, as the grader's own user."
@@ -85,6 +85,14 @@ def grade(
         raise BadInput(
             f"no submissions under {root / 'submitted'}/*/{lab}: run `nbgrader collect {lab}` first"
         )
+    # A submission without its time stamp would be graded as on time: refused, in words.
+    refused = {
+        s.student: Row(s.student, 0.0, 0.0, "error", why) for s in subs if (why := undated(s))
+    }
+    for row in refused.values():
+        print(f"{row.student}: {row.message}", file=sys.stderr)
+    order = [s.student for s in subs]
+    subs = [s for s in subs if s.student not in refused]
     workers = workers or default_workers()
     warm = 0 if no_warm else warm_size(warm)
     where = f"the Dask cluster at {scheduler}" if scheduler else f"{workers} worker(s)"
@@ -106,6 +114,8 @@ def grade(
         )
     finally:
         progress.close()
+    graded = {row.student: row for row in rows}
+    rows = [graded.get(student) or refused[student] for student in order]
     from introdl.grading.record.gradebook import export_grades, generate_feedback
 
     made: list[str] = []
