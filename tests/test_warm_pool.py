@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from introdl.grading.commands.grade import warm_size
 from introdl.grading.errors import BadInput
 from introdl.grading.grade import GradeOptions, grade_submission, warm_pool
 from introdl.grading.kernel.launch import sweep_stale
-from introdl.grading.pool import KernelPool
+from introdl.grading.pool import KernelPool, PoolTimeout, WarmKernel
 from introdl.grading.sandbox import processes_of_uid
 from introdl.grading.sandbox.limits import TEST_LIMITS, sandbox_uid
 from introdl.grading.sandbox.slots import claim
@@ -326,4 +327,89 @@ def test_a_batch_pool_starts_no_kernel_past_its_last_submission(course: Path, sl
         time.sleep(2)
         assert pool.started == 2
         assert pool._ready == []
-        assert pool._starting == 0
+        assert pool._starting == []
+
+
+OTHER = "other_lab"  # a second lab for the pool: no release, no hidden suite, nothing to import
+TAKE_BOUND = 45.0  # seconds one take may wait here (two kernel starts take ~2 s)
+
+
+def take_in_thread(pool: KernelPool, lab: str, bound: float = TAKE_BOUND) -> tuple[str, float]:
+    """Take a kernel of LAB from POOL in a thread, waiting at most BOUND seconds for it (so a
+    starved take fails the test instead of hanging it); destroy it; (its lab, seconds waited)."""
+    got: list[object] = []
+
+    def run() -> None:
+        try:
+            got.append(pool.take(lab))
+        except BaseException as err:  # reported below
+            got.append(err)
+
+    started = time.monotonic()
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(bound)
+    waited = time.monotonic() - started
+    if thread.is_alive():
+        pool.close()  # ends the starved take, so the thread does not outlive the test
+        thread.join(30)
+        raise AssertionError(f"take({lab!r}) waited {waited:.0f} s and was still waiting")
+    (warm,) = got
+    if isinstance(warm, BaseException):
+        raise warm
+    assert isinstance(warm, WarmKernel)
+    warm.destroy()
+    return warm.lab, waited
+
+
+def test_a_pool_of_one_serves_labs_in_turn_without_waiting_for_ever(
+    course: Path, slot: int
+) -> None:
+    """A service's pool of one kernel asked for lab A, then B, then A, then B: the warmer
+    re-fills the only place for the lab asked last while the next take already asks for another
+    (issue 21: check my work froze). Is every kernel handed out, of the lab asked for, in time?"""
+    options = GradeOptions(backend="bwrap", limits=TEST_LIMITS)
+    with warm_pool(course, options, size=1, labs=(LAB,), slot=slot) as pool:
+        served = [take_in_thread(pool, lab) for lab in (LAB, OTHER, LAB, OTHER, LAB)]
+    assert [lab for lab, _ in served] == [LAB, OTHER, LAB, OTHER, LAB]
+    assert max(waited for _, waited in served) < TAKE_BOUND
+
+
+def test_two_takers_of_two_labs_share_a_pool_without_starving(course: Path, slot: int) -> None:
+    """Two graders (threads) take from one pool at once, one always lab A, the other always
+    lab B: does each get kernels of its own lab, every time, in time?"""
+    options = GradeOptions(backend="bwrap", limits=TEST_LIMITS)
+    served: dict[str, list[tuple[str, float]]] = {LAB: [], OTHER: []}
+    errors: list[BaseException] = []
+
+    def taker(lab: str) -> None:
+        try:
+            for _ in range(3):
+                served[lab].append(take_in_thread(pool, lab))
+        except BaseException as err:
+            errors.append(err)
+
+    with warm_pool(course, options, size=1, labs=(LAB,), slot=slot) as pool:
+        threads = [threading.Thread(target=taker, args=(lab,)) for lab in (LAB, OTHER)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(6 * TAKE_BOUND)
+    assert errors == []
+    assert [lab for lab, _ in served[LAB]] == [LAB] * 3
+    assert [lab for lab, _ in served[OTHER]] == [OTHER] * 3
+
+
+def test_a_take_that_no_kernel_can_serve_ends_in_time_naming_the_lab(
+    course: Path, slot: int
+) -> None:
+    """A batch pool whose one kernel is spent: does another take end at its deadline with an
+    error that names the lab and what to do, instead of waiting for ever?"""
+    options = GradeOptions(backend="bwrap", limits=TEST_LIMITS)
+    with warm_pool(course, options, size=1, labs=(LAB,), slot=slot, limit=1) as pool:
+        with pool.take(LAB):
+            pass
+        started = time.monotonic()
+        with pytest.raises(PoolTimeout, match=rf"no warm kernel for {LAB} was ready within 2 s"):
+            pool.take(LAB, timeout=2.0)
+        assert time.monotonic() - started < 10

@@ -43,8 +43,11 @@ EVENT_WORDS = {
 _POOLS: dict[Path, KernelPool] = {}
 
 
-def worker_pool(root: Path, warm: int, slot: int) -> KernelPool | None:
-    """This process's pool of WARM kernels for the course at ROOT (None when WARM is 0)."""
+def worker_pool(
+    root: Path, warm: int, slot: int, take_timeout: float | None = None
+) -> KernelPool | None:
+    """This process's pool of WARM kernels for the course at ROOT (None when WARM is 0); a
+    take waits at most TAKE_TIMEOUT seconds for its kernel (default: the pool's own)."""
     if warm < 1:
         return None
     pool = _POOLS.get(root)
@@ -52,16 +55,26 @@ def worker_pool(root: Path, warm: int, slot: int) -> KernelPool | None:
         pool = _POOLS[root] = warm_pool(root, GradeOptions(), size=warm, slot=slot)
         # A worker process ends through multiprocessing, which runs these finalizers (not atexit).
         multiprocessing.util.Finalize(pool, pool.close, exitpriority=10)
+    if take_timeout is not None:
+        pool.take_timeout = take_timeout
     return pool
 
 
 def grade_check(
-    root: Path, lab: str, student: str, notebook: bytes, *, slot: int = 0, warm: int = 0
+    root: Path,
+    lab: str,
+    student: str,
+    notebook: bytes,
+    *,
+    slot: int = 0,
+    warm: int = 0,
+    take_timeout: float | None = None,
 ) -> dict[str, Any]:
     """Grade NOTEBOOK (STUDENT's LAB) in the sandbox; the engine's results.json as a dict.
 
     The one function through which the check service calls the engine; WARM > 0 takes the kernel
-    from this process's warm pool (`worker_pool`). The notebook is written to a private
+    from this process's warm pool (`worker_pool`), waiting at most TAKE_TIMEOUT seconds for it
+    (a PoolTimeout naming the lab after that). The notebook is written to a private
     temporary folder, never to the course.
     """
     folder = Path(tempfile.mkdtemp(prefix="introdl-check-"))
@@ -70,7 +83,7 @@ def grade_check(
         sub_dir.mkdir(parents=True)
         (sub_dir / f"{lab}.ipynb").write_bytes(notebook)
         submission = submission_at(sub_dir, lab, student)
-        pool = worker_pool(root, warm, slot)
+        pool = worker_pool(root, warm, slot, take_timeout)
         graded = grade_submission(root, submission, GradeOptions(), slot=slot, pool=pool)
         return graded.results.to_json()
     finally:

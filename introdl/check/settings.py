@@ -4,6 +4,7 @@
     c.CheckService.cooldown_seconds = 60   # between two checks of one lab by one student
     c.CheckService.workers = 1             # gradings at once (the grading host's worker count)
     c.CheckService.warm = 1                # warm kernels kept ready per worker (0: start cold)
+    c.CheckService.watchdog_margin = 90    # seconds a check may run past its lab's grading limit
 
 nbgrader itself ignores the section: traitlets warns only about sections of classes it knows.
 """
@@ -35,6 +36,14 @@ class CheckService(Configurable):
         help="warm sandboxed kernels each grading worker keeps ready for the lab it last graded "
         "(each serves one check, then is destroyed; ~0.7 GiB each); 0 starts each sandbox cold",
     ).tag(config=True)
+    watchdog_margin = Float(
+        90.0,
+        help="seconds a check may take beyond its lab's grading limit (grading_timeout in "
+        "grader_tests/<lab>/limits.toml) before the watchdog stops it and tells the student: "
+        "the sandbox's start (a warm kernel's TensorFlow import: ~5 s on a quiet 2-core machine, "
+        "~30 s at load 8, twice that when the previous check was of another lab) and what "
+        "grading does around the notebook and the tests",
+    ).tag(config=True)
 
 
 class ConfigError(Exception):
@@ -55,6 +64,8 @@ def course_settings(course: Path) -> CheckService:
         raise ConfigError(f"{path}: c.CheckService.cooldown_seconds must be 0 or more")
     if settings.warm < 0:
         raise ConfigError(f"{path}: c.CheckService.warm must be 0 or more")
+    if settings.watchdog_margin < 1:
+        raise ConfigError(f"{path}: c.CheckService.watchdog_margin must be at least 1 (seconds)")
     if settings.workers < 1:
         raise ConfigError(f"{path}: c.CheckService.workers must be at least 1")
     return settings

@@ -1,9 +1,19 @@
 """The check service's grading workers: take the fairest next check, grade it, store the verdict.
 
 Gradings run in spawned worker processes (imports paid once per process, no forked copy of a
-half-started TensorFlow); the queue and its SQLite stay in the service's own process. A check
-whose grading killed its worker process, or that was in flight at MAX_ATTEMPTS restarts, gets a
-verdict that says so instead of being retried for ever.
+half-started TensorFlow), one process per worker, each with its own warm kernels; the queue and
+its SQLite stay in the service's own process. A check whose grading killed its worker process,
+or that was in flight at MAX_ATTEMPTS restarts, gets a verdict that says so instead of being
+retried for ever.
+
+A watchdog bounds every grading: the lab's grading limit (`grading_timeout` in
+grader_tests/<lab>/limits.toml, which already bounds the notebook and the hidden tests) plus
+`c.CheckService.watchdog_margin` seconds for the sandbox's start and what grading does around
+the notebook. Past it the worker is stopped (SIGTERM unwinds the grading and its sandbox; a
+worker that does not answer within STOP_GRACE seconds is killed, its sandboxes dying with it, and
+replaced), the student reads in words that the check ran out of time, and the next check starts.
+Whatever happens to a grading, its check ends `done` with a verdict: none is left `running`
+(only a service that stops leaves checks running, and its next start queues them again).
 """
 
 from __future__ import annotations
@@ -14,15 +24,21 @@ import contextlib
 import logging
 import multiprocessing
 import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from introdl.check.fair_queue import Check, CheckQueue
 from introdl.check.grader import grade_check
+from introdl.check.settings import course_settings
+from introdl.grading.kernel.launch import sweep_stale
+from introdl.grading.pool import PoolTimeout
+from introdl.grading.sandbox.limits import DEFAULT_LIMITS, lab_limits
 
 log = logging.getLogger("introdl.check")
 MAX_ATTEMPTS = 3
+STOP_GRACE = 10.0  # seconds a stopped grading has to unwind its sandbox before its worker is killed
 
 
 def failed(check: Check, reason: str) -> dict[str, Any]:
@@ -31,10 +47,17 @@ def failed(check: Check, reason: str) -> dict[str, Any]:
             "tests": [], "errors": [reason]}  # fmt: skip
 
 
+class GradingStopped(Exception):
+    """A grading was stopped by SIGTERM (the watchdog, or the service stopping)."""
+
+
 def _grade(
-    course: Path, lab: str, student: str, notebook: bytes, slot: int, warm: int
+    course: Path, lab: str, student: str, notebook: bytes, slot: int, warm: int, take: float
 ) -> dict[str, Any]:
-    return grade_check(course, lab, student, notebook, slot=slot, warm=warm)
+    try:
+        return grade_check(course, lab, student, notebook, slot=slot, warm=warm, take_timeout=take)
+    except SystemExit:  # sent back as a plain error: a SystemExit would end the service's loop
+        raise GradingStopped("the grading was stopped") from None
 
 
 def _leave(signum: int, frame: object) -> None:
@@ -45,45 +68,97 @@ def _init_worker() -> None:
     signal.signal(signal.SIGTERM, _leave)
 
 
+def grading_limit(course: Path, lab: str) -> float:
+    """LAB's grading limit in seconds (its limits.toml; the engine's default when unreadable)."""
+    try:
+        return lab_limits(course / "grader_tests" / lab, DEFAULT_LIMITS).grading_timeout
+    except Exception:  # a broken limits.toml fails the grading itself, with its own words
+        return DEFAULT_LIMITS.grading_timeout
+
+
+def overran(check: Check, limit: float, margin: float) -> dict[str, Any]:
+    """The verdict of a check the watchdog stopped."""
+    return failed(
+        check,
+        f"your check was stopped: it took longer than {check.lab}'s limit of "
+        f"{limit + margin:.0f} s ({limit:.0f} s to run the notebook and the tests, {margin:.0f} s "
+        "to start the sandbox). A cell that never ends or trains far too long is the usual cause: "
+        "run your notebook top to bottom yourself, fix the slow cell, then check again",
+    )
+
+
+class Worker:
+    """One grading process, with its warm kernels; replaced when it must be killed."""
+
+    def __init__(self, slot: int) -> None:
+        self.slot = slot
+        self.executor = self._new()
+
+    @staticmethod
+    def _new() -> cf.ProcessPoolExecutor:
+        context = multiprocessing.get_context("spawn")
+        return cf.ProcessPoolExecutor(1, mp_context=context, initializer=_init_worker)
+
+    def processes(self) -> list[multiprocessing.Process]:
+        return list((self.executor._processes or {}).values())
+
+    def stop(self) -> None:
+        """SIGTERM the process (a grading unwinds; an idle worker leaves), then kill it."""
+        processes = self.processes()
+        for process in processes:
+            with contextlib.suppress(OSError, ValueError):
+                process.terminate()
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.join(timeout=STOP_GRACE)
+            if process.is_alive():
+                process.kill()
+                process.join(timeout=STOP_GRACE)
+
+    def replace(self) -> None:
+        """A fresh process for the next check (this one is broken or being stopped)."""
+        old = self.executor
+        self.executor = self._new()
+        old.shutdown(wait=False, cancel_futures=True)
+
+
 class Workers:
     """WORKERS gradings at once for QUEUE, against the course at COURSE; each worker process keeps
-    WARM sandboxed kernels ready (introdl/grading/pool.py), each for one check."""
+    WARM sandboxed kernels ready (introdl/grading/pool.py), each for one check. MARGIN: seconds
+    a grading may take beyond its lab's limit before the watchdog stops it (default: the course's
+    c.CheckService.watchdog_margin)."""
 
-    def __init__(self, queue: CheckQueue, course: Path, workers: int, warm: int = 0) -> None:
+    def __init__(
+        self,
+        queue: CheckQueue,
+        course: Path,
+        workers: int,
+        warm: int = 0,
+        margin: float | None = None,
+    ) -> None:
         self.queue = queue
         self.course = course
         self.workers = workers
         self.warm = warm
+        self.margin = float(course_settings(course).watchdog_margin if margin is None else margin)
         self.wake = asyncio.Event()
-        self.pool = self._new_pool()
+        self.slots = [Worker(100 + i) for i in range(workers)]
         self.on_done: Callable[[Check], None] | None = None
-
-    def _new_pool(self) -> cf.ProcessPoolExecutor:
-        context = multiprocessing.get_context("spawn")
-        return cf.ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker)
 
     async def run(self) -> None:
         """Serve the queue for ever (or until cancelled)."""
         try:
-            await asyncio.gather(*(self._one(100 + i) for i in range(self.workers)))
+            await asyncio.gather(*(self._one(worker) for worker in self.slots))
         finally:
             self.stop()
 
     def stop(self) -> None:
         """End the worker processes: a grading in progress unwinds its sandbox, the warm kernels
         are destroyed (its check stays in the queue, re-queued at the next start)."""
-        processes = list(self.pool._processes.values())
-        for process in processes:
-            with contextlib.suppress(OSError, ValueError):
-                process.terminate()
-        self.pool.shutdown(wait=False, cancel_futures=True)
-        for process in processes:
-            process.join(timeout=30)
-            if process.is_alive():
-                process.kill()
+        for worker in self.slots:
+            worker.stop()
 
-    async def _one(self, slot: int) -> None:
-        loop = asyncio.get_running_loop()
+    async def _one(self, worker: Worker) -> None:
         while True:
             check = self.queue.take()
             if check is None:
@@ -91,38 +166,85 @@ class Workers:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), timeout=2.0)
                 continue
-            if check.attempts > MAX_ATTEMPTS:
+            try:
+                results = await self._grade(worker, check)
+            except Exception as err:  # never leave a check running: it gets a verdict
+                log.exception("check %d: the worker failed", check.id)
                 results = failed(
-                    check, "the check service restarted while grading this notebook several "
-                    "times; ask staff to look at it"
-                )  # fmt: skip
-            else:
-                notebook = self.queue.notebook(check.id)
-                log.info("grading check %d (%s, %s)", check.id, check.student, check.lab)
-                pool = self.pool
-                try:
-                    results = await loop.run_in_executor(
-                        pool,
-                        _grade,
-                        self.course,
-                        check.lab,
-                        check.student,
-                        notebook,
-                        slot,
-                        self.warm,
-                    )
-                except cf.process.BrokenProcessPool:
-                    log.error("check %d: a grading worker died; starting new workers", check.id)
-                    if self.pool is pool:
-                        self.pool = self._new_pool()
-                    results = failed(check, "the grading worker stopped while grading this "
-                                     "notebook; ask again, and tell staff if it happens again")  # fmt: skip
-                except Exception as err:  # the engine failed on this notebook: say so, go on
-                    log.exception("check %d failed in the engine", check.id)
-                    results = failed(
-                        check, f"the check could not be graded ({type(err).__name__}); ask staff"
-                    )
+                    check, f"the check could not be graded ({type(err).__name__}); ask staff"
+                )
             self.queue.finish(check.id, results)
             log.info("check %d: %s / %s", check.id, results.get("score"), results.get("max_score"))
             if self.on_done is not None:
                 self.on_done(self.queue.get(check.id))
+
+    async def _grade(self, worker: Worker, check: Check) -> dict[str, Any]:
+        if check.attempts > MAX_ATTEMPTS:
+            return failed(
+                check, "the check service restarted while grading this notebook several "
+                "times; ask staff to look at it"
+            )  # fmt: skip
+        loop = asyncio.get_running_loop()
+        notebook = self.queue.notebook(check.id)
+        limit = grading_limit(self.course, check.lab)
+        # a warm kernel must come well within the margin, so that its absence is named as such
+        take = max(1.0, self.margin * 2 / 3)
+        log.info("grading check %d (%s, %s)", check.id, check.student, check.lab)
+        executor = worker.executor
+        started = time.monotonic()
+        future = loop.run_in_executor(
+            executor, _grade, self.course, check.lab, check.student, notebook, worker.slot,
+            self.warm, take,
+        )  # fmt: skip
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), timeout=limit + self.margin)
+        except TimeoutError:
+            log.error(
+                "check %d (%s, %s): still grading after %.0f s (limit %.0f + margin %.0f s); "
+                "stopping its worker", check.id, check.student, check.lab,
+                time.monotonic() - started, limit, self.margin,
+            )  # fmt: skip
+            await self._stop_grading(worker, executor, future)
+            return overran(check, limit, self.margin)
+        except cf.process.BrokenProcessPool:
+            log.error("check %d: a grading worker died; starting a new one", check.id)
+            if worker.executor is executor:
+                worker.replace()
+            return failed(check, "the grading worker stopped while grading this notebook; ask "
+                          "again, and tell staff if it happens again")  # fmt: skip
+        except PoolTimeout as err:
+            log.error("check %d: %s", check.id, err)
+            return failed(check, f"the check could not start: {err}")
+        except Exception as err:  # the engine failed on this notebook: say so, go on
+            log.exception("check %d failed in the engine", check.id)
+            return failed(check, f"the check could not be graded ({type(err).__name__}); ask staff")
+
+    async def _stop_grading(
+        self, worker: Worker, executor: cf.ProcessPoolExecutor, future: asyncio.Future[Any]
+    ) -> None:
+        """SIGTERM the worker: its grading unwinds (the sandbox is destroyed) and the process
+        stays, with its warm kernels. A worker that has not answered within STOP_GRACE (a
+        grading stuck where signals cannot reach it) is killed and replaced; its sandboxes die
+        with it, and what they leave on disk is swept as at the service's start."""
+        processes = list((executor._processes or {}).values())
+        for process in processes:
+            with contextlib.suppress(OSError, ValueError):
+                process.terminate()
+        future.add_done_callback(lambda f: f.cancelled() or f.exception())  # seen, not logged
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.shield(future), timeout=STOP_GRACE)
+        if future.done() and all(process.is_alive() for process in processes):
+            log.info("the stopped grading ended: %r; its worker goes on", future.exception())
+            return  # the grading unwound; the worker is free again
+        log.error("a grading worker did not stop within %.0f s: killing it", STOP_GRACE)
+        for process in processes:
+            with contextlib.suppress(OSError, ValueError):
+                process.kill()
+        if worker.executor is executor:
+            worker.replace()
+        loop = asyncio.get_running_loop()
+        for process in processes:
+            await loop.run_in_executor(None, process.join, STOP_GRACE)
+        swept = await loop.run_in_executor(None, sweep_stale)
+        if swept:
+            log.info("removed %d stale sandbox(es) of stopped graders", len(swept))

@@ -20,8 +20,13 @@ Example (what `grade.py:grade_submission` does with `pool=`)::
                 run_notebook(warm.kernel, warm.path / sub.notebook.name)
 
 `take` may be called from several threads at once (a service grading several requests): each
-caller gets its own kernel. The pool holds at most `size` kernels that are starting or ready (the ones handed out are their
-takers'); each holds a machine-wide slot (sandbox/slots.py) while it waits. `close` (the end of
+caller gets its own kernel. The pool holds at most `size` kernels that are starting or ready (the
+ones handed out are their takers'); each holds a machine-wide slot (sandbox/slots.py) while it
+waits. The warmer serves the takers waiting, oldest first, whatever their labs; when no one waits
+it warms for the lab asked for last. A ready kernel of a lab no waiting taker wants is destroyed to
+make room, so a take waits for at most two starts (one already under way, then its own), and
+every take has a deadline (`PoolTimeout`, naming the lab): nothing on a grading's path waits for
+ever on the pool. `close` (the end of
 the `with`, an exception, Ctrl-C) destroys every kernel it holds and leaves no process, mount or
 lock; a pool killed outright leaves what `launch.sweep_stale` removes, like a killed cold grader.
 """
@@ -32,6 +37,7 @@ import ast
 import contextlib
 import threading
 import time
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -135,6 +141,10 @@ class WarmKernel:
         self.destroy()
 
 
+class PoolTimeout(TimeoutError):
+    """No warm kernel of the lab asked for came in time (the message names the lab and why)."""
+
+
 class KernelPool:
     """Up to `size` warm kernels, each for exactly one submission (see the module docstring)."""
 
@@ -151,6 +161,7 @@ class KernelPool:
         gpus: bool = False,
         slot: int = 0,
         limit: int | None = None,
+        take_timeout: float | None = None,
     ) -> None:
         if size < 1:
             raise ValueError("a kernel pool needs size >= 1 (no pool at all: pool=None)")
@@ -163,13 +174,18 @@ class KernelPool:
         self.gpus = gpus
         self.slot = slot
         self.limit = limit  # kernels to start at most (a batch of N needs N); None: no end
+        # One start is bounded (the sandbox's start, then the warm imports); a taker may have to
+        # wait for a start of another lab to end and be destroyed, then for its own: two starts.
+        one_start = limits.startup_timeout + max(WARM_TIMEOUT, limits.startup_timeout)
+        self.take_timeout = take_timeout if take_timeout is not None else 2 * one_start
         self.started = 0  # kernels started so far (for tests and benchmarks)
         self._launched = 0  # starts attempted
-        self._lab: str | None = labs[0] if labs else None  # the lab to warm for next
+        self._lab: str | None = labs[0] if labs else None  # warmed for when no one waits
         self._ready: list[WarmKernel] = []
-        self._starting = 0
+        self._starting: list[str] = []  # the labs of the kernels being started
+        self._waiting: list[str] = []  # the labs of the takers waiting now, oldest first
+        self._errors: dict[str, BaseException] = {}  # a failed start, for a taker of its lab
         self._warming: SandboxedKernel | None = None
-        self._error: BaseException | None = None
         self._closed = False
         self._cond = threading.Condition()
         # The kernels' sandboxes die with the thread that started them (bwrap --die-with-parent
@@ -178,41 +194,55 @@ class KernelPool:
         self._thread.start()
 
     # --- taking ------------------------------------------------------------------------------
-    def take(self, lab: str) -> WarmKernel:
-        """A warm kernel for LAB, bound to nothing yet; waits while one is being started."""
-        with self._cond:
-            if self._closed:
-                raise RuntimeError("the kernel pool is closed")
-            if lab != self._lab:
-                self._lab = lab
-                # make room for this lab: kernels warmed for another lab are destroyed
-                stale = [w for w in self._ready if w.lab != lab]
-                self._ready = [w for w in self._ready if w.lab == lab]
-                self._replace(len(stale))
-            else:
-                stale = []
-        for warm in stale:
-            warm.destroy()
+    def take(self, lab: str, timeout: float | None = None) -> WarmKernel:
+        """A warm kernel for LAB, bound to nothing yet; waits while one is being started, at most
+        TIMEOUT seconds (default `take_timeout`), then raises PoolTimeout.
+
+        A kernel of another lab never serves LAB, and never keeps LAB's kernel from starting:
+        the warmer starts kernels for the takers waiting, oldest first, and destroys a ready
+        kernel that no taker waits for to make room (issue 21: a take that waited while the
+        warmer re-filled the pool's only place with the previous lab's kernel waited for ever).
+        """
+        timeout = self.take_timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
         while True:
-            with self._cond:
-                while not self._closed and self._error is None:
-                    if any(w.lab == lab for w in self._ready):
-                        break
-                    self._cond.wait(0.5)
-                if self._closed:
-                    raise RuntimeError("the kernel pool is closed")
-                if self._error is not None:
-                    err, self._error = self._error, None
-                    self._replace(1)  # the warmer tries again for the next taker
-                    raise err
-                warm = next(w for w in self._ready if w.lab == lab)
-                self._ready.remove(warm)
-                self._cond.notify_all()  # the warmer starts the next one
+            warm = self._wait_for(lab, deadline, timeout)
             if warm.kernel.alive:
                 return warm
             warm.destroy()  # died while waiting (the host's OOM killer): take another
             with self._cond:
                 self._replace(1)
+
+    def _wait_for(self, lab: str, deadline: float, timeout: float) -> WarmKernel:
+        with self._cond:
+            self._lab = lab  # the lab asked for last: warmed for next when no one waits
+            self._waiting.append(lab)
+            self._cond.notify_all()
+            try:
+                while True:
+                    if self._closed:
+                        raise RuntimeError("the kernel pool is closed")
+                    err = self._errors.pop(lab, None)
+                    if err is not None:
+                        self._replace(1)  # the warmer tries again for the next taker
+                        raise err
+                    warm = next((w for w in self._ready if w.lab == lab), None)
+                    if warm is not None:
+                        self._ready.remove(warm)
+                        return warm
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise PoolTimeout(
+                            f"no warm kernel for {lab} was ready within {timeout:.0f} s "
+                            f"(kernels starting: {', '.join(self._starting) or 'none'}; "
+                            f"ready: {', '.join(w.lab for w in self._ready) or 'none'}); "
+                            "the grading host may be overloaded: try again, or grade cold "
+                            "(warm 0)"
+                        )
+                    self._cond.wait(remaining)
+            finally:
+                self._waiting.remove(lab)
+                self._cond.notify_all()  # the warmer starts the next one
 
     def _replace(self, lost: int) -> None:
         """LOST kernels will serve no one: the warmer may start as many more (lock held)."""
@@ -221,32 +251,66 @@ class KernelPool:
         self._cond.notify_all()
 
     # --- warming -----------------------------------------------------------------------------
+    def _plan(self) -> tuple[str | None, WarmKernel | None]:
+        """What the warmer does next (lock held): the lab to start a kernel for (None: nothing
+        to do now), and the ready kernel to destroy first to make room for it (or None)."""
+        if self.limit is not None and self._launched >= self.limit:
+            return None, None
+        room = len(self._ready) + len(self._starting) < self.size
+        # each waiting taker, oldest first, is covered by a ready or starting kernel of its lab
+        supply = Counter(w.lab for w in self._ready) + Counter(self._starting)
+        needed: str | None = None
+        for lab in self._waiting:
+            if supply[lab] > 0:
+                supply[lab] -= 1
+            elif lab not in self._errors:  # a failed start waits for its taker to hear of it
+                needed = needed or lab
+        if needed is None:
+            idle = self._lab is not None and self._lab not in self._errors
+            return (self._lab if idle and room else None), None
+        if room:
+            return needed, None
+        # full: a ready kernel that no waiting taker will use makes room (the oldest first)
+        wanted = Counter(self._waiting)
+        for warm in self._ready:
+            if wanted[warm.lab] > 0:
+                wanted[warm.lab] -= 1
+            else:
+                self._ready.remove(warm)
+                return needed, warm
+        return None, None  # every place holds or starts a kernel a taker will use: wait
+
     def _warm_loop(self) -> None:
         while True:
             with self._cond:
-                while not self._closed and (
-                    self._lab is None
-                    or self._error is not None
-                    or len(self._ready) + self._starting >= self.size
-                    or (self.limit is not None and self._launched >= self.limit)
-                ):
+                while True:
+                    if self._closed:
+                        return
+                    lab, stale = self._plan()
+                    if lab is not None:
+                        break
                     self._cond.wait()
-                if self._closed:
-                    return
-                lab = self._lab
-                self._starting += 1
+                self._starting.append(lab)
                 self._launched += 1
-            assert lab is not None
+            if stale is not None:
+                stale.destroy()
             warm: WarmKernel | None = None
+            error: BaseException | None = None
             try:
                 warm = self._start(lab)
             except BaseException as err:
-                with self._cond:
-                    self._error = err
+                error = err
             with self._cond:
-                self._starting -= 1
+                self._starting.remove(lab)
                 self._warming = None
-                if warm is not None and not self._closed:
+                if error is not None:
+                    if lab in self._waiting:
+                        self._errors[lab] = error  # the next taker of LAB raises it
+                    else:  # warmed ahead for no one: try again when someone asks for LAB
+                        if self._lab == lab:
+                            self._lab = None
+                        self._replace(1)
+                elif warm is not None and not self._closed:
                     self._ready.append(warm)
                     warm = None
                 self._cond.notify_all()
