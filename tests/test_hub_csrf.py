@@ -45,16 +45,22 @@ fetch('{hub}/services/check/api/labs/{lab}/checks',
 
 
 @contextlib.contextmanager
-def attacker_site(pages: dict[str, str]) -> Iterator[str]:
-    """A web server on another port of 127.0.0.1 serving PAGES (path -> HTML); its base URL."""
+def attacker_site(pages: dict[str, str], hits: list[str] | None = None) -> Iterator[str]:
+    """A web server on another port of 127.0.0.1 serving PAGES (path -> HTML); its base URL.
+    Every request's path is appended to HITS (a sentinel that payloads would call home to)."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            if hits is not None:
+                hits.append(self.path)
             body = pages.get(self.path, "not here").encode()
             self.send_response(200 if self.path in pages else 404)
             self.send_header("Content-Type", "text/html; charset=utf-8")
             self.end_headers()
             self.wfile.write(body)
+
+        def do_POST(self) -> None:
+            self.do_GET()
 
         def log_message(self, *args: object) -> None:
             pass

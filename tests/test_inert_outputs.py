@@ -14,6 +14,9 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from nbconvert.exporters import HTMLExporter
+from nbgrader.server_extensions.formgrader import handlers as formgrader
+from traitlets.config import Config
 
 from introdl.grading.course import nbgrader
 from introdl.grading.record.gradebook import autograded_points, generate_feedback, land_grades
@@ -69,6 +72,7 @@ def hostile(release: nbformat.NotebookNode) -> nbformat.NotebookNode:
         "application/vnd.jupyter.widget-state+json": {"state": {}, "version_major": 2}
     }
     nb.metadata["language_info"] = {"name": f'python"><script>{MARK}</script>'}
+    nb.metadata["kernelspec"]["display_name"] = "Python 3 (ipykernel)"
     return nb
 
 
@@ -149,6 +153,40 @@ def test_feedback_of_a_hostile_notebook_has_nothing_that_runs(
     assert sorted(page.scripts) == sorted(baseline.scripts), "a script the student added"
     assert page.active == baseline.active
     assert not [s for s in page.scripts if MARK in s]
+
+
+def formgrade(notebook: Path) -> str:
+    """The formgrader's manual-grading view of NOTEBOOK, rendered as its handler renders it."""
+    config = Config()
+    config.HTMLExporter.template_name = "formgrade"
+    config.HTMLExporter.extra_template_basedirs = [formgrader.template_path]
+    resources = {
+        "assignment_id": LAB,
+        "notebook_id": LAB,
+        "submission_id": "1",
+        "index": 0,
+        "total": 2,
+        "base_url": "/user/staff",
+        "student": "mallory",
+        "last_name": None,
+        "first_name": None,
+        "notebook_path": "autograded",
+    }
+    html, _ = HTMLExporter(config=config).from_filename(str(notebook), resources=resources)
+    return str(html)
+
+
+def test_formgrader_view_of_a_hostile_notebook_has_nothing_that_runs(
+    course: tuple[Path, Path, Path],
+) -> None:
+    """Does the formgrader's view of the autograded notebook render, with no handler, no script
+    URL and no script of the student's?"""
+    page = live(formgrade(course[0]))
+    # The formgrader's own buttons (show/hide the student's name) are its only handlers.
+    assert [h for h in page.handlers if "toggle_name(" not in h] == []
+    assert page.script_urls == []
+    assert not [s for s in page.scripts if MARK in s]
+    assert not [a for a in page.active if a.startswith(("<svg", "<iframe", "<object", "<embed"))]
 
 
 def test_the_student_still_sees_what_was_removed_and_their_text(

@@ -34,7 +34,7 @@ new_output: Callable[..., NotebookNode] = nbformat.v4.new_output
 
 KEPT_IMAGES = ("image/png", "image/jpeg")
 SAFE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-SAFE_WORD = re.compile(r"^[A-Za-z0-9_.+ -]{0,64}$")
+SAFE_WORD = re.compile(r"^[A-Za-z0-9_.+ ()-]{1,64}$")  # no markup, no quotes
 BASE64 = re.compile(r"^[A-Za-z0-9+/\s]*={0,2}\s*$")
 NBGRADER_FLAGS = ("grade", "solution", "locked", "task")
 REMOVED = "[introdl removed {what} from this output: the course shows student output as text only]"
@@ -126,9 +126,15 @@ def _notebook_metadata(meta: Any) -> NotebookNode:
     kept = NotebookNode()
     spec = meta.get("kernelspec") if isinstance(meta, dict) else None
     if isinstance(spec, dict):
+        # nbformat requires name and display_name; the source's kernelspec was restored already.
+        name = str(spec["name"]) if _word(spec.get("name")) else "python3"
         kept.kernelspec = NotebookNode(
-            {k: str(spec[k]) for k in ("name", "display_name", "language") if _word(spec.get(k))}
+            {"name": name, "display_name": str(spec.get("display_name"))}
+            if _word(spec.get("display_name"))
+            else {"name": name, "display_name": name}
         )
+        if _word(spec.get("language")):
+            kept.kernelspec.language = str(spec["language"])
     info = meta.get("language_info") if isinstance(meta, dict) else None
     if isinstance(info, dict) and _word(info.get("name")):
         kept.language_info = NotebookNode({"name": str(info["name"])})
