@@ -271,3 +271,18 @@ def test_a_huge_answer_is_skipped_with_a_reason(tmp_path: Path) -> None:
     assert got.submissions == 1
     assert "characters of answer code" in got.skipped[0]
     assert "look at it by hand" in got.skipped[0]
+
+
+def test_report_of_hostile_code_has_no_markup_and_forbids_script() -> None:
+    """Does student code full of markup reach the report as text, under a no-script CSP?"""
+    from introdl.similarity.report import render_region, to_html
+
+    code = "x = '</pre><script>alert(1)</script><img src=x onerror=alert(2)>'\n"
+    body = render_region(code, frozenset(), [(0, len(code))])
+    assert "<script" not in body
+    assert "<img" not in body
+    assert "&lt;script&gt;" in body
+    page = to_html("lab<script>", [], {}, top=5, notes=["<img src=x onerror=alert(3)>"])
+    assert "<script" not in page
+    assert "<img" not in page
+    assert "Content-Security-Policy\" content=\"default-src 'none'; style-src 'sha256-" in page

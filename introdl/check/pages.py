@@ -2,7 +2,9 @@
 
 Plain server-rendered pages (no JavaScript): a waiting check refreshes itself every 2 seconds and
 shows its place in the queue and an ETA, so no page ever hangs on a grading. Every value from a
-notebook, a test message or a name is escaped.
+notebook, a test message, a name or a refused request is escaped, in text and in attributes
+(`html.escape` quotes both kinds of quotes), and the service sends a CSP that allows no script at
+all and this one stylesheet (by its hash), so a value that slipped through still could not run.
 """
 
 from __future__ import annotations
@@ -134,8 +136,10 @@ def staff(
     summary: Sequence[dict[str, Any]],
     *,
     xsrf: str,
+    refusals: Sequence[dict[str, Any]] = (),
 ) -> str:
-    """The queue in serving order, then per student and lab: checks asked, last and best score."""
+    """The queue in serving order, then per student and lab: checks asked, last and best score;
+    then the form that grants more checks and the requests the service refused (newest first)."""
     body = "<h2>Queue</h2><table id='queue'><tr><th>#</th><th>student</th><th>lab</th><th>state</th><th>asked</th></tr>"
     for c in list(running) + list(order):
         body += (
@@ -159,4 +163,15 @@ def staff(
         "extra checks per 24 h <input name='extra' type='number' min='0' value='5'> "
         "<button>Grant</button></form>"
     )
-    return body
+    body += (
+        "<h2>Refused requests</h2><p>Forged or cross-site requests, other students' checks, "
+        "pages for staff only: who sent them (the hub user when known, else the address) and "
+        "why they were refused.</p><table id='refusals'>"
+        "<tr><th>when</th><th>who</th><th>request</th><th>why</th></tr>"
+    )
+    for r in refusals:
+        body += (
+            f"<tr><td>{when(r['at'])}</td><td>{escape(r['who'])}</td>"
+            f"<td>{escape(r['action'])}</td><td>{escape(r['reason'])}</td></tr>"
+        )
+    return body + "</table>"

@@ -17,13 +17,22 @@ Pages (cookie login through the hub) and API (hub token), under the prefix (/ser
     GET  api/checks              the caller's checks (JSON)            POST api/labs/<lab>/checks
     GET  api/checks/<id>         one of the caller's checks            GET  api/queue (staff)
     POST api/limits/<student>/<lab>?extra=N   more checks for a student (staff)
+    GET  api/refusals            refused requests, newest first (staff; also on the staff page)
+
+What changes state needs proof that the person meant it (issue 21, case 4): the API takes a hub
+token in the `Authorization` header only (the login cookie is never enough there), the pages' forms
+carry the hub's XSRF form token (`xsrf_cookies`, checked by HubOAuth), and a POST sent by a page
+of another site or port is refused (request_guard.py). Every refusal, with who and why, goes to
+the refusal log (refusals.py) and the service's log. Pages carry a script-free CSP.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
+import hashlib
 import json
 import logging
 import math
@@ -44,22 +53,39 @@ from introdl.check import pages
 from introdl.check.fair_queue import Check, CheckQueue, OverLimit
 from introdl.check.grader import student_view
 from introdl.check.notebook import NotebookError, due_date, read_student_notebook, released_labs
+from introdl.check.refusals import RefusalLog
 from introdl.check.settings import course_settings, limits_of
 from introdl.check.workers import Workers
 from introdl.grading.kernel.launch import sweep_stale
+from introdl.hub.request_guard import (
+    NO_SCRIPT_CSP,
+    address,
+    cross_origin_reason,
+    page_csp,
+    repeated_student,
+)
 
 log = logging.getLogger("introdl.check")
 GROUP_CACHE_SECONDS = 30.0
 DEFAULT_SECONDS = 60.0  # ETA of a lab never checked yet
+PAGE_CSP = page_csp(base64.b64encode(hashlib.sha256(pages.STYLE.encode()).digest()).decode())
 
 
 class CheckApp:
     """The service's state: the queue, the course, the grading workers."""
 
     def __init__(
-        self, queue: CheckQueue, course: Path, *, staff_group: str, workers: int, warm: int = 0
+        self,
+        queue: CheckQueue,
+        course: Path,
+        *,
+        staff_group: str,
+        workers: int,
+        warm: int = 0,
+        refusals: RefusalLog | None = None,
     ) -> None:
         self.queue = queue
+        self.refusals = refusals or RefusalLog(queue.path)
         self.course = course
         self.staff_group = staff_group
         self.workers = Workers(queue, course, workers, warm)
@@ -126,9 +152,84 @@ class Base(HubOAuthenticated, web.RequestHandler):  # type: ignore[misc]
         self.app_state = app
         self.hub_auth = app.hub_auth
 
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Security-Policy", PAGE_CSP)
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Referrer-Policy", "same-origin")
+
     @property
     def user(self) -> str:
         return str(self.current_user["name"])
+
+    _forged: str | None = None
+    _cookie_owner: str | None = None
+
+    def who(self) -> str:
+        """The hub user when the request proved one (or carried their login cookie), else
+        the address it came from."""
+        known = getattr(self, "_hub_auth_user_cache", None)
+        if known:
+            return f"hub user {known['name']}"
+        if self._cookie_owner:
+            return f"hub user {self._cookie_owner} (their login cookie, sent by another page)"
+        return f"address {address(self.request)}"
+
+    def refuse(self, status: int, action: str, reason: str) -> None:
+        """Log the refused request for staff (table and log), then answer it with the reason."""
+        who = self.who()
+        self.app_state.refusals.record(who=who, action=action, reason=reason)
+        log.warning("REFUSED %s by %s: %s", action, who, reason)
+        raise web.HTTPError(status, reason)
+
+    def action(self) -> str:
+        return f"{self.request.method} {self.request.path[:200]}"
+
+    def forgery(self) -> str | None:
+        """Why this request may not have been sent by the person (another origin, no form token)."""
+        reason = cross_origin_reason(self.request)
+        if reason:
+            return reason
+        try:
+            super().check_xsrf_cookie()
+        except web.HTTPError as err:
+            return (
+                f"the form token (_xsrf) is missing or wrong ({err.log_message}): only a page of "
+                "the check service can send this request; reload the page and try again"
+            )
+        return None
+
+    def check_xsrf_cookie(self) -> None:
+        """Tornado calls this first for every state-changing request (`xsrf_cookies` is on), then
+        HubOAuth before it trusts the login cookie. The first call notes a forgery, which
+        `prepare` refuses once it knows whose cookie was sent; any later call refuses at once,
+        so the cookie never authenticates a forged request."""
+        reason = self.forgery()
+        if reason is None:
+            return
+        if self.request.method not in ("GET", "HEAD", "OPTIONS") and self._forged is None:
+            self._forged = reason
+            return
+        raise web.HTTPError(403, reason)
+
+    async def prepare(self) -> None:
+        if self._forged is not None:
+            self._cookie_owner = await self.cookie_owner()
+            self.refuse(403, self.action(), self._forged)
+        reason = repeated_student(self.request)
+        if reason:
+            _ = self.current_user  # so that the log names who sent it
+            self.refuse(400, self.action(), reason)
+
+    async def cookie_owner(self) -> str | None:
+        """The hub user whose login cookie came with a forged request (for the log only)."""
+        token = self.hub_auth._get_token_cookie(self)
+        if not token:
+            return None
+        try:
+            model = await self.hub_auth.user_for_token(token, sync=False)
+        except Exception:  # the log says "address" then; the refusal stands either way
+            return None
+        return str(model["name"]) if model else None
 
     def own_check(self, check_id: str) -> Check:
         """The caller's own check; another person's is answered exactly like a missing one."""
@@ -138,6 +239,11 @@ class Base(HubOAuthenticated, web.RequestHandler):  # type: ignore[misc]
             check = None
         if check is None or check.student != self.user:
             if check is not None:
+                self.app_state.refusals.record(
+                    who=f"hub user {self.user}",
+                    action=self.action(),
+                    reason=f"check {check_id} belongs to {check.student}",
+                )
                 log.warning(
                     "REFUSED %s asked for check %s of %s", self.user, check_id, check.student
                 )
@@ -146,20 +252,40 @@ class Base(HubOAuthenticated, web.RequestHandler):  # type: ignore[misc]
 
     async def require_staff(self) -> None:
         if not await self.app_state.is_staff(self.user):
-            log.warning("REFUSED staff page/API to %s", self.user)
-            raise web.HTTPError(403, f"{self.user} is not course staff")
+            self.refuse(403, self.action(), f"{self.user} is not course staff")
 
 
 class Api(Base):
     def get_login_url(self) -> str:
         raise web.HTTPError(403, "no valid hub token (Authorization: token ...)")
 
-    def check_xsrf_cookie(self) -> None:
-        """Token-authenticated API: a cookie alone is not accepted (HubAuth checks xsrf then)."""
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Security-Policy", NO_SCRIPT_CSP)
+        self.set_header("X-Content-Type-Options", "nosniff")
+
+    def forgery(self) -> str | None:
+        """The API takes no form token (no page posts to it); the origin is still checked."""
+        return cross_origin_reason(self.request)
 
     async def prepare(self) -> None:
-        if self.current_user is None or self.current_user.get("kind", "user") != "user":
-            raise web.HTTPError(403, "this hub token does not belong to a course member")
+        await super().prepare()
+        user = self.current_user
+        if user is None and self.request.headers.get("Authorization") is None:
+            self.refuse(
+                403,
+                self.action(),
+                "the check service's API needs a hub token (Authorization: token ...); "
+                "the hub's login cookie alone is never accepted here",
+            )
+        if user is not None and not getattr(self, "_token_authenticated", False):
+            self.refuse(
+                403,
+                self.action(),
+                "the check service's API needs a valid hub token (Authorization: token ...); "
+                f"the hub's login cookie of {user['name']} alone is never accepted here",
+            )
+        if user is None or user.get("kind", "user") != "user":
+            self.refuse(403, self.action(), "this hub token does not belong to a course member")
 
     def send_json(self, value: Any, status: int = 200) -> None:
         self.set_status(status)
@@ -184,9 +310,9 @@ class ApiAsk(Api):
     def post(self, lab: str) -> None:
         claimed = self.get_argument("student", "")
         if claimed and claimed != self.user:
-            log.warning("REFUSED %s asked to check %s's %s", self.user, claimed, lab)
-            raise web.HTTPError(
+            self.refuse(
                 403,
+                self.action(),
                 f"you are logged in to the hub as {self.user}; a check grades the notebook of "
                 f"the hub's name for your login, so {self.user} cannot check {claimed}'s work",
             )
@@ -216,6 +342,12 @@ class ApiQueue(Api):
                 "summary": queue.summary(),
             }
         )
+
+
+class ApiRefusals(Api):
+    async def get(self) -> None:
+        await self.require_staff()
+        self.send_json(self.app_state.refusals.recent())
 
 
 class ApiLimits(Api):
@@ -293,7 +425,13 @@ class StaffPage(Page):
         await self.require_staff()
         queue = self.app_state.queue
         self.render_page(
-            pages.staff(queue.order(), queue.running(), queue.summary(), xsrf=self.form_token())
+            pages.staff(
+                queue.order(),
+                queue.running(),
+                queue.summary(),
+                xsrf=self.form_token(),
+                refusals=self.app_state.refusals.recent(),
+            )
         )
 
     @web.authenticated
@@ -322,8 +460,12 @@ def make_app(app: CheckApp, prefix: str) -> web.Application:
         (rf"{p}/api/labs/([^/]+)/checks/?", ApiAsk, kw),
         (rf"{p}/api/queue/?", ApiQueue, kw),
         (rf"{p}/api/limits/([^/]+)/([^/]+)/?", ApiLimits, kw),
+        (rf"{p}/api/refusals/?", ApiRefusals, kw),
     ]
-    return web.Application(routes, cookie_secret=secrets.token_bytes(32), hub_auth=app.hub_auth)
+    # xsrf_cookies: tornado checks every page POST's form token (HubOAuth's check, tied to the login).
+    return web.Application(
+        routes, cookie_secret=secrets.token_bytes(32), hub_auth=app.hub_auth, xsrf_cookies=True
+    )
 
 
 async def serve(args: argparse.Namespace) -> None:

@@ -6,6 +6,9 @@ check jupyterhub-idle-culler and ngshare rely on) and files a hand-in under THAT
 with the service's own clock. A request that names anybody else (nbgrader's `--student`, a forged
 `$JUPYTERHUB_USER`, an edited form field) or brings its own time stamp is refused with a message
 that says why, and the attempt is logged for staff (`GET api/refusals`, the service's log).
+The hub's login cookie is never accepted (HubAuth, not HubOAuth), so a page of another site cannot
+act for a logged-in person; a request without a token, a state-changing one sent by a page of
+another origin, and one that repeats `student` are refused and logged too (request_guard.py).
 Staff are the members of the hub group given by `--staff-group`, read from the hub with the
 service's own token.
 
@@ -58,6 +61,7 @@ from introdl.hub.exchange_store import (
     Submission,
     checked_name,
 )
+from introdl.hub.request_guard import NO_SCRIPT_CSP, address, cross_origin_reason, repeated_student
 
 log = logging.getLogger("introdl.exchange")
 GROUP_CACHE_SECONDS = 30.0
@@ -104,6 +108,10 @@ class Handler(HubAuthenticated, web.RequestHandler):  # type: ignore[misc]
     def store(self) -> ExchangeStore:
         return self.exchange.store
 
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Security-Policy", NO_SCRIPT_CSP)
+        self.set_header("X-Content-Type-Options", "nosniff")
+
     def check_xsrf_cookie(self) -> None:
         """Token-authenticated API: no cookies are accepted, so there is no XSRF to check."""
 
@@ -111,15 +119,35 @@ class Handler(HubAuthenticated, web.RequestHandler):  # type: ignore[misc]
         raise web.HTTPError(403, "no valid hub token: run nbgrader from your JupyterHub server")
 
     async def prepare(self) -> None:
+        action = f"{self.request.method} {self.request.path[:200]}"
+        reason = cross_origin_reason(self.request)
+        if reason:
+            self.refuse(action, "-", "", reason, status=403)
         if self.request.headers.get("Authorization") is None:
-            raise web.HTTPError(403, "no hub token: run nbgrader from your JupyterHub server")
+            self.refuse(
+                action,
+                "-",
+                "",
+                "no hub token: run nbgrader from your JupyterHub server",
+                status=403,
+            )
         model = self.current_user
         if not model or model.get("kind", "user") != "user":
-            raise web.HTTPError(403, "this hub token does not belong to a course member")
+            self.refuse(
+                action, "-", "", "this hub token does not belong to a course member", status=403
+            )
+        reason = repeated_student(self.request)
+        if reason:
+            self.refuse(action, "-", "", reason, status=403)
 
     @property
     def user(self) -> str:
         return str(self.current_user["name"])
+
+    def who(self) -> str:
+        """The hub user of the token when known, else the address the request came from."""
+        known = getattr(self, "_hub_auth_user_cache", None)
+        return str(known["name"]) if known else f"(no hub user) {address(self.request)}"
 
     async def require_staff(self, action: str, lab: str) -> None:
         if self.exchange.staff_group not in await self.exchange.groups_of(self.user):
@@ -127,10 +155,9 @@ class Handler(HubAuthenticated, web.RequestHandler):  # type: ignore[misc]
 
     def refuse(self, action: str, lab: str, claimed: str, reason: str, *, status: int) -> None:
         """Log the attempt for staff, then answer it with the reason."""
-        self.store.refuse(
-            hub_user=self.user, action=action, lab=lab, claimed=claimed, reason=reason
-        )
-        log.warning("REFUSED %s of %s by hub user %s: %s", action, lab, self.user, reason)
+        who = self.who()
+        self.store.refuse(hub_user=who, action=action, lab=lab, claimed=claimed, reason=reason)
+        log.warning("REFUSED %s of %s by hub user %s: %s", action, lab, who, reason)
         raise web.HTTPError(status, reason)
 
     def lab_arg(self, lab: str) -> str:

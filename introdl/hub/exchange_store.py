@@ -47,6 +47,8 @@ CREATE TABLE IF NOT EXISTS refusals (
     action TEXT NOT NULL, lab TEXT NOT NULL, claimed TEXT NOT NULL, reason TEXT NOT NULL);
 """
 
+KEEP_REFUSALS = 10_000  # newest refusals kept (as the check service keeps its own)
+
 
 class StoreError(ValueError):
     """A request the store cannot serve, with the reason in words."""
@@ -278,7 +280,11 @@ class ExchangeStore:
         self.db.execute(
             "INSERT INTO refusals (at, hub_user, action, lab, claimed, reason)"
             " VALUES (?, ?, ?, ?, ?, ?)",
-            (self.now(), hub_user, action, lab, claimed, reason),
+            (self.now(), hub_user[:200], action[:200], lab[:200], claimed[:200], reason[:1000]),
+        )
+        # the newest KEEP_REFUSALS only: a flood of token-less requests cannot fill the disk
+        self.db.execute(
+            "DELETE FROM refusals WHERE id <= (SELECT MAX(id) FROM refusals) - ?", (KEEP_REFUSALS,)
         )
 
     def refusals(self) -> list[dict[str, str]]:

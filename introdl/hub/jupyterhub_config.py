@@ -110,6 +110,9 @@ c.JupyterHub.services = [
         ],
         "cwd": S["check_state"],
         "environment": {
+            # The engine of the checkout this file belongs to, not whatever `introdl` the
+            # interpreter's site-packages points at (an editable install of another checkout).
+            "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
             "INTRODL_DATA_DIR": S["data_dir"],
             "TF_CPP_MIN_LOG_LEVEL": "3",
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),

@@ -11,7 +11,9 @@ does what `nbgrader autograde` would have done after execution, with nbgrader's 
    errors: a plain-text list of its hidden tests (name, status, authored message) and an
    `execute_result` holding the score, which nbgrader reads as partial credit;
 4. nbgrader's `SaveAutoGrades` and `AssignLatePenalties` store the scores and late penalty, and the
-   notebook is written to `autograded/<student>/<lab>/<lab>.ipynb`.
+   notebook is written to `autograded/<student>/<lab>/<lab>.ipynb`, made inert first (inert.py:
+   only text and plain images of the student's outputs, their markdown shown as text), because
+   the formgrader and the feedback render it as HTML in staff's and students' browsers.
 
 Only the coordinating process calls `land_grades`: the gradebook is a SQLite file by default, and
 worker processes (which run student code next door) never open it.
@@ -50,6 +52,7 @@ from sqlalchemy.exc import SAWarning
 
 from introdl.grading.course import course_config, nbgrader
 from introdl.grading.errors import BadInput
+from introdl.grading.record.inert import inert_notebook, instructor_cells
 from introdl.grading.record.results import Results, TestResult
 
 # nbformat's helpers are untyped; these names give them types once.
@@ -195,7 +198,7 @@ def land_grades(
 
     out_dir = Path(coursedir.format_path(coursedir.autograded_directory, student, lab))
     out = out_dir / f"{notebook_id}.ipynb"
-    _write_notebook(out, nb)
+    _write_notebook(out, inert_notebook(nb, _instructor_cells(coursedir, lab, notebook_id)))
     _write_timestamp(out_dir, timestamp)
 
     with open_gradebook(coursedir) as gb:
@@ -317,9 +320,7 @@ def _sanitized_or_release(
             )
         except (ValidationError, KeyError, ValueError, TypeError, AttributeError) as err:
             error = f"{type(err).__name__}: {err}".splitlines()[0][:200]
-    release = (
-        Path(coursedir.format_path(coursedir.release_directory, ".", lab)) / f"{notebook_id}.ipynb"
-    )
+    release = _release_path(coursedir, lab, notebook_id)
     try:
         stand_in = read_notebook(release, as_version=4)
     except (OSError, ValueError) as err:
@@ -333,6 +334,21 @@ def _sanitized_or_release(
     if error:
         nb.cells.insert(0, new_markdown_cell(DAMAGED_NOTE.format(error=error)))
     return nb
+
+
+def _release_path(coursedir: Any, lab: str, notebook_id: str) -> Path:
+    return (
+        Path(coursedir.format_path(coursedir.release_directory, ".", lab)) / f"{notebook_id}.ipynb"
+    )
+
+
+def _instructor_cells(coursedir: Any, lab: str, notebook_id: str) -> list[tuple[str, str]]:
+    """The released notebook's own markdown and raw cells; none when it cannot be read (then
+    every markdown cell is shown as text, which is safe)."""
+    try:
+        return instructor_cells(read_notebook(_release_path(coursedir, lab, notebook_id), 4))
+    except (OSError, ValueError):
+        return []
 
 
 def _find_notebook(gb: Gradebook, lab: str, notebook_id: str, course_root: Path) -> Any:

