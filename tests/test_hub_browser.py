@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from introdl.hub.local import Hub
-from tests.hub import SCREENSHOTS, chromium
+from tests.hub import SCREENSHOTS, chromium, log_in
 
 LAB = "lab1_tensorflow"
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,15 +43,8 @@ def shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
 
 
-def log_in(browser, hub: Hub, user: str):  # type: ignore[no-untyped-def]
-    password = next(a.password for a in hub.accounts if a.name == user)
-    page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
-    page.set_default_timeout(60_000)
-    page.goto(f"{hub.settings.url}/hub/login")
-    page.fill("#username_input", user)
-    page.fill("#password_input", password)
-    page.click("#login_submit")
-    page.wait_for_url(f"**/user/{user}/lab**", timeout=120_000)
+def open_lab(browser, hub: Hub, user: str):  # type: ignore[no-untyped-def]
+    page = log_in(browser, hub, user)
     page.wait_for_selector(".jp-LabShell")
     return page
 
@@ -101,7 +94,7 @@ def staff_grade_and_release_feedback(hub: Hub) -> dict[str, object]:
 
 def test_a_student_fetches_fills_validates_submits_and_reads_feedback(browser, hub: Hub) -> None:  # type: ignore[no-untyped-def]
     """Can a student do a whole lab in the browser, and see the hidden tests' verdict only?"""
-    page = log_in(browser, hub, "st-ada")
+    page = open_lab(browser, hub, "st-ada")
     shot(page, "01-student-logged-in")
 
     open_assignments(page)
@@ -154,7 +147,7 @@ def test_a_student_fetches_fills_validates_submits_and_reads_feedback(browser, h
     ada = next(r for r in results["rows"] if r["student"] == "st-ada")
     assert 0 < ada["score"] < ada["max_score"], ada
 
-    staff = log_in(browser, hub, hub.settings.instructor)
+    staff = open_lab(browser, hub, hub.settings.instructor)
     staff.goto(f"{hub.settings.url}/user/{hub.settings.instructor}/formgrader")
     staff.wait_for_selector(f"text={LAB}")
     shot(staff, "06-staff-formgrader-own-tab")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from introdl.hub.local import Hub
-from tests.hub import SCREENSHOTS, chromium
+from tests.hub import SCREENSHOTS, chromium, log_in
 
 LAB = "lab1_tensorflow"
 SHOTS = SCREENSHOTS.parent / "check"
@@ -38,19 +38,6 @@ def browser():  # type: ignore[no-untyped-def]
 
 def shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-
-
-def log_in(browser, hub: Hub, user: str):  # type: ignore[no-untyped-def]
-    password = next(a.password for a in hub.accounts if a.name == user)
-    context = browser.new_context(viewport={"width": 1300, "height": 850})
-    page = context.new_page()
-    page.set_default_timeout(60_000)
-    page.goto(f"{hub.settings.url}/hub/login")
-    page.fill("#username_input", user)
-    page.fill("#password_input", password)
-    page.click("#login_submit")
-    page.wait_for_url(f"**/user/{user}/lab**", timeout=120_000)
-    return page
 
 
 def fill_in_func(hub: Hub, user: str) -> None:

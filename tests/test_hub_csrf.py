@@ -20,8 +20,8 @@ import requests
 
 from introdl.hub.local import Hub
 from introdl.hub.prepare import free_port
-from tests.hub import SCREENSHOTS, CheckApi, Exchange, chromium
-from tests.test_hub_check_browser import fill_in_func, log_in
+from tests.hub import SCREENSHOTS, CheckApi, Exchange, chromium, log_in
+from tests.test_hub_check_browser import fill_in_func
 
 LAB = "lab1_tensorflow"
 STUDENT = "st-cy"

@@ -23,8 +23,7 @@ import pytest
 from nbgrader.api import Gradebook
 
 from introdl.hub.local import Hub
-from tests.hub import SCREENSHOTS, chromium
-from tests.test_hub_check_browser import log_in
+from tests.hub import SCREENSHOTS, chromium, log_in
 from tests.test_hub_csrf import attacker_site
 
 LAB = "lab1_tensorflow"
@@ -154,6 +153,89 @@ def test_staff_open_a_hostile_submission_and_nothing_runs(browser, hub: Hub) -> 
     assert hits == []
     assert sorted(p.name for p in staff_home.glob("pwned-*")) == []
     assert "My answer <img src=x onerror=" in text  # the answer, shown as text
-    assert "script-src 'self' 'unsafe-inline'" in csp
+    assert "script-src 'self' 'unsafe-inline' 'unsafe-eval'" in csp
     assert "connect-src 'self'" in csp
     assert "object-src 'none'" in csp
+
+
+def crafted_outputs(sentinel: str, teacher: str) -> list[dict[str, object]]:
+    """Outputs written straight into the notebook's JSON (never run): what a student can hand in."""
+    js = {how: payload_js(sentinel, teacher, how) for how in ("lab-html", "lab-js", "lab-svg")}
+    svg = '<svg xmlns="http://www.w3.org/2000/svg"><script>' + js["lab-svg"] + "</script></svg>"
+    return [
+        {"output_type": "display_data", "metadata": {},
+         "data": {"text/html": "<img src=x onerror=" + json.dumps(js["lab-html"]) + ">"}},
+        {"output_type": "display_data", "metadata": {},
+         "data": {"application/javascript": js["lab-js"]}},
+        {"output_type": "display_data", "metadata": {}, "data": {"image/svg+xml": svg}},
+    ]  # fmt: skip
+
+
+def test_staff_open_a_handed_in_notebook_in_jupyterlab_and_nothing_runs(browser, hub: Hub) -> None:  # type: ignore[no-untyped-def]
+    """Does a notebook handed in with crafted outputs run script when staff open the collected
+    file itself in JupyterLab (not the formgrader)? It is not signed by the staff's server, so
+    JupyterLab treats it as untrusted: HTML sanitised, no JavaScript output, SVG as an image."""
+    teacher = hub.settings.instructor
+    staff_home = Path(pwd.getpwnam(teacher).pw_dir)
+    hits: list[str] = []
+    with attacker_site({}, hits=hits) as sentinel:
+        home = Path(pwd.getpwnam(STUDENT).pw_dir)
+        path = home / LAB / f"{LAB}.ipynb"
+        if not path.exists():
+            done = hub.nbgrader(STUDENT, "fetch_assignment", LAB, cwd=home)
+            assert done.returncode == 0, done.stdout + done.stderr
+        nb = json.loads(path.read_text())
+        # at the top, where JupyterLab renders at once (it renders cells as they scroll into view)
+        crafted = {
+            "cell_type": "code",
+            "metadata": {},
+            "execution_count": 1,
+            "source": "show_my_work()",
+            "outputs": crafted_outputs(sentinel, teacher),
+        }
+        markdown = {
+            "cell_type": "markdown",
+            "metadata": {},
+            "source": hostile_markdown(sentinel, teacher),
+        }
+        nb["cells"][1:1] = [markdown, crafted]  # fmt: skip
+        path.write_text(json.dumps(nb))
+        entry = pwd.getpwnam(STUDENT)
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+        done = hub.nbgrader(STUDENT, "submit", LAB, cwd=home)
+        assert done.returncode == 0, done.stdout + done.stderr
+        course = staff_home / "course"
+        done = hub.nbgrader(teacher, "collect", LAB, "--update", cwd=course)
+        assert done.returncode == 0, done.stdout + done.stderr
+        collected = course / "submitted" / STUDENT / LAB / f"{LAB}.ipynb"
+        assert "onerror" in collected.read_text()  # the crafted outputs reached the course
+
+        page = log_in(browser, hub, teacher)
+        console: list[str] = []
+        dialogs: list[str] = []
+        page.on("console", lambda message: console.append(message.text))
+        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        rel = collected.relative_to(staff_home).as_posix()
+        page.goto(f"{hub.settings.url}/user/{teacher}/lab/tree/{rel}")
+        try:
+            page.wait_for_selector(".jp-RenderedMarkdown:has-text('My answer')", timeout=120_000)
+            page.wait_for_selector(".jp-OutputArea-output", state="attached")
+        except Exception:
+            page.screenshot(path=str(SHOTS / "02-failed.png"), full_page=True)
+            raise AssertionError("\n".join(console[-40:])) from None
+        page.wait_for_timeout(3000)
+        page.screenshot(path=str(SHOTS / "02-jupyterlab-handed-in-notebook.png"), full_page=True)
+        # the crafted HTML output was rendered, as markup without its handler (sanitised)
+        images = page.evaluate(
+            "() => [...document.querySelectorAll('.jp-OutputArea-output img')]"
+            ".map(i => [i.getAttribute('src'), i.getAttributeNames().join(' ')])"
+        )
+
+    assert [m for m in console if MARK in m] == []
+    assert dialogs == []
+    assert hits == []
+    assert sorted(p.name for p in staff_home.glob("pwned-*")) == []
+    assert [names for src, names in images if f"/{LAB}/x?" in src], images  # the crafted <img>
+    assert not [names for _, names in images if "onerror" in names], images
+    # JupyterLab works under the staff server's policy (its JSON-schema code needs eval)
+    assert [m for m in console if "Error activating plugin" in m] == []
