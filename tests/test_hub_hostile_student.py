@@ -125,6 +125,8 @@ def test_a_student_in_the_browser_reaches_no_one_elses_page(browser, hub: Hub) -
         if status < 400 or marker in body:
             reached.append((name, status, page.url))
     assert not reached, reached
+    page.goto(f"{hub.settings.url}/services/check/staff")
+    assert f"{ATTACKER} is not course staff" in page.locator("#refused").inner_text()
 
 
 def test_a_login_link_never_sends_a_student_off_the_hub(browser, hub: Hub) -> None:  # type: ignore[no-untyped-def]

@@ -123,10 +123,10 @@ def check(row: dict[str, Any]) -> str:
     return body
 
 
-def refused(lab: str, message: str) -> str:
+def refused(lab: str, message: str, *, back: str = "..") -> str:
     return (
         f"<h2>{escape(lab)}</h2><p class='refused' id='refused'>{escape(message)}</p>"
-        "<p><a href='..'>back to your labs</a></p>"
+        f"<p><a href='{escape(back)}'>back to your labs</a></p>"
     )
 
 

@@ -387,6 +387,17 @@ class Page(Base):
         token = self.xsrf_token
         return token.decode() if isinstance(token, bytes) else str(token)
 
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """A refusal as a page that says why in words (tornado's own says only "Forbidden")."""
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        message = self._reason
+        if isinstance(exc, web.HTTPError) and exc.log_message:
+            message = exc.log_message % exc.args if exc.args else exc.log_message
+        user = getattr(self, "_current_user", None)  # set once tornado has asked who it is
+        who = user["name"] if isinstance(user, dict) else ""
+        body = pages.refused(f"{status_code}: {self._reason}", message, back=self.prefix)
+        self.finish(pages.page(body, user=str(who) or "(not logged in)", prefix=self.prefix))
+
 
 class HomePage(Page):
     @web.authenticated
