@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import pwd
 import shutil
@@ -162,3 +163,20 @@ def log_in(browser, hub: Hub, user: str, *, next_url: str = ""):  # type: ignore
     if not next_url:
         page.wait_for_url(f"**/user/{user}/lab**", timeout=120_000)
     return page
+
+
+def fetched_notebook(hub: Hub, user: str, lab: str) -> tuple[Path, dict[str, Any]]:
+    """USER's own copy of LAB's notebook (fetched with nbgrader as that Unix user if not yet), as JSON."""
+    home = Path(pwd.getpwnam(user).pw_dir)
+    path = home / lab / f"{lab}.ipynb"
+    if not path.exists():
+        done = hub.nbgrader(user, "fetch_assignment", lab, cwd=home)
+        assert done.returncode == 0, done.stdout + done.stderr
+    return path, json.loads(path.read_text())
+
+
+def save_as_student(path: Path, nb: dict[str, Any], user: str) -> None:
+    """Write NB to PATH as the student would have (owned by them)."""
+    path.write_text(json.dumps(nb))
+    entry = pwd.getpwnam(user)
+    os.chown(path, entry.pw_uid, entry.pw_gid)

@@ -155,15 +155,20 @@ def count_grades(root: Path) -> int:
         return int(gb.db.query(Grade).count())
 
 
-@pytest.fixture(scope="module")
-def course(tmp_path_factory: pytest.TempPathFactory) -> Course:
-    root = tmp_path_factory.mktemp("course")
+def released_course(root: Path) -> tuple[nbformat.NotebookNode, dict[str, float]]:
+    """A course at ROOT with the source notebook released by real nbgrader: (release, points)."""
     shutil.copy(REPO / "nbgrader_config.py", root / "nbgrader_config.py")
     (root / "source" / LAB).mkdir(parents=True)
     nbformat.write(source_notebook(), root / "source" / LAB / f"{LAB}.ipynb")
     nbgrader("generate_assignment", LAB, "--force", "--log-level=WARN", cwd=root)
     release = nbformat.read(root / "release" / LAB / f"{LAB}.ipynb", as_version=4)
-    points = autograded_points(root, LAB)
+    return release, autograded_points(root, LAB)
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory: pytest.TempPathFactory) -> Course:
+    root = tmp_path_factory.mktemp("course")
+    release, points = released_course(root)
 
     submitted = root / "submitted" / "alice" / LAB
     submitted.mkdir(parents=True)

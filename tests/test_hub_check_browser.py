@@ -7,15 +7,10 @@ Playwright drives Debian's Chromium; screenshots of every page are kept in build
 
 from __future__ import annotations
 
-import json
-import os
-import pwd
-from pathlib import Path
-
 import pytest
 
 from introdl.hub.local import Hub
-from tests.hub import SCREENSHOTS, chromium, log_in
+from tests.hub import SCREENSHOTS, chromium, fetched_notebook, log_in, save_as_student
 
 LAB = "lab1_tensorflow"
 SHOTS = SCREENSHOTS.parent / "check"
@@ -42,18 +37,11 @@ def shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
 
 def fill_in_func(hub: Hub, user: str) -> None:
     """The student's work: fetched with nbgrader as their Unix user, one exercise done."""
-    home = Path(pwd.getpwnam(user).pw_dir)
-    path = home / LAB / f"{LAB}.ipynb"
-    if not path.exists():
-        done = hub.nbgrader(user, "fetch_assignment", LAB, cwd=home)
-        assert done.returncode == 0, done.stdout + done.stderr
-    nb = json.loads(path.read_text())
+    path, nb = fetched_notebook(hub, user, LAB)
     for cell in nb["cells"]:
         if "def func(a, b):" in "".join(cell["source"]):
             cell["source"] = ANSWER
-    path.write_text(json.dumps(nb))
-    entry = pwd.getpwnam(user)
-    os.chown(path, entry.pw_uid, entry.pw_gid)
+    save_as_student(path, nb, user)
 
 
 def test_a_student_checks_lab1_in_the_browser(browser, hub: Hub) -> None:  # type: ignore[no-untyped-def]

@@ -23,7 +23,7 @@ import pytest
 from nbgrader.api import Gradebook
 
 from introdl.hub.local import Hub
-from tests.hub import SCREENSHOTS, chromium, log_in
+from tests.hub import SCREENSHOTS, chromium, fetched_notebook, log_in, save_as_student
 from tests.test_hub_csrf import attacker_site
 
 LAB = "lab1_tensorflow"
@@ -73,12 +73,7 @@ def hostile_markdown(sentinel: str, teacher: str) -> str:
 
 def submit_hostile_notebook(hub: Hub, sentinel: str) -> None:
     teacher = hub.settings.instructor
-    home = Path(pwd.getpwnam(STUDENT).pw_dir)
-    path = home / LAB / f"{LAB}.ipynb"
-    if not path.exists():
-        done = hub.nbgrader(STUDENT, "fetch_assignment", LAB, cwd=home)
-        assert done.returncode == 0, done.stdout + done.stderr
-    nb = json.loads(path.read_text())
+    path, nb = fetched_notebook(hub, STUDENT, LAB)
     code = next(c for c in nb["cells"] if "def func(a, b):" in "".join(c["source"]))
     code["source"] = "".join(code["source"]) + "\n" + hostile_cell(sentinel, teacher)
     index = nb["cells"].index(code)
@@ -86,10 +81,8 @@ def submit_hostile_notebook(hub: Hub, sentinel: str) -> None:
         index + 1,
         {"cell_type": "markdown", "metadata": {}, "source": hostile_markdown(sentinel, teacher)},
     )
-    path.write_text(json.dumps(nb))
-    entry = pwd.getpwnam(STUDENT)
-    os.chown(path, entry.pw_uid, entry.pw_gid)
-    done = hub.nbgrader(STUDENT, "submit", LAB, cwd=home)
+    save_as_student(path, nb, STUDENT)
+    done = hub.nbgrader(STUDENT, "submit", LAB, cwd=path.parent.parent)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -179,12 +172,7 @@ def test_staff_open_a_handed_in_notebook_in_jupyterlab_and_nothing_runs(browser,
     staff_home = Path(pwd.getpwnam(teacher).pw_dir)
     hits: list[str] = []
     with attacker_site({}, hits=hits) as sentinel:
-        home = Path(pwd.getpwnam(STUDENT).pw_dir)
-        path = home / LAB / f"{LAB}.ipynb"
-        if not path.exists():
-            done = hub.nbgrader(STUDENT, "fetch_assignment", LAB, cwd=home)
-            assert done.returncode == 0, done.stdout + done.stderr
-        nb = json.loads(path.read_text())
+        path, nb = fetched_notebook(hub, STUDENT, LAB)
         # at the top, where JupyterLab renders at once (it renders cells as they scroll into view)
         crafted = {
             "cell_type": "code",
@@ -199,10 +187,8 @@ def test_staff_open_a_handed_in_notebook_in_jupyterlab_and_nothing_runs(browser,
             "source": hostile_markdown(sentinel, teacher),
         }
         nb["cells"][1:1] = [markdown, crafted]  # fmt: skip
-        path.write_text(json.dumps(nb))
-        entry = pwd.getpwnam(STUDENT)
-        os.chown(path, entry.pw_uid, entry.pw_gid)
-        done = hub.nbgrader(STUDENT, "submit", LAB, cwd=home)
+        save_as_student(path, nb, STUDENT)
+        done = hub.nbgrader(STUDENT, "submit", LAB, cwd=path.parent.parent)
         assert done.returncode == 0, done.stdout + done.stderr
         course = staff_home / "course"
         done = hub.nbgrader(teacher, "collect", LAB, "--update", cwd=course)

@@ -8,7 +8,6 @@ JSON into their notebook). One tiny course per module, as in test_gradebook.py.
 
 from __future__ import annotations
 
-import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -18,11 +17,10 @@ from nbconvert.exporters import HTMLExporter
 from nbgrader.server_extensions.formgrader import handlers as formgrader
 from traitlets.config import Config
 
-from introdl.grading.course import nbgrader
-from introdl.grading.record.gradebook import autograded_points, generate_feedback, land_grades
+from introdl.grading.record.gradebook import generate_feedback, land_grades
 from introdl.grading.record.inert import as_text_block, inert_output
 from tests.fixtures.notebook_student import NotebookStudent
-from tests.test_gradebook import CORRECT, LAB, REPO, STAMP, answered, grade, source_notebook
+from tests.test_gradebook import CORRECT, LAB, STAMP, answered, grade, released_course
 
 MARK = "INTRODL_PWNED"
 URL_ATTRIBUTES = ("href", "src", "action", "formaction", "xlink:href")
@@ -119,12 +117,7 @@ def live(page: str) -> Live:
 def course(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     """(autograded notebook, feedback of the hostile student, feedback of an honest student)."""
     root = tmp_path_factory.mktemp("course")
-    shutil.copy(REPO / "nbgrader_config.py", root / "nbgrader_config.py")
-    (root / "source" / LAB).mkdir(parents=True)
-    nbformat.write(source_notebook(), root / "source" / LAB / f"{LAB}.ipynb")
-    nbgrader("generate_assignment", LAB, "--force", "--log-level=WARN", cwd=root)
-    release = nbformat.read(root / "release" / LAB / f"{LAB}.ipynb", as_version=4)
-    points = autograded_points(root, LAB)
+    release, points = released_course(root)
     landed = {}
     for student, nb in (("mallory", hostile(release)), ("honest", answered(release, CORRECT))):
         submitted = root / "submitted" / student / LAB
