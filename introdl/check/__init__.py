@@ -2,7 +2,9 @@
 own notebook with the batch engine and shows the verdict by each test's visibility.
 
 Staff side, beside the engine (it runs as root on the course host, never in a student's server):
-`service` (tornado handlers: who asks, from the hub), `fair_queue` (SQLite: requests, round-robin
+`service` (routes, start, stop), `handlers` (tornado handlers: who asks, from the hub; refusals
+in `refusals`), `app` (asking for and describing a check), `workers` (grading processes and their
+watchdog), `fair_queue` (SQLite: requests, round-robin
 queue, limits, verdicts), `grader` (the one call into the engine, and the student's view),
 `notebook` (the student's fetched notebook, read safely; released labs; due dates), `pages`
 (HTML), `settings` (c.CheckService.* in the course's nbgrader_config.py).

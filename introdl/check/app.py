@@ -1,0 +1,104 @@
+"""The check service's state: the queue, the course, the grading workers, who is staff.
+
+`CheckApp.ask` queues a check of the caller's own notebook (notebook.py finds it; no request
+names a file or a student), and `describe` shows a check as its student may see it (the verdict
+cut by visibility, grader.py). The web handlers (handlers.py) hold one CheckApp.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from jupyterhub.services.auth import HubOAuth
+from tornado import web
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+
+from introdl.check.fair_queue import Check, CheckQueue
+from introdl.check.grader import student_view
+from introdl.check.notebook import due_date, read_student_notebook, released_labs
+from introdl.check.refusals import RefusalLog
+from introdl.check.workers import Workers
+
+log = logging.getLogger("introdl.check")
+GROUP_CACHE_SECONDS = 30.0
+DEFAULT_SECONDS = 60.0  # ETA of a lab never checked yet
+
+
+class CheckApp:
+    """The service's state: the queue, the course, the grading workers."""
+
+    def __init__(
+        self,
+        queue: CheckQueue,
+        course: Path,
+        *,
+        staff_group: str,
+        workers: int,
+        warm: int = 0,
+        refusals: RefusalLog | None = None,
+    ) -> None:
+        self.queue = queue
+        self.refusals = refusals or RefusalLog(queue.path)
+        self.course = course
+        self.staff_group = staff_group
+        self.workers = Workers(queue, course, workers, warm)
+        # The singleton: the OAuth callback handler finds the login state (PKCE verifier) there.
+        self.hub_auth = HubOAuth.instance(cache_max_age=5)
+        self._groups: dict[str, tuple[float, set[str]]] = {}
+
+    def labs(self) -> list[str]:
+        return released_labs(self.course)
+
+    async def is_staff(self, name: str) -> bool:
+        cached = self._groups.get(name)
+        if cached is None or time.monotonic() - cached[0] > GROUP_CACHE_SECONDS:
+            request = HTTPRequest(
+                f"{self.hub_auth.api_url.rstrip('/')}/users/{name}",
+                headers={"Authorization": f"token {self.hub_auth.api_token}"},
+            )
+            response = await AsyncHTTPClient().fetch(request, raise_error=False)
+            if response.code != 200:
+                raise web.HTTPError(503, "the check service could not ask the hub who is staff")
+            cached = (time.monotonic(), set(json.loads(response.body).get("groups") or []))
+            self._groups[name] = cached
+        return self.staff_group in cached[1]
+
+    def describe(self, check: Check) -> dict[str, Any]:
+        """A check as its student may see it: state, place in the queue, ETA, the verdict."""
+        row: dict[str, Any] = {
+            "id": check.id,
+            "lab": check.lab,
+            "state": check.state,
+            "requested_at": check.requested_at,
+        }
+        if check.state == "queued":
+            position = self.queue.position(check.id) or 1
+            mean = self.queue.mean_seconds(check.lab) or DEFAULT_SECONDS
+            row["position"] = position
+            row["eta_seconds"] = round(math.ceil(position / self.workers.workers) * mean, 1)
+        if check.state == "running" and check.started_at is not None:
+            mean = self.queue.mean_seconds(check.lab) or DEFAULT_SECONDS
+            row["eta_seconds"] = round(max(1.0, check.started_at + mean - time.time()), 1)
+        if check.results is not None:
+            now = datetime.now(UTC)
+            row["verdict"] = student_view(
+                check.results, due=due_date(self.course, check.lab), now=now
+            )
+            row["wait_seconds"] = round(check.wait or 0.0, 2)
+        return row
+
+    def ask(self, student: str, lab: str) -> Check:
+        """Queue a check of STUDENT's own notebook of LAB (NotebookError / OverLimit say why not)."""
+        if lab not in self.labs():
+            raise web.HTTPError(404, f"{lab} is not a released lab of this course")
+        notebook = read_student_notebook(student, lab)
+        check = self.queue.request(student, lab, notebook)
+        log.info("%s asked to check %s (check %d)", student, lab, check.id)
+        self.workers.wake.set()
+        return check
