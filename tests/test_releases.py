@@ -175,3 +175,27 @@ def test_notebooks_are_stored_without_outputs() -> None:
                 f"{rel}: cell {i} has outputs; strip them (nbstripout or `make format`)"
             )
             assert cell.get("execution_count") is None, f"{rel}: cell {i} has an execution count"
+
+
+def test_the_course_image_hands_in_by_the_courses_rules(tmp_path: Path) -> None:
+    """Does a student's nbgrader in the course image leave out and limit exactly what the course
+    says (max_file_size, ignore list, archive limits), and is its generated copy current?"""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    from introdl.hub.course_limits import STUDENT_LIMITS, course_config, student_limits_text
+
+    committed = (ROOT / STUDENT_LIMITS).read_text()
+    assert committed == student_limits_text(ROOT), (
+        f"{STUDENT_LIMITS} is stale: nbgrader_config.py changed without regenerating it. "
+        "Run `make releases` and commit the result."
+    )
+    image = PyFileConfigLoader(
+        "nbgrader_config.py", path=str(ROOT / STUDENT_LIMITS.parent)
+    ).load_config()
+    course = course_config(ROOT)
+    for key in ("max_file_size", "ignore"):
+        assert image.CourseDirectory[key] == course.CourseDirectory[key], key
+    assert dict(image.ExchangeService) == dict(course.ExchangeService)
+    # and the student's nbgrader talks to the course's exchange, not nbgrader's shared folder
+    assert image.ExchangeFactory.submit == "introdl.hub.exchange_client.Submit"
+    assert image.ExchangeFactory.collect == "introdl.hub.exchange_staff.Collect"

@@ -9,12 +9,14 @@ from pathlib import Path
 
 from introdl.grading.course import course_root, nbgrader, resolve_labs
 from introdl.grading.errors import BadInput
+from introdl.hub.course_limits import write_student_limits
 
 
 @dataclass(frozen=True)
 class ReleaseResult:
     labs: tuple[str, ...]
     notebooks: tuple[str, ...]
+    configs: tuple[str, ...] = ()  # the course image's copy of the hand-in rules, regenerated
 
 
 def generate(root: Path, lab: str) -> list[Path]:
@@ -41,7 +43,9 @@ def release(*, lab: str = "all") -> ReleaseResult:
     made: list[str] = []
     for one in labs:
         made += [str(p.relative_to(root)) for p in generate(root, one)]
-    return ReleaseResult(labs=tuple(labs), notebooks=tuple(made))
+    config = write_student_limits(root)
+    configs = (str(config.relative_to(root)),) if config else ()
+    return ReleaseResult(labs=tuple(labs), notebooks=tuple(made), configs=configs)
 
 
 def generate_into(root: Path, lab: str, workdir: Path) -> Path:
