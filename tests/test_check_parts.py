@@ -314,3 +314,26 @@ def test_warm_workers_grade_each_check_and_leave_nothing_when_stopped(tmp_path: 
     left = [pid for uid in sandbox_uids for pid in processes_of_uid(uid)]
     assert not left, f"processes of sandbox uids left after stop: {left}"
     assert not copies() - before, "working copies left mounted after stop"
+
+
+def test_student_text_on_the_check_pages_is_inert() -> None:
+    """Do exception text from a student's code (on their verdict) and forged request paths or
+    `student` values (on the staff's refusal table) reach the pages as text, never as markup?"""
+    from introdl.check import pages
+
+    evil = "<img src=x onerror=alert(1)><script>alert(2)</script>"
+    verdict = {
+        "score": 0.0,
+        "max_score": 1.0,
+        "status": [f"cell 3 raised ValueError: {evil}"],
+        "tests": [{"name": "t", "status": "failed", "score": 0.0, "max_score": 1.0,
+                   "message": f"func(2, 3) raised {evil}"}],
+    }  # fmt: skip
+    row = {"id": 1, "lab": "lab1_tensorflow", "requested_at": 0.0, "state": "done",
+           "verdict": verdict, "wait_seconds": 1.0}  # fmt: skip
+    refusal = {"at": 0.0, "who": f"hub user {evil}", "action": f"POST /labs/{evil}",
+               "reason": f"the `student` parameter was given 2 times ({evil!r})"}  # fmt: skip
+    for html in (pages.check(row), pages.staff([], [], [], xsrf="t", refusals=[refusal])):
+        assert "<img" not in html
+        assert "<script" not in html
+        assert "&lt;img src=x onerror=alert(1)&gt;" in html
