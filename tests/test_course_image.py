@@ -28,6 +28,7 @@ from traitlets.config import Config
 import docker
 from introdl.grading.kernel.launch import start_kernel
 from introdl.grading.sandbox.docker import DockerSandbox, container_name
+from introdl.hub.course_limits import course_limits
 from tests.course_image import IMAGE, config_env, ensure_built, podman_service, unbuildable_reason
 from tests.podman import podman
 from tests.sandboxed import FIXTURES, run_fixture, test_slot
@@ -187,20 +188,35 @@ def test_the_dockerfile_installs_the_student_files_where_jupyter_reads_them() ->
 
 HUB_ENV = {
     "INTRODL_PUBLIC_HOST": "dl.example.edu",
-    "INTRODL_SSL_CERT": "/etc/letsencrypt/live/dl.example.edu/fullchain.pem",
-    "INTRODL_SSL_KEY": "/etc/letsencrypt/live/dl.example.edu/privkey.pem",
     "INTRODL_AUTHENTICATOR": "github",
 }
 
 
 def load_hub_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **env: str) -> Config:
+    """The config as the hub loads it: in its state directory, with a course in INTRODL_SRV."""
     staff = tmp_path / "staff.txt"
     staff.write_text("prof-ada\nta-grace  # head TA\n")
     students = tmp_path / "students.txt"
     students.write_text("alice\nbob\n\n")
+    (tmp_path / "srv" / "course").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "srv" / "course" / "nbgrader_config.py").write_text(
+        (ROOT / "nbgrader_config.py").read_text()
+    )
+    for name in ("fullchain.pem", "privkey.pem"):
+        (tmp_path / name).write_text("a certificate or key\n")
+    state = tmp_path / "hub"
+    state.mkdir(exist_ok=True)
+    monkeypatch.chdir(state)
     for name in [*HUB_ENV, "INTRODL_STAFF_FILE", "INTRODL_STUDENTS_FILE", "INTRODL_GPUS"]:
         monkeypatch.delenv(name, raising=False)
-    full = {**HUB_ENV, "INTRODL_STAFF_FILE": str(staff), "INTRODL_STUDENTS_FILE": str(students)}
+    full = {
+        **HUB_ENV,
+        "INTRODL_SSL_CERT": str(tmp_path / "fullchain.pem"),
+        "INTRODL_SSL_KEY": str(tmp_path / "privkey.pem"),
+        "INTRODL_STAFF_FILE": str(staff),
+        "INTRODL_STUDENTS_FILE": str(students),
+        "INTRODL_SRV": str(tmp_path / "srv"),
+    }
     for name, value in {**full, **env}.items():
         monkeypatch.setenv(name, value)
     config = Config()
@@ -213,7 +229,7 @@ def test_hub_config_loads_with_the_exchange_service_and_its_roles(
 ) -> None:
     c = load_hub_config(tmp_path, monkeypatch)
     assert c.JupyterHub.spawner_class == "dockerspawner.DockerSpawner"
-    assert c.JupyterHub.ssl_cert == HUB_ENV["INTRODL_SSL_CERT"]
+    assert c.JupyterHub.ssl_cert == str(tmp_path / "fullchain.pem")
     assert "Dummy" not in c.JupyterHub.authenticator_class
     services = {service["name"]: service for service in c.JupyterHub.services}
     exchange = services["exchange"]
@@ -222,12 +238,17 @@ def test_hub_config_loads_with_the_exchange_service_and_its_roles(
         "-m",
         "introdl.hub.exchange_service",
         "--root",
-        "/srv/introdl/exchange",
+        str(tmp_path / "srv" / "exchange"),
         "--course",
         "introdl",
         "--staff-group",
         "formgrade-introdl",
+        "--limits",
+        str(tmp_path / "hub" / "exchange-limits.json"),
     ]
+    # The exchange gets the course's archive limits (it cannot read the course itself).
+    limits = json.loads((tmp_path / "hub" / "exchange-limits.json").read_text())
+    assert limits == course_limits(ROOT).to_config()
     assert "jupyterhub-idle-culler" in services
     roles = {role["name"]: role for role in c.JupyterHub.load_roles}
     for role in roles.values():
@@ -251,7 +272,19 @@ def test_hub_config_loads_with_the_exchange_service_and_its_roles(
     (request,) = host["device_requests"]
     assert request["Count"] == -1
     assert request["Capabilities"] == [["gpu"]]
-    assert c.DockerSpawner.volumes == {"introdl-home-{username}": "/home/jovyan"}
+    assert c.DockerSpawner.volumes["introdl-home-{username}"] == "/home/jovyan"
+    # The check service reads notebooks from the student's own server, grades in the image.
+    check = services["check"]["command"]
+    assert check[check.index("--notebooks") + 1] == "server"
+    assert check[check.index("--backend") + 1] == "docker"
+    assert check[check.index("--public-url") + 1] == "https://dl.example.edu"
+    # The formgrader gets the staff's CSP and the exchange client, generated for this hub.
+    formgrader = services["introdl"]["environment"]["JUPYTER_CONFIG_PATH"]
+    assert (
+        "exchange_client import configure" in (Path(formgrader) / "nbgrader_config.py").read_text()
+    )
+    csp = json.loads((Path(formgrader) / "jupyter_server_config.json").read_text())
+    assert "object-src 'none'" in str(csp)
 
 
 def test_hub_config_without_gpus_has_no_device_request(
@@ -261,6 +294,27 @@ def test_hub_config_without_gpus_has_no_device_request(
     assert "device_requests" not in c.DockerSpawner.extra_host_config
 
 
+def test_hub_config_reads_its_settings_from_one_environment_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """introdl.env in the hub's directory fills what the environment does not set."""
+    (tmp_path / "hub").mkdir()
+    (tmp_path / "hub" / "introdl.env").write_text(
+        "# the course's settings\nINTRODL_MEM_LIMIT=3G\nINTRODL_PUBLIC_HOST=from-the-file.example\n"
+    )
+    monkeypatch.delenv("INTRODL_MEM_LIMIT", raising=False)
+    monkeypatch.delenv("INTRODL_ENV_FILE", raising=False)
+    try:
+        c = load_hub_config(tmp_path, monkeypatch)
+        assert c.Spawner.mem_limit == "3G"  # from the file
+        assert "dl.example.edu" in c.Spawner.environment["INTRODL_EXCHANGE_URL"]  # env wins
+    finally:
+        os.environ.pop("INTRODL_MEM_LIMIT", None)
+    (tmp_path / "hub" / "introdl.env").write_text("INTRODL_MEM_LIMIT 3G\n")
+    with pytest.raises(SystemExit, match=r"introdl.env:1: not KEY=VALUE"):
+        load_hub_config(tmp_path, monkeypatch)
+
+
 @pytest.mark.parametrize(
     ("env", "message"),
     [
@@ -268,6 +322,15 @@ def test_hub_config_without_gpus_has_no_device_request(
         ({"INTRODL_AUTHENTICATOR": ""}, "set INTRODL_AUTHENTICATOR"),
         ({"INTRODL_SSL_KEY": ""}, "set INTRODL_SSL_KEY"),
         ({"INTRODL_STAFF_FILE": "/nonexistent/staff.txt"}, "is not a file"),
+        (
+            {"INTRODL_SSL_CERT": "/nonexistent/cert.pem"},
+            "INTRODL_SSL_CERT=/nonexistent/cert.pem is not a file",
+        ),
+        ({"INTRODL_SRV": "/nonexistent"}, "is not a course directory"),
+        (
+            {"INTRODL_ENV_FILE": "/nonexistent/introdl.env"},
+            "INTRODL_ENV_FILE=/nonexistent/introdl.env is not a file",
+        ),
     ],
 )
 def test_hub_config_refuses_to_start_half_configured(
@@ -400,3 +463,16 @@ def test_the_grading_backend_runs_a_submission_in_the_course_image(
         finally:
             kernel.shutdown()
         assert kernel.cleanup_problems == []
+
+
+def test_the_environment_file_example_names_every_setting_of_the_hub_config() -> None:
+    """docker/hub/introdl.env.example and the config's header list what the config reads."""
+    source = HUB_CONFIG.read_text()
+    # Names the config reads; not the ones it sets for the student servers ("NAME": value).
+    read = set(re.findall(r"""["'](INTRODL_[A-Z_]+|DOCKER_HOST)["'](?!:)""", source))
+    read.discard("INTRODL_ENV_FILE")  # names the file itself
+    example = (HUB_CONFIG.parent / "introdl.env.example").read_text()
+    header = source.split("\nimport ", 1)[0]
+    assert read
+    assert not {name for name in read if name not in example}, "add them to introdl.env.example"
+    assert not {name for name in read if name not in header}, "list them at the config's top"

@@ -1,16 +1,18 @@
 # JupyterHub for the course on ONE GPU host: every student server is a container of the course
 # image (DockerSpawner), with the host's GPUs, memory and CPU limits, and a named volume for its
-# home. The hub, its proxy and its services (the exchange, the formgrader, the idle culler) run on
-# the host. docs/deploy.md walks through a term from nothing to the first graded lab.
+# home. The hub, its proxy and its services (the exchange, the formgrader, check-my-work, the idle
+# culler) run on the host. docs/deploy.md walks through a term from nothing to the first graded lab.
 #
-# Everything site-specific comes from the environment; a missing required setting stops the hub
-# with a message naming it (there is no insecure default):
+# Everything site-specific comes from ONE environment file (KEY=VALUE lines; `#` starts a comment),
+# INTRODL_ENV_FILE, default ./introdl.env in the directory the hub starts in; a variable already
+# set in the environment wins over the file. docker/hub/introdl.env.example lists every setting.
+# A missing required setting stops the hub with a message naming it (no insecure default):
 #
 #   INTRODL_PUBLIC_HOST     the hub's DNS name, e.g. dl.example.edu (TLS certificate's name)
 #   INTRODL_SSL_CERT        TLS certificate (full chain) and key for INTRODL_PUBLIC_HOST
 #   INTRODL_SSL_KEY
-#   INTRODL_AUTHENTICATOR   github | generic-oauth | lti13 (never dummy); its own settings come
-#                           from its usual variables (OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET,
+#   INTRODL_AUTHENTICATOR   github | generic-oauth | lti13 | pam (never dummy); its own settings
+#                           come from its usual variables (OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET,
 #                           OAUTH_CALLBACK_URL, ...) or a jupyterhub_config.d/ file
 #   INTRODL_STAFF_FILE      one hub user name per line: instructors and TAs (formgrade-introdl)
 #   INTRODL_STUDENTS_FILE   one hub user name per line: the class (nbgrader-introdl)
@@ -20,27 +22,66 @@
 #   INTRODL_CPU_LIMIT       optional, CPUs per student server (default 2)
 #   INTRODL_GPUS            optional, "all" (default) or "none"
 #   INTRODL_IDLE_TIMEOUT    optional, seconds before an idle server is stopped (default 3600)
+#   INTRODL_SRV             optional, the course's state on the host (default /srv/introdl):
+#                           course/ (the course directory), exchange/, check/
+#   INTRODL_HTTPS_PORT      optional, the public port (default 443)
+#   INTRODL_NETWORK_SUBNET  optional, the containers' network (default 172.30.0.0/24; the hub
+#                           API listens on its first address, the host's side of the bridge)
+#   INTRODL_CA_FILE         optional, the certificate of a private CA that signed INTRODL_SSL_CERT
+#                           (an institution's own CA): trusted by the student servers and the
+#                           check service beside the public CAs
+#   INTRODL_DATA_DIR        optional, the offline data sets on the host (`introdl data fetch all`),
+#                           for check-my-work's grading (default: root's data cache)
+#   DOCKER_HOST             optional, the Docker API (default unix:///var/run/docker.sock;
+#                           podman: unix:///run/podman/podman.sock)
 #
 # Start it as root from the directory that keeps its state (jupyterhub.sqlite, cookie secret):
 #   cd /srv/introdl/hub && jupyterhub -f /path/to/docker/hub/jupyterhub_config.py
 import ipaddress
+import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
 import docker
-from introdl.hub.roles import exchange_roles  # the same roles as the local hub
+from introdl.hub.course_limits import course_limits
+from introdl.hub.roles import check_roles, exchange_roles  # the same roles as the local hub
 
 c = get_config()  # noqa: F821 (JupyterHub provides get_config to its config file)
+
+
+def load_env_file() -> None:
+    """KEY=VALUE lines of INTRODL_ENV_FILE (default ./introdl.env) into os.environ, unless set."""
+    named = os.environ.get("INTRODL_ENV_FILE")
+    path = Path(named or "introdl.env")
+    if not path.is_file():
+        if named:
+            sys.exit(f"jupyterhub_config.py: INTRODL_ENV_FILE={path} is not a file")
+        return
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip().isidentifier():
+            sys.exit(f"jupyterhub_config.py: {path}:{number}: not KEY=VALUE: {line!r}")
+        os.environ.setdefault(key.strip(), value.strip().strip('"').strip("'"))
+
+
+load_env_file()
 
 COURSE = "introdl"
 STAFF_GROUP = f"formgrade-{COURSE}"  # nbgrader's names: formgrade-<course> grades,
 STUDENT_GROUP = f"nbgrader-{COURSE}"  # nbgrader-<course> takes the course
-EXCHANGE_ROOT = "/srv/introdl/exchange"
-COURSE_ROOT = "/srv/introdl/course"  # the course directory: source/, release/, gradebook.db
+SRV = Path(os.environ.get("INTRODL_SRV", "/srv/introdl"))
+EXCHANGE_ROOT = SRV / "exchange"
+COURSE_ROOT = SRV / "course"  # the course directory: source/, release/, gradebook.db
+CHECK_ROOT = SRV / "check"  # check-my-work's queue and verdicts
 NETWORK = "introdl-hub"  # the containers' bridge network (docker network create, docs/deploy.md)
 NETWORK_SUBNET = ipaddress.ip_network(os.environ.get("INTRODL_NETWORK_SUBNET", "172.30.0.0/24"))
 GATEWAY = str(next(NETWORK_SUBNET.hosts()))  # the host, as the containers see it
+STATE = Path.cwd()  # the hub's own state: jupyterhub.sqlite, cookie secret, derived files
 
 
 def required(name: str) -> str:
@@ -50,13 +91,24 @@ def required(name: str) -> str:
     return value
 
 
-def roster(variable: str) -> list[str]:
-    path = Path(required(variable))
+def existing_file(name: str) -> str:
+    path = Path(required(name))
     if not path.is_file():
-        sys.exit(f"jupyterhub_config.py: {variable}={path} is not a file (one user name per line)")
+        sys.exit(f"jupyterhub_config.py: {name}={path} is not a file")
+    return str(path)
+
+
+def roster(variable: str) -> list[str]:
+    path = Path(existing_file(variable))
     names = [line.split("#")[0].strip() for line in path.read_text().splitlines()]
     return [name for name in names if name]
 
+
+if not (COURSE_ROOT / "nbgrader_config.py").is_file():
+    sys.exit(
+        f"jupyterhub_config.py: {COURSE_ROOT} is not a course directory (no nbgrader_config.py): "
+        "copy the course there (docs/deploy.md, section 3) or set INTRODL_SRV"
+    )
 
 # ---------------------------------------------------------------------------------------------
 # Who: an external identity provider, never DummyAuthenticator.
@@ -68,6 +120,8 @@ AUTHENTICATORS = {
     "generic-oauth": "oauthenticator.generic.GenericOAuthenticator",
     # jupyterhub-ltiauthenticator: launched from the LMS (Canvas, Moodle) with LTI 1.3
     "lti13": "ltiauthenticator.lti13.auth.LTI13Authenticator",
+    # the host's own accounts through PAM (a department's login host, LDAP via sssd)
+    "pam": "jupyterhub.auth.PAMAuthenticator",
 }
 authenticator = required("INTRODL_AUTHENTICATOR")
 if authenticator not in AUTHENTICATORS:
@@ -88,24 +142,41 @@ c.JupyterHub.load_groups = {STAFF_GROUP: staff, STUDENT_GROUP: students}
 # Where: TLS on the public port; the hub API on the containers' gateway.
 
 PUBLIC_HOST = required("INTRODL_PUBLIC_HOST")
-c.JupyterHub.bind_url = "https://:443"
-c.JupyterHub.ssl_cert = required("INTRODL_SSL_CERT")
-c.JupyterHub.ssl_key = required("INTRODL_SSL_KEY")
+PORT = int(os.environ.get("INTRODL_HTTPS_PORT", "443"))
+PUBLIC_URL = f"https://{PUBLIC_HOST}" + ("" if PORT == 443 else f":{PORT}")
+c.JupyterHub.bind_url = f"https://:{PORT}"
+c.JupyterHub.ssl_cert = existing_file("INTRODL_SSL_CERT")
+c.JupyterHub.ssl_key = existing_file("INTRODL_SSL_KEY")
 c.JupyterHub.hub_ip = GATEWAY  # student containers reach the hub API here, nothing else does
 c.JupyterHub.hub_port = 8081
 c.JupyterHub.cleanup_servers = False  # a hub restart leaves running student servers alone
 
+# The CAs the student servers and the check service trust: the host's public ones, plus a private
+# CA when INTRODL_CA_FILE names one (written next to the hub's state, readable by all: no secret).
+CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+if os.environ.get("INTRODL_CA_FILE"):
+    private_ca = Path(existing_file("INTRODL_CA_FILE")).read_text()
+    system_cas = Path(CA_BUNDLE).read_text() if Path(CA_BUNDLE).is_file() else ""
+    bundle = STATE / "ca-bundle.pem"
+    bundle.write_text(system_cas.rstrip("\n") + "\n" + private_ca)
+    bundle.chmod(0o644)
+    CA_BUNDLE = str(bundle)
+
 # ---------------------------------------------------------------------------------------------
 # Student servers: containers of the course image.
 
+IMAGE = os.environ.get("INTRODL_IMAGE", "introdl/course:gpu")
 c.JupyterHub.spawner_class = "dockerspawner.DockerSpawner"
-c.DockerSpawner.image = os.environ.get("INTRODL_IMAGE", "introdl/course:gpu")
+c.DockerSpawner.image = IMAGE
 c.DockerSpawner.pull_policy = "never"  # built on this host (docs/deploy.md), never pulled
 c.DockerSpawner.network_name = NETWORK
 c.DockerSpawner.use_internal_ip = True  # the proxy on the host reaches containers on the bridge
 c.DockerSpawner.remove = True  # a stopped server's container goes; its home volume stays
 c.DockerSpawner.notebook_dir = "/home/jovyan"
-c.DockerSpawner.volumes = {"introdl-home-{username}": "/home/jovyan"}
+c.DockerSpawner.volumes = {
+    "introdl-home-{username}": "/home/jovyan",
+    CA_BUNDLE: {"bind": "/etc/introdl/ca-bundle.pem", "mode": "ro"},
+}
 c.DockerSpawner.cmd = ["jupyterhub-singleuser"]
 c.Spawner.default_url = "/lab"
 c.Spawner.mem_limit = os.environ.get("INTRODL_MEM_LIMIT", "8G")
@@ -116,8 +187,9 @@ c.Spawner.environment = {
     # One GPU serves the class: each TensorFlow process takes memory as it needs it, not all.
     "TF_FORCE_GPU_ALLOW_GROWTH": "true",
     # nbgrader's exchange client (docker/student/nbgrader_config.py) talks to the exchange service
-    # through the proxy at this address.
-    "INTRODL_EXCHANGE_URL": f"https://{PUBLIC_HOST}/services/exchange/",
+    # through the proxy at this address, trusting the CAs above.
+    "INTRODL_EXCHANGE_URL": f"{PUBLIC_URL}/services/exchange/",
+    "REQUESTS_CA_BUNDLE": "/etc/introdl/ca-bundle.pem",
 }
 host_config: dict[str, object] = {
     "cap_drop": ["ALL"],
@@ -138,6 +210,31 @@ c.DockerSpawner.extra_host_config = host_config
 # ---------------------------------------------------------------------------------------------
 # Services and roles.
 
+# The exchange cannot read the course: the course's archive limits (nbgrader_config.py) go to it
+# as a file written here at every start.
+EXCHANGE_LIMITS = STATE / "exchange-limits.json"
+EXCHANGE_LIMITS.write_text(json.dumps(course_limits(COURSE_ROOT).to_config()) + "\n")
+# Services get only the environment given here: the engine's address and the offline data.
+passed_on = {k: os.environ[k] for k in ("DOCKER_HOST", "INTRODL_DATA_DIR") if k in os.environ}
+REPO = Path(__file__).resolve().parents[2]
+# Staff's Jupyter config, for the formgrader service and for staff shells on the host
+# (`export JUPYTER_CONFIG_PATH=<hub state>/staff-jupyter`): the staff pages' Content-Security-Policy
+# and nbgrader's exchange through the exchange service (a staff member's own hub token, from the
+# hub's token page, in JUPYTERHUB_API_TOKEN). Regenerated at every start; no secret in it.
+STAFF_ETC = STATE / "staff-jupyter"
+shutil.rmtree(STAFF_ETC, ignore_errors=True)
+shutil.copytree(REPO / "introdl" / "hub" / "etc" / "staff", STAFF_ETC)
+(STAFF_ETC / "nbgrader_config.py").write_text(
+    "# Generated by docker/hub/jupyterhub_config.py at the hub's start: do not edit.\n"
+    "c = get_config()  # noqa: F821\n"
+    f"c.CourseDirectory.course_id = {COURSE!r}\n"
+    f"c.CourseDirectory.root = {str(COURSE_ROOT)!r}\n"
+    "from introdl.hub.exchange_client import configure\n"
+    f"configure(c, url={PUBLIC_URL + '/services/exchange/'!r})\n"
+)
+for path in (STAFF_ETC, *STAFF_ETC.rglob("*")):
+    path.chmod(0o755 if path.is_dir() else 0o644)
+
 c.JupyterHub.services = [
     {
         # The hub-authenticated exchange (introdl.hub): fetch, submit, feedback. It files work
@@ -149,18 +246,21 @@ c.JupyterHub.services = [
             "-m",
             "introdl.hub.exchange_service",
             "--root",
-            EXCHANGE_ROOT,
+            str(EXCHANGE_ROOT),
             "--course",
             COURSE,
             "--staff-group",
             STAFF_GROUP,
+            "--limits",
+            str(EXCHANGE_LIMITS),
         ],
         # sys.executable runs in the hub's environment, which has introdl installed
     },
     {
         # The course's shared grader server: formgrader over COURSE_ROOT, in its own tab, for
         # STAFF_GROUP only (nbgrader's "one class, multiple graders" layout). It runs as the
-        # Unix account grader-introdl, which owns COURSE_ROOT (mode 0700).
+        # Unix account grader-introdl, which owns COURSE_ROOT (mode 0700). Its pages carry the
+        # staff's Content-Security-Policy (introdl/hub/etc/staff): no foreign script or requests.
         "name": COURSE,
         "url": "http://127.0.0.1:9999",
         "command": [
@@ -168,9 +268,43 @@ c.JupyterHub.services = [
             f"--ServerApp.root_dir={COURSE_ROOT}",
         ],
         "user": f"grader-{COURSE}",
-        "cwd": COURSE_ROOT,
-        "environment": {"JUPYTERHUB_DEFAULT_URL": "/lab"},
+        "cwd": str(COURSE_ROOT),
+        "environment": {
+            "JUPYTERHUB_DEFAULT_URL": "/lab",
+            "JUPYTER_CONFIG_PATH": str(STAFF_ETC),
+            "REQUESTS_CA_BUNDLE": CA_BUNDLE,
+        },
         "oauth_client_allowed_scopes": [f"access:services!service={COURSE}"],
+    },
+    {
+        # Check my work: grades a student's notebook, read from their own running server through
+        # the proxy (docs/hub.md says why), in the course image with the docker backend.
+        "name": "check",
+        "url": "http://127.0.0.1:10102",
+        "command": [
+            sys.executable,
+            "-m",
+            "introdl.check.service",
+            "--course",
+            str(COURSE_ROOT),
+            "--state",
+            str(CHECK_ROOT),
+            "--staff-group",
+            STAFF_GROUP,
+            "--notebooks",
+            "server",
+            "--public-url",
+            PUBLIC_URL,
+            "--ca-file",
+            CA_BUNDLE,
+            "--backend",
+            "docker",
+            "--image",
+            IMAGE,
+        ],
+        "environment": {**passed_on, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        "oauth_no_confirm": True,
+        "display": True,
     },
     {
         # Stops servers idle for INTRODL_IDLE_TIMEOUT seconds (frees the GPU's memory).
@@ -186,7 +320,9 @@ c.JupyterHub.services = [
 
 c.JupyterHub.load_roles = [
     # The server role, nbgrader's groups as course members, and the exchange's own lookups.
-    *exchange_roles(COURSE),
+    *exchange_roles(COURSE, extra_services=("check",)),
+    # The check service: who a token is, and a short-lived token for one student's own server.
+    *check_roles(servers_of=(STUDENT_GROUP, STAFF_GROUP)),
     {
         "name": STAFF_GROUP,
         "groups": [STAFF_GROUP],

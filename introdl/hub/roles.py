@@ -39,12 +39,11 @@ def exchange_roles(
     ]
 
 
-def check_roles(service: str = "check") -> list[dict[str, Any]]:
-    """The check service asks the hub whose a token is and whether they are staff, nothing else."""
-    return [
-        {
-            "name": "check-service",
-            "services": [service],
-            "scopes": ["read:users:name", "read:users:groups"],
-        }
-    ]
+def check_roles(service: str = "check", servers_of: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """The check service asks the hub whose a token is and whether they are staff; with
+    SERVERS_OF (hub groups), it may also make a short-lived token for one member's own server, to
+    read their notebook there (production: the notebook is in the student's container)."""
+    scopes = ["read:users:name", "read:users:groups"]
+    for group in servers_of:
+        scopes += [f"tokens!group={group}", f"read:servers!group={group}"]
+    return [{"name": "check-service", "services": [service], "scopes": scopes}]

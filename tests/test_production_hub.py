@@ -1,0 +1,273 @@
+"""The production course, started whole on podman's Docker API (make test-docker).
+
+docker/hub/jupyterhub_config.py runs unchanged (tests/production.py says what the environment file
+holds): the containers' bridge network, a student's server from the course image, the exchange
+over TLS through the proxy, check-my-work reading the notebook from the student's own server and
+grading it in the course image, staff collecting and grading with `--backend docker --image`, and
+the student reading their feedback, all in Debian's Chromium. Screenshots go to
+build/screenshots/production/.
+
+Isolation, tried from inside a student's container: the course, the exchange's and the services'
+data and another student's volume are not there, the services on the host's loopback cannot be
+reached, and another student's server refuses the request without its owner's token.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests import production
+from tests.dockerhub import free_port
+from tests.hub import SCREENSHOTS, chromium
+from tests.podman import podman
+
+pytestmark = pytest.mark.docker
+
+LAB = "lab1_tensorflow"
+IMAGE = "localhost/introdl/course:cpu"
+SUBNET = "172.30.0.0/24"
+GATEWAY = "172.30.0.1"
+SHOTS = SCREENSHOTS.parent / "production"
+RUNUSER = "/usr/sbin/runuser"
+ANSWER = (
+    "def func(a, b):\n"
+    '    """Returns e, where c = a + b, d = b - 1 and e = c * d."""\n'
+    "    c = tf.add(a, b)\n"
+    "    d = tf.subtract(b, 1)\n"
+    "    e = tf.multiply(c, d)\n"
+    "    return e"
+)
+TIMINGS: dict[str, float] = {}
+
+
+def bridge(env: dict[str, str]) -> None:
+    """docs/deploy.md, section 3: the containers' network. podman (unlike Docker Engine) makes the
+    bridge interface when the first container joins, so one short container brings it up."""
+    if podman(env, "network", "exists", "introdl-hub").returncode != 0:
+        made = podman(env, "network", "create", "--subnet", SUBNET, "introdl-hub")
+        assert made.returncode == 0, made.stderr
+    up = podman(env, "run", "--rm", "--network", "introdl-hub", IMAGE, "true", timeout=120)
+    assert up.returncode == 0, up.stderr
+
+
+@pytest.fixture(scope="module")
+def hub(course_engine: tuple[str, dict[str, str]]) -> Iterator[production.Production]:
+    reason = production_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    docker_host, env = course_engine
+    bridge(env)
+    base = Path(tempfile.mkdtemp(prefix="introdl-production-", dir="/tmp"))
+    made = production.prepare(
+        base,
+        public_host=GATEWAY,
+        subnet=SUBNET,
+        port=free_port(),
+        image=IMAGE,
+        docker_host=docker_host,
+        extra={"INTRODL_MEM_LIMIT": "3G", "INTRODL_CPU_LIMIT": "2"},
+    )
+    made.podman_env = env
+    try:
+        with production.running(made) as started:
+            yield started
+    finally:
+        for user in production.STUDENTS + production.STAFF:
+            podman(env, "rm", "-f", f"jupyter-{user}")
+            podman(env, "volume", "rm", "-f", f"introdl-home-{user}")
+
+
+def production_skip_reason() -> str | None:
+    from tests.hub import skip_reason
+
+    return skip_reason()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with chromium(SHOTS) as launched:
+        yield launched
+
+
+def shot(page: Any, name: str) -> None:
+    page.screenshot(path=str(SHOTS / f"{name}.png"))
+
+
+def log_in(browser: Any, hub: production.Production, user: str) -> Any:
+    context = browser.new_context(viewport={"width": 1300, "height": 850}, ignore_https_errors=True)
+    page = context.new_page()
+    page.set_default_timeout(120_000)
+    page.goto(f"{hub.url}/hub/login")
+    page.fill("#username_input", user)
+    page.fill("#password_input", hub.password(user))
+    page.click("#login_submit")
+    return page
+
+
+def open_assignments(page: Any) -> None:
+    page.click(".lm-MenuBar-itemLabel:has-text('Nbgrader')")
+    page.click(".lm-Menu-itemLabel:has-text('Assignment List')")
+    page.wait_for_selector("#released_assignments_list")
+
+
+def as_grader(
+    hub: production.Production, token: str, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """A staff command on the host, as docs/deploy.md says: grader-introdl in the course, the
+    staff member's own hub token, the hub's staff Jupyter config."""
+    python = Path(hub.python)
+    env = {
+        "PATH": f"{python.parent}:/usr/bin:/bin",
+        "HOME": str(hub.course),
+        "JUPYTER_CONFIG_PATH": str(hub.state / "staff-jupyter"),
+        "JUPYTERHUB_API_TOKEN": token,
+        "REQUESTS_CA_BUNDLE": str(hub.state / "ca-bundle.pem"),
+        **({"PYTHONPATH": hub.code} if hub.code else {}),
+    }
+    return subprocess.run(
+        [RUNUSER, "-u", production.GRADER, "--", *args],
+        cwd=hub.course,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_a_student_works_checks_submits_and_reads_feedback(
+    browser: Any, hub: production.Production
+) -> None:
+    """The whole lab through the production hub, in the browser, graded in the course image."""
+    teacher = hub.token("pr-teacher")
+    released = as_grader(hub, teacher, "nbgrader", "release_assignment", LAB, "--force")
+    assert released.returncode == 0, released.stdout + released.stderr
+
+    started = time.monotonic()
+    page = log_in(browser, hub, "pr-ada")
+    page.wait_for_url("**/user/pr-ada/lab**", timeout=180_000)
+    page.wait_for_selector(".jp-LabShell")
+    TIMINGS["login to JupyterLab (server from the image)"] = time.monotonic() - started
+    shot(page, "01-student-server-from-the-image")
+
+    open_assignments(page)
+    page.locator(
+        f"#released_assignments_list .list_item:has-text('{LAB}') button:has-text('Fetch')"
+    ).click()
+    page.locator(f"#fetched_assignments_list .list_item:has-text('{LAB}')").first.wait_for()
+    shot(page, "02-fetched-through-the-exchange")
+
+    page.goto(f"{hub.url}/user/pr-ada/lab/tree/{LAB}/{LAB}.ipynb")
+    cell = page.locator(".jp-Cell:has-text('def func(a, b):')").first
+    cell.wait_for()
+    cell.scroll_into_view_if_needed()
+    cell.locator(".cm-content").click()
+    page.keyboard.press("Control+A")
+    page.keyboard.insert_text(ANSWER)
+    page.keyboard.press("Escape")
+    page.keyboard.press("Control+S")
+    page.wait_for_timeout(2000)
+    shot(page, "03-todo-filled")
+
+    link = page.locator(".jp-RenderedMarkdown a:has-text('Check my work')").first
+    link.wait_for()
+    with page.context.expect_page() as opened:
+        link.click()
+    labs = opened.value
+    labs.set_default_timeout(120_000)
+    labs.wait_for_selector(f"#check-{LAB}")
+    asked = time.monotonic()
+    labs.click(f"#check-{LAB}")
+    labs.wait_for_url("**/services/check/checks/*")
+    labs.wait_for_selector("#score", timeout=900_000)
+    TIMINGS["check: request to verdict (first, cold)"] = time.monotonic() - asked
+    shot(labs, "04-check-verdict")
+    assert labs.locator("#score").inner_text().startswith("1 / "), labs.content()[:3000]
+    assert (
+        "test_func_computes_the_graph_on_random_tensors\tpassed"
+        in labs.locator("#tests").inner_text()
+    )
+
+    page.goto(f"{hub.url}/user/pr-ada/lab")
+    page.wait_for_selector(".jp-LabShell")
+    open_assignments(page)
+    page.locator(
+        f"#fetched_assignments_list .list_item:has-text('{LAB}') button:has-text('Submit')"
+    ).first.click()
+    page.locator(f"#submitted_assignments_list .list_item:has-text('{LAB}')").first.wait_for()
+    shot(page, "05-submitted")
+
+    collected = as_grader(hub, teacher, "nbgrader", "collect", LAB, "--update")
+    assert collected.returncode == 0, collected.stdout + collected.stderr
+    assert (hub.course / "submitted" / "pr-ada" / LAB / f"{LAB}.ipynb").is_file()
+    graded = subprocess.run(
+        [
+            hub.python,
+            "-m",
+            "introdl.grading.cli",
+            "grade",
+            LAB,
+            "--backend",
+            "docker",
+            "--image",
+            IMAGE,
+            "--feedback",
+            "--json",
+        ],
+        cwd=hub.course,
+        env={**hub.env, "DOCKER_HOST": hub.docker_host, "INTRODL_COURSE_ROOT": str(hub.course)},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert graded.returncode == 0, graded.stdout[-3000:] + graded.stderr[-3000:]
+    assert '"backend": "docker"' in graded.stdout or "docker" in graded.stdout
+    fed = as_grader(hub, teacher, "nbgrader", "release_feedback", LAB)
+    assert fed.returncode == 0, fed.stdout + fed.stderr
+
+    page.reload()
+    page.wait_for_selector(".jp-LabShell")
+    open_assignments(page)
+    fetch = page.locator(
+        f"#submitted_assignments_list .list_item:has-text('{LAB}') "
+        "button:has-text('Fetch Feedback')"
+    ).first
+    fetch.click()
+    page.locator(
+        f"#submitted_assignments_list .list_item:has-text('{LAB}') a:has-text('view feedback')"
+    ).first.wait_for()
+    shot(page, "06-feedback-fetched")
+    print("timings:", {k: round(v, 1) for k, v in TIMINGS.items()}, file=sys.stderr)
+
+
+def in_container(hub: production.Production, user: str, script: str) -> str:
+    done = podman(hub.podman_env, "exec", f"jupyter-{user}", "python", "-c", script, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_a_students_container_reaches_nothing_of_the_course(hub: production.Production) -> None:
+    """From inside pr-ada's container: no course, no exchange data, no loopback services."""
+    seen = in_container(
+        hub,
+        "pr-ada",
+        "import os, socket\n"
+        f"print(os.path.exists({str(hub.srv)!r}), os.path.exists('/srv'))\n"
+        "print(sorted(os.listdir('/home')))\n"
+        "for port in (10101, 10102, 9999, 8001):\n"
+        "    for host in ('127.0.0.1', '" + GATEWAY + "'):\n"
+        "        s = socket.socket(); s.settimeout(3)\n"
+        "        print(host, port, s.connect_ex((host, port)))\n",
+    )
+    lines = seen.splitlines()
+    assert lines[0] == "False False"
+    assert lines[1] == "['jovyan']"
+    for line in lines[2:]:
+        assert not line.endswith(" 0"), f"reachable from a student's container: {line}"
