@@ -133,7 +133,7 @@ def test_a_dask_worker_asks_its_engine_for_the_image_and_gpus(
 ) -> None:
     """With --scheduler, do --image and --gpus travel with the task (GradeOptions) to the worker,
     whose own engine gets the request, and does the worker's refusal come back in words?"""
-    from distributed import LocalCluster
+    from distributed import LocalCluster, default_client
 
     monkeypatch.setenv("INTRODL_BUNDLE_DIR", str(tmp_path / "bundles"))
     with LocalCluster(
@@ -143,6 +143,10 @@ def test_a_dask_worker_asks_its_engine_for_the_image_and_gpus(
             ["grade", LAB, "--backend", "docker", "--image", image_name(), "--gpus", "2",
              "--scheduler", cluster.scheduler_address]
         )  # fmt: skip
+        # the batch stopped, and its Dask client is closed now, not at the grader's exit (it
+        # used to wait there 30 s for a scheduler that had gone)
+        with pytest.raises(ValueError, match="No clients found"):
+            default_client()
     said = capsys.readouterr()
     assert code == 2, said.err
     creates = proxy.bodies("POST", "/containers/create")
