@@ -11,8 +11,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,7 +28,7 @@ from introdl.grading.sandbox import SANDBOX_WORKDIR, processes_of_uid
 from introdl.grading.sandbox.docker import DockerSandbox, container_name
 from introdl.grading.sandbox.limits import TEST_LIMITS, Limits
 from introdl.grading.sandbox.working_copy import working_copy
-from tests.podman import image_exists, image_name, python_dirs, unusable_reason, write_config
+from tests.podman import image_name, python_dirs
 from tests.sandboxed import (
     FIXTURES,
     ROOT,
@@ -43,71 +41,6 @@ from tests.sandboxed import (
 pytestmark = pytest.mark.docker
 
 LABEL = "introdl.sandbox"
-
-
-@pytest.fixture(scope="session")
-def podman_socket(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A running ``podman system service`` for the session; its DOCKER_HOST address."""
-    reason = unusable_reason()
-    if reason is not None:
-        pytest.skip(reason)
-    home = tmp_path_factory.mktemp("podman")
-    env = write_config(home / "conf")
-    if not image_exists(env):
-        pytest.skip(
-            f"the test image {image_name()} is not built: run scripts/podman-test-image once "
-            "(a few minutes)"
-        )
-    socket = home / "podman.sock"
-    log = (home / "service.log").open("w")
-    service = subprocess.Popen(
-        ["podman", "system", "service", "--time=0", f"unix://{socket}"],
-        env={**os.environ, **env},
-        cwd=home,  # conmon may drop files (an ``oom`` marker) in its working directory
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    address = f"unix://{socket}"
-    try:
-        client = wait_for_engine(address, service, home / "service.log")
-        yield address
-        # every kernel removes its container; anything left is a leak (and must not stay running)
-        leaked = client.containers.list(all=True, filters={"label": LABEL})
-        for container in leaked:
-            container.remove(force=True)
-        client.close()
-        assert leaked == [], f"containers left behind: {[c.name for c in leaked]}"
-    finally:
-        service.terminate()
-        try:
-            service.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            service.kill()
-            service.wait()
-        log.close()
-
-
-def wait_for_engine(address: str, service: subprocess.Popen[bytes], log: Path) -> Any:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if service.poll() is not None:
-            pytest.fail(f"podman system service exited: {log.read_text()[-2000:]}")
-        try:
-            client = docker.DockerClient(base_url=address, timeout=10)
-            client.ping()
-            return client
-        except Exception:
-            time.sleep(0.2)
-    pytest.fail(f"podman system service did not answer on {address}: {log.read_text()[-2000:]}")
-
-
-@pytest.fixture
-def engine(podman_socket: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """A Docker SDK client of the session's engine; DOCKER_HOST points the grader at it too."""
-    monkeypatch.setenv("DOCKER_HOST", podman_socket)
-    client = docker.DockerClient(base_url=podman_socket, timeout=10)
-    yield client
-    client.close()
 
 
 @contextmanager

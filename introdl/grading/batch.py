@@ -302,6 +302,8 @@ def grade_class(
             stream.close()  # the workers stop (each unwinds its sandbox) before anything else
             collect(wait=True)  # what was graded before the interrupt lands whole
             raise stopped(rows, len(subs), force) from None
+        finally:
+            stream.close()  # a batch stopped by BadInput closes its Dask client and pools now
         collect(wait=True)
     return [rows[s.student] for s in subs]
 

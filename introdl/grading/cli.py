@@ -29,6 +29,7 @@ STOPPED = 130  # exit code after Ctrl-C, as a shell reports a command killed by 
 def _commands() -> dict[str, tuple[Command, dict[str, str]]]:
     """Command name -> (function, {parameter: help}). Imported lazily: TensorFlow is slow to load."""
     from introdl.grading.commands import data, demo, grade, grade_notebook, release
+    from introdl.grading.sandbox.docker import DEFAULT_IMAGE
     from introdl.similarity.command import similarity
 
     return {
@@ -51,6 +52,9 @@ def _commands() -> dict[str, tuple[Command, dict[str, str]]]:
                 "export": "write the gradebook as CSV to this path (nbgrader export)",
                 "warm": "warm sandboxes each worker keeps ready (default: $INTRODL_WARM, else 1)",
                 "no_warm": "start every sandbox cold (the same as --warm 0)",
+                "image": f"the course image the docker backend runs (default: {DEFAULT_IMAGE})",
+                "gpus": "GPUs for each kernel's container: `all` or a count N, as `docker run "
+                "--gpus` (docker backend; default: none)",
             },
         ),
         "grade-notebook": (

@@ -23,7 +23,7 @@ from introdl.grading.kernel.launch import start_kernel
 from introdl.grading.kernel.notebook import NotebookRun, run_notebook
 from introdl.grading.pool import KernelPool
 from introdl.grading.record.results import CellRun, Event, Phases, Results, Sandbox
-from introdl.grading.sandbox import default_backend
+from introdl.grading.sandbox import default_backend, gpu_count
 from introdl.grading.sandbox.limits import DEFAULT_LIMITS, Limits, lab_limits
 from introdl.grading.sandbox.public_data import public_data_dir
 from introdl.grading.sandbox.working_copy import working_copy
@@ -50,9 +50,14 @@ class GradeOptions:
     seed: int | None = None  # None = a fresh seed per submission, recorded in results.json
     limits: Limits = DEFAULT_LIMITS
     only: tuple[str, ...] = ()  # grade ids or test names; () = every hidden test
-    image: str | None = None  # docker backend: the course image
-    gpus: bool = False  # docker backend: pass the host's GPUs
+    image: str | None = None  # docker backend: the course image (None: its default)
+    # docker backend: GPUs to ask the engine for: None none, -1 (ALL_GPUS) all, N > 0 that many
+    # (True and False, the flag this once was, are taken as all and none)
+    gpus: int | None = None
     extra_env: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "gpus", gpu_count(self.gpus))  # ValueError for 0 and below -1
 
     def backend_name(self) -> str:
         return self.backend or default_backend()
@@ -99,8 +104,14 @@ def warm_pool(
 
 def pool_matches(pool: KernelPool, options: GradeOptions) -> None:
     """A pool built for other options would grade differently from the cold path: refuse it."""
-    wanted = (options.backend_name(), options.limits, sandbox_env(options), options.image)
-    if (pool.backend, pool.limits, pool.env, pool.image) != wanted:
+    wanted = (
+        options.backend_name(),
+        options.limits,
+        sandbox_env(options),
+        options.image,
+        options.gpus,
+    )
+    if (pool.backend, pool.limits, pool.env, pool.image, pool.gpus) != wanted:
         raise ValueError("the kernel pool was built for other grading options; use warm_pool()")
 
 

@@ -46,7 +46,7 @@ from nbformat import NotebookNode
 
 from introdl.grading.kernel.kernel import SandboxedKernel
 from introdl.grading.kernel.launch import start_kernel
-from introdl.grading.sandbox import chown_tree
+from introdl.grading.sandbox import chown_tree, gpu_count
 from introdl.grading.sandbox.limits import DEFAULT_LIMITS, Limits, lab_limits
 from introdl.grading.sandbox.public_data import public_data_dir
 from introdl.grading.sandbox.slots import claim
@@ -158,7 +158,7 @@ class KernelPool:
         limits: Limits = DEFAULT_LIMITS,
         env: Mapping[str, str] | None = None,
         image: str | None = None,
-        gpus: bool = False,
+        gpus: int | None = None,
         slot: int = 0,
         limit: int | None = None,
         take_timeout: float | None = None,
@@ -171,7 +171,7 @@ class KernelPool:
         self.limits = limits
         self.env = dict(env or {})
         self.image = image
-        self.gpus = gpus
+        self.gpus = gpu_count(gpus)  # the docker backend's: None none, -1 all, N that many
         self.slot = slot
         self.limit = limit  # kernels to start at most (a batch of N needs N); None: no end
         # One start is bounded (the sandbox's start, then the warm imports); a taker may have to

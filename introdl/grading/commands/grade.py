@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,7 @@ from introdl.grading.grade import GradeOptions
 from introdl.grading.kernel.launch import sweep_stale
 from introdl.grading.progress import Progress
 from introdl.grading.record.row import Row
-from introdl.grading.sandbox import BACKENDS
+from introdl.grading.sandbox import ALL_GPUS, BACKENDS
 from introdl.grading.submission import find_submissions, undated
 
 NOT_SANDBOXED = (
@@ -23,11 +24,52 @@ NOT_SANDBOXED = (
 NO_WORKDIR_QUOTA = "note: the working copy had no total size quota (it needs a root grader: introdl/grading/sandbox/working_copy.py)"
 
 
-def check_backend(backend: str | None) -> None:
+def check_backend(
+    backend: str | None, *, image: str | None = None, gpus: str | None = None
+) -> None:
+    """A known backend, and one that can take --image and --gpus when they are given."""
     if backend and backend not in BACKENDS:
         raise BadInput(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
+    docker_flags(backend, image, gpus)  # refused before anything is said or started
     if backend == "none":
         print(NOT_SANDBOXED, file=sys.stderr)
+
+
+GPU_COUNT = re.compile(r"[1-9][0-9]*")  # --gpus N: no sign, no spaces, no leading zeros
+
+
+def docker_flags(
+    backend: str | None, image: str | None, gpus: str | None
+) -> tuple[str | None, int | None]:
+    """--image and --gpus, the docker backend's: (the backend, the GPU count for GradeOptions).
+
+    ``--gpus all`` is ALL_GPUS (-1), ``--gpus N`` N; either flag without --backend picks docker,
+    and with another backend is refused: bwrap runs this machine's own Python, no image, no GPUs.
+    """
+    given = [flag for flag, value in (("--image", image), ("--gpus", gpus)) if value is not None]
+    if not given:
+        return backend, None
+    if backend not in (None, "docker"):
+        raise BadInput(
+            f"{' and '.join(given)} {'is' if len(given) == 1 else 'are'} for the docker backend "
+            f"only: --backend {backend} runs the kernel on this machine's own Python, with no "
+            f"container image and no GPU requests. Use --backend docker, or leave out "
+            f"{' and '.join(given)}"
+        )
+    if image is not None and not image.strip():
+        raise BadInput("--image needs an image name, e.g. --image introdl/course:gpu")
+    count = None
+    if gpus is not None:
+        if gpus == "all":
+            count = ALL_GPUS
+        elif GPU_COUNT.fullmatch(gpus):
+            count = int(gpus)
+        else:
+            raise BadInput(
+                f"--gpus {gpus!r}: give `all` (every GPU of the host) or how many GPUs each "
+                "kernel's container gets (1 or more); leave --gpus out for none"
+            )
+    return "docker", count
 
 
 @dataclass(frozen=True)
@@ -38,10 +80,15 @@ class ClassResult:
     feedback: tuple[str, ...] = ()
     export: str = ""
     swept: tuple[str, ...] = ()  # what a stopped grader had left in /tmp, removed first
+    image: str | None = None  # --image, as given
+    gpus: str | None = None  # --gpus, as given
 
     def summary(self) -> str:
         width = max([len(r.student) for r in self.rows] + [7])
-        lines = [f"{self.lab}: {len(self.rows)} submission(s), sandbox: {self.backend}"]
+        asked = [f"image {self.image}"] if self.image else []
+        asked += [f"--gpus {self.gpus}"] if self.gpus else []
+        sandbox = f"{self.backend} ({', '.join(asked)})" if asked else self.backend
+        lines = [f"{self.lab}: {len(self.rows)} submission(s), sandbox: {sandbox}"]
         if self.swept:
             lines.append(f"removed {len(self.swept)} leftover(s) of a stopped grader first")
         if self.backend == "none":
@@ -69,15 +116,19 @@ def grade(
     export: str | None = None,
     warm: int | None = None,
     no_warm: bool = False,
+    image: str | None = None,
+    gpus: str | None = None,
 ) -> ClassResult:
     """Grade what `nbgrader collect` put under submitted/ for LAB, sandboxed, into the gradebook.
 
     Progress goes to standard output as it happens (a live bar on a terminal, one line per
     submission elsewhere). Ctrl-C stops cleanly and keeps what landed: run the same command again.
+    --image and --gpus are the docker backend's (on a Dask cluster, each worker's own engine).
     """
     if not lab:
         raise BadInput("name the lab to grade, e.g. `introdl grade lab1_tensorflow`")
-    check_backend(backend)
+    check_backend(backend, image=image, gpus=gpus)
+    backend, gpu_count = docker_flags(backend, image, gpus)
     root = course_root()
     resolve_labs(root, lab)
     subs = find_submissions(root, lab, student)
@@ -101,7 +152,7 @@ def grade(
         # A grader killed mid-batch (SIGKILL, a reboot of the worker) leaves working copies (tmpfs
         # mounts: memory), sandbox state and cgroups; clear those before starting a new batch.
         swept = tuple(sweep_stale())
-        options = GradeOptions(backend=backend, seed=seed)
+        options = GradeOptions(backend=backend, seed=seed, image=image, gpus=gpu_count)
         rows = grade_class(
             root,
             subs,
@@ -134,7 +185,9 @@ def grade(
             ) from err
         raise
     hand_back(root)
-    return ClassResult(lab, options.backend_name(), tuple(rows), tuple(made), csv, swept)
+    return ClassResult(
+        lab, options.backend_name(), tuple(rows), tuple(made), csv, swept, image, gpus
+    )
 
 
 DEFAULT_WARM = 1  # kernels warming per worker while it grades (BENCHMARKS.md: warm sandboxes)

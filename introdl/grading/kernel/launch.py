@@ -45,14 +45,15 @@ def start_kernel(
     limits: Limits = DEFAULT_LIMITS,
     env: dict[str, str] | None = None,
     image: str | None = None,
-    gpus: bool = False,
+    gpus: int | None = None,
     slot_lock: SlotLock | None = None,
 ) -> SandboxedKernel:
     """Start a kernel in a sandbox over `workdir` (a working copy: it is chowned to the sandbox).
 
     `backend` is ``bwrap``, ``docker`` or ``none`` (default: docker where a Docker socket exists,
     else bwrap). `slot` picks the sandbox uid; concurrent kernels need distinct slots. `env` is
-    added to the kernel's otherwise empty environment (for example ``INTRODL_BUDGET``).
+    added to the kernel's otherwise empty environment (for example ``INTRODL_BUDGET``). `image`
+    and `gpus` (None none, -1 all, N that many) are the docker backend's.
     `slot_lock`, when given, is a slot already claimed; the kernel releases it at shutdown.
     """
     # another grader on this machine may hold the slot asked for; a caller may hold it already
@@ -74,7 +75,7 @@ def _start(
     limits: Limits,
     env: dict[str, str] | None,
     image: str | None,
-    gpus: bool,
+    gpus: int | None,
     lock: SlotLock,
 ) -> SandboxedKernel:
     name = f"{slot}-{secrets.token_hex(4)}"

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from introdl.grading.errors import BadInput
 from introdl.grading.sandbox.base import (
+    ALL_GPUS,
     BACKENDS,
     SANDBOX_DATADIR,
     SANDBOX_HOME,
@@ -31,12 +32,14 @@ from introdl.grading.sandbox.base import (
     Sandbox,
     SandboxSpec,
     chown_tree,
+    gpu_count,
     kernel_env,
     kill_uid,
     processes_of_uid,
 )
 
 __all__ = [
+    "ALL_GPUS",
     "BACKENDS",
     "SANDBOX_DATADIR",
     "SANDBOX_HOME",
@@ -46,6 +49,7 @@ __all__ = [
     "SandboxSpec",
     "chown_tree",
     "default_backend",
+    "gpu_count",
     "kernel_env",
     "kill_uid",
     "make_sandbox",
@@ -54,9 +58,21 @@ __all__ = [
 
 
 def make_sandbox(
-    backend: str, spec: SandboxSpec, *, image: str | None = None, gpus: bool = False
+    backend: str, spec: SandboxSpec, *, image: str | None = None, gpus: int | None = None
 ) -> Sandbox:
-    """The sandbox called `backend` (``bwrap``, ``docker`` or ``none``) for `spec`."""
+    """The sandbox called `backend` (``bwrap``, ``docker`` or ``none``) for `spec`.
+
+    `image` and `gpus` (a count, see `gpu_count`) are the docker backend's; another backend
+    given either is refused, never silently run without them.
+    """
+    count = gpu_count(gpus)
+    if backend != "docker" and (image is not None or count is not None):
+        asked = [f"image {image}"] if image is not None else []
+        asked += [f"GPUs ({count})"] if count is not None else []
+        raise BadInput(
+            f"the {backend} sandbox runs no container image and passes no GPUs (asked for: "
+            f"{', '.join(asked)}): grade with the docker backend, or without them"
+        )
     if backend == "bwrap":
         from introdl.grading.sandbox.bwrap import BwrapSandbox
 
@@ -64,7 +80,7 @@ def make_sandbox(
     if backend == "docker":
         from introdl.grading.sandbox.docker import DockerSandbox
 
-        return DockerSandbox(spec, image=image, gpus=gpus)
+        return DockerSandbox(spec, image=image, gpus=count)
     if backend == "none":
         return NoSandbox(spec)
     raise BadInput(f"unknown sandbox backend {backend!r}; use one of {', '.join(BACKENDS)}")

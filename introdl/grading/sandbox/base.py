@@ -23,6 +23,26 @@ SANDBOX_WORKDIR = "/submission"
 SANDBOX_DATADIR = "/data"
 SANDBOX_HOME = "/tmp"
 
+# A GPU count that asks for every GPU of the host: what `docker run --gpus all` sends (Count -1).
+ALL_GPUS = -1
+
+
+def gpu_count(gpus: int | None) -> int | None:
+    """GPUs for the docker backend as a count: None none, `ALL_GPUS` all, N > 0 that many.
+
+    True and False (the flag this once was) mean all and none; 0 and other negatives are refused
+    (ValueError): a count of 0 would ask the engine for GPUs and get none.
+    """
+    if gpus is None or gpus is False:
+        return None
+    if gpus is True:
+        return ALL_GPUS
+    if isinstance(gpus, int) and (gpus == ALL_GPUS or gpus > 0):
+        return gpus
+    raise ValueError(
+        f"gpus={gpus!r}: give None (no GPUs), {ALL_GPUS} (all) or a count of 1 or more"
+    )
+
 
 @dataclass(frozen=True)
 class SandboxSpec:

@@ -3,8 +3,9 @@
 The container has no network (``network_mode="none"``), a read-only root with a tmpfs /tmp, memory
 and pids limits, no capabilities, the sandbox uid, and only the working copy (read-write), the
 public data and the grader-shared directories (ipc sockets and exchange, at their own paths)
-mounted. GPUs are passed with a device request when asked for. Any engine with the Docker API works
-(Docker, or ``podman system service``).
+mounted. GPUs are passed with a device request when asked for (`container_spec`: what
+``docker run --gpus all`` or ``--gpus N`` sends). Any engine with the Docker API works (Docker, or
+``podman system service``).
 
 The kernel manager launches a command, so `DockerSandbox.wrap` returns one: this module run as
 ``python -m introdl.grading.sandbox.docker SPEC.json COMMAND...``, which creates the container,
@@ -15,13 +16,19 @@ Tested against podman 4.3 (tests/test_docker_backend.py). There, ``init=True`` n
 the engine's host, a read-only container also gets podman's own tmpfs on /run and /var/tmp
 (unsized, but charged to the memory cgroup), and an OOM kill is never reported as
 ``OOMKilled`` (conmon writes its marker to the wrong directory), so `memory_exhausted` says False
-there; Docker reports it.
+there; Docker reports it. podman 4.3 also accepts a GPU request and drops it (the container it
+creates has no ``DeviceRequests`` and no devices; tests/test_docker_gpus.py): the launcher
+refuses such a container, saying so, rather than grade a GPU course without its GPUs. Docker on
+a host without the NVIDIA Container Toolkit refuses the request when the container starts
+("could not select device driver"); the launcher says that in words too (not run here: no
+Docker engine).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import signal
 import sys
@@ -33,10 +40,12 @@ from typing import Any
 
 from introdl.grading.errors import BadInput
 from introdl.grading.sandbox.base import (
+    ALL_GPUS,
     SANDBOX_DATADIR,
     SANDBOX_WORKDIR,
     SandboxSpec,
     chown_tree,
+    gpu_count,
     kernel_env,
     rlimits,
     sandboxed_report,
@@ -49,9 +58,13 @@ STATE_FILE = "state.json"
 
 
 def container_spec(
-    spec: SandboxSpec, command: Sequence[str], *, image: str, gpus: bool = False
+    spec: SandboxSpec, command: Sequence[str], *, image: str, gpus: int | None = None
 ) -> dict[str, Any]:
-    """Keyword arguments for ``client.containers.create`` (JSON-serialisable)."""
+    """Keyword arguments for ``client.containers.create`` (JSON-serialisable).
+
+    `gpus` (see `gpu_count`): None asks for none; -1 every GPU, N that many, as a device request
+    with the ``gpu`` capability, which is what ``docker run --gpus all`` (``--gpus N``) sends.
+    """
     limits = spec.limits
     volumes: dict[str, dict[str, str]] = {
         str(spec.workdir.resolve()): {"bind": SANDBOX_WORKDIR, "mode": "rw"}
@@ -100,9 +113,15 @@ def container_spec(
         "stdin_open": False,
         "detach": True,
     }
-    if gpus:
-        result["device_requests"] = [{"count": -1, "capabilities": [["gpu"]]}]
+    count = gpu_count(gpus)
+    if count is not None:
+        result["device_requests"] = [{"count": count, "capabilities": [["gpu"]]}]
     return result
+
+
+def gpus_flag(count: int) -> str:
+    """How `introdl grade` spells a GPU count: ``--gpus all`` or ``--gpus N``."""
+    return "--gpus all" if count == ALL_GPUS else f"--gpus {count}"
 
 
 def container_name(spec: SandboxSpec) -> str:
@@ -131,10 +150,12 @@ class DockerSandbox:
     backend = "docker"
     sandboxed = True
 
-    def __init__(self, spec: SandboxSpec, *, image: str | None = None, gpus: bool = False) -> None:
+    def __init__(
+        self, spec: SandboxSpec, *, image: str | None = None, gpus: int | None = None
+    ) -> None:
         self.spec = spec
         self.image = image or DEFAULT_IMAGE
-        self.gpus = gpus
+        self.gpus = gpu_count(gpus)
         self.python = CONTAINER_PYTHON
         self.workdir_inside = SANDBOX_WORKDIR
         self.notes: list[str] = []
@@ -231,12 +252,17 @@ def main(argv: Sequence[str]) -> int:
     Relays the container's output, and on exit (or SIGTERM) removes the container. Before that it
     leaves the container's final state next to the spec file (`STATE_FILE`), because the grader
     asks whether memory ran out only after this launcher has exited and the container is gone.
+    A GPU request the engine refuses or drops ends it at once with one line naming ``--gpus``
+    (the grader shows it as why the kernel did not start).
     """
+    from docker.errors import APIError
+
     spec_file = Path(argv[0])
     spec = json.loads(spec_file.read_text())
     spec["command"] = list(argv[1:])
     client = docker_client()
-    container = client.containers.create(**spec)
+    gpus = next((r["count"] for r in spec.get("device_requests", ())), None)
+    container: Any = None
 
     def stop(signum: int, frame: FrameType | None) -> None:
         raise SystemExit(128 + signum)  # the finally clause removes the container
@@ -244,7 +270,18 @@ def main(argv: Sequence[str]) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the kernel is interrupted by message
     try:
-        container.start()
+        try:
+            container = client.containers.create(**spec)
+            if gpus is not None and not container.attrs.get("HostConfig", {}).get("DeviceRequests"):
+                print(gpu_refusal(gpus, dropped=True), file=sys.stderr)
+                return GPU_REFUSED
+            container.start()
+        except APIError as err:
+            if gpus is None:
+                raise
+            said = getattr(err, "explanation", None) or str(err)
+            print(gpu_refusal(gpus, explanation=said), file=sys.stderr)
+            return GPU_REFUSED
         for chunk in container.logs(stream=True, follow=True):
             sys.stdout.buffer.write(chunk)
             sys.stdout.flush()
@@ -255,8 +292,29 @@ def main(argv: Sequence[str]) -> int:
         partial.replace(spec_file.with_name(STATE_FILE))
         return int(status.get("StatusCode", 1))
     finally:
-        with contextlib.suppress(Exception):  # already gone: the grader removed it
-            container.remove(force=True)
+        if container is not None:
+            with contextlib.suppress(Exception):  # already gone: the grader removed it
+                container.remove(force=True)
+
+
+GPU_REFUSED = 125  # the launcher's exit code when the engine will not give the GPUs asked for
+
+
+def gpu_refusal(count: int, *, dropped: bool = False, explanation: str = "") -> str:
+    """One line for the grader: the engine would not run the kernel with the GPUs asked for."""
+    engine = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    if dropped:
+        why = (
+            "accepted the container but dropped its GPU request (the container has no "
+            "DeviceRequests: podman's Docker API ignores them)"
+        )
+    else:
+        why = f"refused the GPU request ({explanation})"
+    return (
+        f"introdl: the Docker engine at {engine} {why}, so {gpus_flag(count)} cannot be "
+        "honoured: grade on Docker with the NVIDIA Container Toolkit (docs/deploy.md), "
+        "or without --gpus"
+    )
 
 
 if __name__ == "__main__":
