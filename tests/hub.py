@@ -14,16 +14,21 @@ import os
 import pwd
 import shutil
 import tarfile
+import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import nbformat
 import pytest
 import requests
 
 from introdl.hub.local import Hub
-from introdl.hub.prepare import HubSettings, free_port
+from introdl.hub.prepare import HubSettings, course_dir, free_port
+from tests.corpus_course import LAB as CORPUS
+from tests.corpus_course import build_course
 
 STUDENTS = ["st-ada", "st-ben", "st-cy"]
 # A class of thirty for the load test: real accounts too (a LocalAuthenticator knows no others).
@@ -180,3 +185,39 @@ def save_as_student(path: Path, nb: dict[str, Any], user: str) -> None:
     path.write_text(json.dumps(nb))
     entry = pwd.getpwnam(user)
     os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+def install_corpus(hub: Hub) -> nbformat.NotebookNode:
+    """The corpus lab (tests/corpus_course.py, a couple of seconds a grading) released in the
+    hub's course, with tight limits for hostile notebooks; its release notebook. The course is
+    the instructor's, shared by every hub of the test session: installed once, kept."""
+    course = course_dir(hub.settings)
+    with tempfile.TemporaryDirectory() as tmp:
+        release = build_course(Path(tmp))
+        for part in ("release", "grader_tests"):
+            shutil.copytree(Path(tmp) / part / CORPUS, course / part / CORPUS, dirs_exist_ok=True)
+    (course / "grader_tests" / CORPUS / "limits.toml").write_text(
+        "cell_timeout = 5\nnotebook_timeout = 30\n"
+    )
+    owner = course.stat()
+    for path in [course / "release" / CORPUS, course / "grader_tests" / CORPUS]:
+        for p in [path, *path.rglob("*")]:
+            os.chown(p, owner.st_uid, owner.st_gid)
+    return release
+
+
+def start_servers(hub: Hub, users: list[str], timeout: float = 180.0) -> None:
+    """Start the USERS' servers through the hub's API, at once, and wait until each is ready."""
+
+    def start(user: str) -> None:
+        hub.admin("POST", f"users/{user}/server")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            server = (hub.admin("GET", f"users/{user}").json().get("servers") or {}).get("")
+            if server and server.get("ready"):
+                return
+            time.sleep(0.5)
+        raise AssertionError(f"the server of {user} was not ready after {timeout:.0f} s")
+
+    with ThreadPoolExecutor(max_workers=len(users)) as pool:
+        list(pool.map(start, users))

@@ -12,11 +12,9 @@ from __future__ import annotations
 import hashlib
 import os
 import pwd
-import shutil
 import signal
 import sqlite3
 import statistics
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -26,8 +24,8 @@ import pytest
 
 from introdl.hub.local import Hub
 from introdl.hub.prepare import course_dir
-from tests.corpus_course import answer, build_course, with_cell
-from tests.hub import LOAD_CLASS, CheckApi
+from tests.corpus_course import answer, with_cell
+from tests.hub import LOAD_CLASS, CheckApi, install_corpus
 
 LAB = "lab1_tensorflow"
 CORPUS = "corpus"
@@ -62,19 +60,7 @@ def digest(path: Path) -> str:
 @pytest.fixture(scope="module")
 def corpus(hub: Hub) -> nbformat.NotebookNode:
     """The corpus lab released in the hub's course, with tight limits for the hostile notebook."""
-    course = course_dir(hub.settings)
-    with tempfile.TemporaryDirectory() as tmp:
-        release = build_course(Path(tmp))
-        shutil.copytree(Path(tmp) / "release" / CORPUS, course / "release" / CORPUS)
-        shutil.copytree(Path(tmp) / "grader_tests" / CORPUS, course / "grader_tests" / CORPUS)
-    (course / "grader_tests" / CORPUS / "limits.toml").write_text(
-        "cell_timeout = 5\nnotebook_timeout = 30\n"
-    )
-    owner = course.stat()
-    for path in [course / "release" / CORPUS, course / "grader_tests" / CORPUS]:
-        for p in [path, *path.rglob("*")]:
-            os.chown(p, owner.st_uid, owner.st_gid)
-    return release
+    return install_corpus(hub)
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """The check service's state: the queue, the course, the grading workers, who is staff.
 
-`CheckApp.ask` queues a check of the caller's own notebook (notebook.py finds it; no request
-names a file or a student), and `describe` shows a check as its student may see it (the verdict
+`CheckApp.ask` queues a check of the caller's own notebook (read from their home, notebook.py,
+or from their running server, server_notebook.py; no request names a file or a student), and `describe` shows a check as its student may see it (the verdict
 cut by visibility, grader.py). The web handlers (handlers.py) hold one CheckApp.
 """
 
@@ -21,9 +21,10 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
 from introdl.check.fair_queue import Check, CheckQueue
 from introdl.check.grader import student_view
-from introdl.check.notebook import due_date, read_student_notebook, released_labs
+from introdl.check.notebook import HomeNotebooks, NotebookSource, due_date, released_labs
 from introdl.check.refusals import RefusalLog
 from introdl.check.workers import Workers
+from introdl.grading.grade import GradeOptions
 
 log = logging.getLogger("introdl.check")
 GROUP_CACHE_SECONDS = 30.0
@@ -42,12 +43,15 @@ class CheckApp:
         workers: int,
         warm: int = 0,
         refusals: RefusalLog | None = None,
+        notebooks: NotebookSource | None = None,
+        options: GradeOptions | None = None,
     ) -> None:
         self.queue = queue
         self.refusals = refusals or RefusalLog(queue.path)
         self.course = course
         self.staff_group = staff_group
-        self.workers = Workers(queue, course, workers, warm)
+        self.notebooks = notebooks or HomeNotebooks()
+        self.workers = Workers(queue, course, workers, warm, options=options)
         # The singleton: the OAuth callback handler finds the login state (PKCE verifier) there.
         self.hub_auth = HubOAuth.instance(cache_max_age=5)
         self._groups: dict[str, tuple[float, set[str]]] = {}
@@ -93,11 +97,13 @@ class CheckApp:
             row["wait_seconds"] = round(check.wait or 0.0, 2)
         return row
 
-    def ask(self, student: str, lab: str) -> Check:
-        """Queue a check of STUDENT's own notebook of LAB (NotebookError / OverLimit say why not)."""
+    async def ask(self, student: str, lab: str) -> Check:
+        """Queue a check of STUDENT's own notebook of LAB (NotebookError / OverLimit say why not);
+        a request over the limits is refused before the notebook is read."""
         if lab not in self.labs():
             raise web.HTTPError(404, f"{lab} is not a released lab of this course")
-        notebook = read_student_notebook(student, lab)
+        self.queue.refuse_over_limit(student, lab)
+        notebook = await self.notebooks.read(student, lab)
         check = self.queue.request(student, lab, notebook)
         log.info("%s asked to check %s (check %d)", student, lab, check.id)
         self.workers.wake.set()

@@ -136,23 +136,29 @@ class CheckQueue:
             allowed = max(allowed, times[over - 1] + DAY)
         return allowed
 
+    def refuse_over_limit(self, student: str, lab: str, now: float | None = None) -> None:
+        """OverLimit, saying when to come back, when STUDENT may not check LAB at NOW."""
+        now = time.time() if now is None else now
+        allowed = self.next_allowed(student, lab, now)
+        if allowed <= now:
+            return
+        used = self._db.execute(
+            "SELECT COUNT(*) FROM checks WHERE student=? AND lab=? AND requested_at>?",
+            (student, lab, now - DAY),
+        ).fetchone()[0]
+        allowance = self.allowance(student, lab)
+        reason = (
+            f"you have used your {allowance} checks of {lab} for the last 24 hours"
+            if used >= allowance
+            else f"checks of {lab} are at least {self.limits.cooldown_seconds:.0f} s apart"
+        )
+        raise OverLimit(reason, allowed)
+
     def request(self, student: str, lab: str, notebook: bytes, now: float | None = None) -> Check:
         """Queue a check of NOTEBOOK for STUDENT, or raise OverLimit saying when to come back."""
         now = time.time() if now is None else now
         with self._tx() as db:
-            allowed = self.next_allowed(student, lab, now)
-            if allowed > now:
-                used = db.execute(
-                    "SELECT COUNT(*) FROM checks WHERE student=? AND lab=? AND requested_at>?",
-                    (student, lab, now - DAY),
-                ).fetchone()[0]
-                allowance = self.allowance(student, lab)
-                reason = (
-                    f"you have used your {allowance} checks of {lab} for the last 24 hours"
-                    if used >= allowance
-                    else f"checks of {lab} are at least {self.limits.cooldown_seconds:.0f} s apart"
-                )
-                raise OverLimit(reason, allowed)
+            self.refuse_over_limit(student, lab, now)
             cursor = db.execute(
                 "INSERT INTO checks (student, lab, requested_at, notebook) VALUES (?, ?, ?, ?)",
                 (student, lab, now, notebook),

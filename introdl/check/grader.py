@@ -38,21 +38,28 @@ EVENT_WORDS = {
 }
 
 
+DEFAULT_OPTIONS = GradeOptions()  # the engine's defaults: see GradeOptions
+
 # The warm kernels of this grading worker process (one pool per course): each kernel serves one
 # check and is destroyed; the pool starts the next for the lab checked last while it waits.
 _POOLS: dict[Path, KernelPool] = {}
 
 
 def worker_pool(
-    root: Path, warm: int, slot: int, take_timeout: float | None = None
+    root: Path,
+    warm: int,
+    slot: int,
+    take_timeout: float | None = None,
+    options: GradeOptions = DEFAULT_OPTIONS,
 ) -> KernelPool | None:
-    """This process's pool of WARM kernels for the course at ROOT (None when WARM is 0); a
-    take waits at most TAKE_TIMEOUT seconds for its kernel (default: the pool's own)."""
+    """This process's pool of WARM kernels for the course at ROOT, grading as OPTIONS say
+    (None when WARM is 0); a take waits at most TAKE_TIMEOUT seconds for its kernel (default:
+    the pool's own)."""
     if warm < 1:
         return None
     pool = _POOLS.get(root)
     if pool is None:
-        pool = _POOLS[root] = warm_pool(root, GradeOptions(), size=warm, slot=slot)
+        pool = _POOLS[root] = warm_pool(root, options, size=warm, slot=slot)
         # A worker process ends through multiprocessing, which runs these finalizers (not atexit).
         multiprocessing.util.Finalize(pool, pool.close, exitpriority=10)
     if take_timeout is not None:
@@ -69,10 +76,13 @@ def grade_check(
     slot: int = 0,
     warm: int = 0,
     take_timeout: float | None = None,
+    options: GradeOptions = DEFAULT_OPTIONS,
 ) -> dict[str, Any]:
     """Grade NOTEBOOK (STUDENT's LAB) in the sandbox; the engine's results.json as a dict.
 
-    The one function through which the check service calls the engine; WARM > 0 takes the kernel
+    The one function through which the check service calls the engine, grading as OPTIONS say
+    (the service's --backend and --image; default: docker where a Docker socket exists, else
+    bwrap, and the engine's default image); WARM > 0 takes the kernel
     from this process's warm pool (`worker_pool`), waiting at most TAKE_TIMEOUT seconds for it
     (a PoolTimeout naming the lab after that). The notebook is written to a private
     temporary folder, never to the course.
@@ -83,8 +93,8 @@ def grade_check(
         sub_dir.mkdir(parents=True)
         (sub_dir / f"{lab}.ipynb").write_bytes(notebook)
         submission = submission_at(sub_dir, lab, student)
-        pool = worker_pool(root, warm, slot, take_timeout)
-        graded = grade_submission(root, submission, GradeOptions(), slot=slot, pool=pool)
+        pool = worker_pool(root, warm, slot, take_timeout, options)
+        graded = grade_submission(root, submission, options, slot=slot, pool=pool)
         return graded.results.to_json()
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -197,7 +197,7 @@ class ApiChecks(Api):
 
 
 class ApiAsk(Api):
-    def post(self, lab: str) -> None:
+    async def post(self, lab: str) -> None:
         claimed = self.get_argument("student", "")
         if claimed and claimed != self.user:
             self.refuse(
@@ -207,9 +207,9 @@ class ApiAsk(Api):
                 f"the hub's name for your login, so {self.user} cannot check {claimed}'s work",
             )
         try:
-            check = self.app_state.ask(self.user, lab)
+            check = await self.app_state.ask(self.user, lab)
         except NotebookError as err:
-            raise web.HTTPError(404, str(err)) from err
+            raise web.HTTPError(err.status, str(err)) from err
         except OverLimit as over:
             self.send_json(refusal(over), 429)
             return
@@ -301,11 +301,11 @@ class HomePage(Page):
         self.render_page(pages.home(labs, mine, xsrf=self.form_token()))
 
     @web.authenticated
-    def post(self, lab: str = "") -> None:
+    async def post(self, lab: str = "") -> None:
         try:
-            check = self.app_state.ask(self.user, lab)
+            check = await self.app_state.ask(self.user, lab)
         except NotebookError as err:
-            self.render_page(pages.refused(lab, str(err)), 404)
+            self.render_page(pages.refused(lab, str(err)), err.status)
             return
         except OverLimit as over:
             self.render_page(pages.refused(lab, refusal(over)["message"]), 429)

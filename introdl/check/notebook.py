@@ -1,5 +1,9 @@
 """What the check service reads from the course and from a student's home, and how safely.
 
+Two sources of a student's notebook (`--notebooks`): `home` (this module: the student's home is
+on the service's host, as with LocalProcessSpawner) and `server` (server_notebook.py: through the
+hub's proxy from the student's own running server, for DockerSpawner and KubeSpawner).
+
 The service never takes a path from a request: the notebook of `lab` for hub user `student` is
 `~student/<lab>/<lab>.ipynb`, where `nbgrader fetch` (through the course exchange, run in the
 student's server whose root is their home) puts it. Each step of that path is opened without
@@ -17,12 +21,40 @@ import sqlite3
 import stat
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 MAX_NOTEBOOK_BYTES = 20 * 1024 * 1024
 
 
 class NotebookError(Exception):
     """The student's notebook cannot be read for a check; the message says what to do."""
+
+    status = 404  # the API's answer
+
+
+class ReadInProgress(NotebookError):
+    """The student's notebook is being read for another request of theirs."""
+
+    status = 429
+
+
+class NotebookSource(Protocol):
+    """Where the service gets a student's notebook of a lab (the path comes from the lab only)."""
+
+    kind: str
+
+    async def read(self, student: str, lab: str) -> bytes:
+        """The bytes of STUDENT's notebook of LAB, or NotebookError saying what to do."""
+        ...
+
+
+class HomeNotebooks:
+    """Read from the student's home on this host (`read_student_notebook`)."""
+
+    kind = "home"
+
+    async def read(self, student: str, lab: str) -> bytes:
+        return read_student_notebook(student, lab)
 
 
 def released_labs(course: Path) -> list[str]:

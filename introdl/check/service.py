@@ -2,12 +2,16 @@
 
 Who asks comes from the hub only: the browser pages log in through the hub (HubOAuth), the API
 takes a hub token (`Authorization: token ...`). The service finds the notebook itself (the hub
-user's `~/<lab>/<lab>.ipynb`, see notebook.py), queues it (fair_queue.py: SQLite, fair,
-rate-limited), grades it in the sandbox with the batch engine (grader.py) on `workers`
-processes, and shows the verdict cut to each test's visibility. Checks never touch the gradebook.
-Staff (hub group `--staff-group`) see the queue and every student's checks and can grant more.
+user's `~/<lab>/<lab>.ipynb`: in their home on this host, notebook.py, or with `--notebooks
+server` from their running server through the proxy, server_notebook.py), queues it
+(fair_queue.py: SQLite, fair, rate-limited), grades it in the sandbox with the batch engine
+(grader.py; `--backend`, `--image`) on `workers` processes, and shows the verdict cut to each
+test's visibility. Checks never touch the gradebook. Staff (hub group `--staff-group`) see the
+queue and every student's checks and can grant more.
 
     python -m introdl.check.service --course DIR --state DIR --staff-group formgrade-introdl
+    python -m introdl.check.service --course DIR --state DIR --notebooks server \
+        --public-url https://hub.example.edu [--ca-file PEM] --backend docker --image IMAGE
 
 Pages (cookie login through the hub) and API (hub token), under the prefix (/services/check/):
 
@@ -55,7 +59,10 @@ from introdl.check.handlers import (
     HomePage,
     StaffPage,
 )
+from introdl.check.notebook import HomeNotebooks, NotebookSource
+from introdl.check.server_notebook import ServerNotebooks
 from introdl.check.settings import course_settings, limits_of
+from introdl.grading.grade import GradeOptions
 from introdl.grading.kernel.launch import sweep_stale
 
 log = logging.getLogger("introdl.check")
@@ -100,17 +107,22 @@ async def serve(args: argparse.Namespace) -> None:
         staff_group=args.staff_group,
         workers=int(settings.workers),
         warm=int(settings.warm),
+        options=grade_options(args),
     )
+    app.notebooks = notebook_source(args, app)
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/check/")
     url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", f"http://127.0.0.1:{args.port}"))
     make_app(app, prefix).listen(url.port or args.port, address=url.hostname or "127.0.0.1")
     log.info(
-        "check service for %s on port %s: %d workers, limits %s, %d checks re-queued after a restart",
+        "check service for %s on port %s: %d workers, limits %s, %d checks re-queued after a "
+        "restart; notebooks from %s, graded with %s",
         course,
         url.port,
         app.workers.workers,
         queue.limits,
         requeued,
+        args.public_url if args.notebooks == "server" else "students' homes on this host",
+        app.workers.options.backend_name(),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -124,13 +136,69 @@ async def serve(args: argparse.Namespace) -> None:
         await serving
 
 
-def main(argv: list[str] | None = None) -> None:
+def grade_options(args: argparse.Namespace) -> GradeOptions:
+    """How checks are graded: the engine's options from --backend and --image."""
+    return GradeOptions(backend=args.backend, image=args.image)
+
+
+def notebook_source(args: argparse.Namespace, app: CheckApp) -> NotebookSource:
+    """Where notebooks are read: the homes on this host, or the students' running servers
+    (through the proxy at --public-url, with the service's own hub credentials for the hub)."""
+    if args.notebooks == "home":
+        return HomeNotebooks()
+    return ServerNotebooks(
+        hub_api=app.hub_auth.api_url,
+        service_token=app.hub_auth.api_token,
+        public_url=args.public_url,
+        ca_file=args.ca_file,
+    )
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--course", required=True, help="the course directory (nbgrader_config.py)")
     parser.add_argument("--state", required=True, help="the service's SQLite (created, mode 0700)")
     parser.add_argument("--staff-group", default="formgrade-introdl", help="hub group of staff")
     parser.add_argument("--port", type=int, default=10102, help="when not run by the hub")
+    parser.add_argument(
+        "--notebooks",
+        choices=("home", "server"),
+        default="home",
+        help="where a student's ~/LAB/LAB.ipynb is read: their home on this host (home; "
+        "LocalProcessSpawner) or their running server through the hub's proxy (server; "
+        "DockerSpawner, KubeSpawner)",
+    )
+    parser.add_argument(
+        "--public-url",
+        help="the hub's proxy as this service reaches it, e.g. https://hub.example.edu "
+        "(required with --notebooks server)",
+    )
+    parser.add_argument(
+        "--ca-file", help="a PEM of CAs trusted beside the system's for --public-url (private CA)"
+    )
+    parser.add_argument(
+        "--backend",
+        choices=("bwrap", "docker"),
+        default=None,
+        help="the grading sandbox (default: docker where a Docker socket exists, else bwrap)",
+    )
+    parser.add_argument("--image", help="the course image the docker backend grades in")
     args = parser.parse_args(argv)
+    if args.notebooks == "server" and not args.public_url:
+        parser.error(
+            "--notebooks server needs --public-url (the hub's proxy, as this host sees it)"
+        )
+    if args.public_url and urlparse(args.public_url).scheme not in ("http", "https"):
+        parser.error(f"--public-url {args.public_url!r}: give an http:// or https:// URL")
+    if args.ca_file and not Path(args.ca_file).is_file():
+        parser.error(f"--ca-file {args.ca_file}: no such file")
+    if args.image and args.backend != "docker":
+        parser.error("--image is the docker backend's: give --backend docker with it")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[check %(asctime)s %(levelname)s] %(message)s")
     asyncio.run(serve(args))
 

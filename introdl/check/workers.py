@@ -32,6 +32,7 @@ from typing import Any
 from introdl.check.fair_queue import Check, CheckQueue
 from introdl.check.grader import grade_check
 from introdl.check.settings import course_settings
+from introdl.grading.grade import GradeOptions
 from introdl.grading.kernel.launch import sweep_stale
 from introdl.grading.pool import PoolTimeout
 from introdl.grading.sandbox.limits import DEFAULT_LIMITS, lab_limits
@@ -52,10 +53,19 @@ class GradingStopped(Exception):
 
 
 def _grade(
-    course: Path, lab: str, student: str, notebook: bytes, slot: int, warm: int, take: float
+    course: Path,
+    lab: str,
+    student: str,
+    notebook: bytes,
+    slot: int,
+    warm: int,
+    take: float,
+    options: GradeOptions,
 ) -> dict[str, Any]:
     try:
-        return grade_check(course, lab, student, notebook, slot=slot, warm=warm, take_timeout=take)
+        return grade_check(
+            course, lab, student, notebook, slot=slot, warm=warm, take_timeout=take, options=options
+        )
     except SystemExit:  # sent back as a plain error: a SystemExit would end the service's loop
         raise GradingStopped("the grading was stopped") from None
 
@@ -126,7 +136,7 @@ class Workers:
     """WORKERS gradings at once for QUEUE, against the course at COURSE; each worker process keeps
     WARM sandboxed kernels ready (introdl/grading/pool.py), each for one check. MARGIN: seconds
     a grading may take beyond its lab's limit before the watchdog stops it (default: the course's
-    c.CheckService.watchdog_margin)."""
+    c.CheckService.watchdog_margin). OPTIONS: how the engine grades (backend, image)."""
 
     def __init__(
         self,
@@ -135,11 +145,13 @@ class Workers:
         workers: int,
         warm: int = 0,
         margin: float | None = None,
+        options: GradeOptions | None = None,
     ) -> None:
         self.queue = queue
         self.course = course
         self.workers = workers
         self.warm = warm
+        self.options = options or GradeOptions()
         self.margin = float(course_settings(course).watchdog_margin if margin is None else margin)
         self.wake = asyncio.Event()
         self.slots = [Worker(100 + i) for i in range(workers)]
@@ -194,7 +206,7 @@ class Workers:
         started = time.monotonic()
         future = loop.run_in_executor(
             executor, _grade, self.course, check.lab, check.student, notebook, worker.slot,
-            self.warm, take,
+            self.warm, take, self.options,
         )  # fmt: skip
         try:
             return await asyncio.wait_for(asyncio.shield(future), timeout=limit + self.margin)

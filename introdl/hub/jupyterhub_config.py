@@ -71,6 +71,14 @@ def _pre_spawn(spawner):
 c.Spawner.pre_spawn_hook = _pre_spawn
 
 # --- the course's services --------------------------------------------------------------------
+# "server": the check service reads notebooks from the students' running servers through the
+# proxy (introdl/check/server_notebook.py), as the production hub does; "home": from the homes.
+CHECK_NOTEBOOKS = S.get("check_notebooks", "home")
+check_reads = (
+    ["--notebooks", "server", "--public-url", f"http://127.0.0.1:{S['port']}"]
+    if CHECK_NOTEBOOKS == "server"
+    else []
+)
 exchange_env = {"PYTHONPATH": S["pythonpath"]} if S.get("pythonpath") else {}
 c.JupyterHub.services = [
     {
@@ -107,6 +115,7 @@ c.JupyterHub.services = [
             S["check_state"],
             "--staff-group",
             STAFF_GROUP,
+            *check_reads,
         ],
         "cwd": S["check_state"],
         "environment": {
@@ -125,7 +134,7 @@ c.JupyterHub.services = [
 ]
 c.JupyterHub.load_roles = [
     *exchange_roles(COURSE, extra_services=("check",)),
-    *check_roles(),
+    *check_roles(servers_of=(STUDENT_GROUP, STAFF_GROUP) if CHECK_NOTEBOOKS == "server" else ()),
     {
         "name": "introdl-admin",
         "services": ["introdl-admin"],

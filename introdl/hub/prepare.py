@@ -20,6 +20,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,6 +49,9 @@ class HubSettings:
     staff: list[str] = field(default_factory=lambda: ["teacher"])
     course_id: str = "introdl"
     labs: tuple[str, ...] = LABS
+    # Where the check service reads a student's notebook: "home" (their home on this host) or
+    # "server" (their running server through the proxy, as under DockerSpawner/KubeSpawner).
+    check_notebooks: str = "home"
 
     @property
     def hub_dir(self) -> Path:
@@ -109,13 +113,20 @@ def python_for_users(settings: HubSettings) -> tuple[Path, str]:
         pip = [str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check"]
         subprocess.run([*pip, str(settings.repo)], check=True, stderr=subprocess.DEVNULL)
         stamp.write_text(want)
-    # The lab helpers of this checkout, not the copy installed with the venv.
+    # The lab helpers of this checkout, not the copy installed with the venv. Copied beside and
+    # swapped in, so that the servers of another hub on this machine (the tests run two) never
+    # see the folder empty.
     code = settings.public / "src"
-    if code.exists():
-        shutil.rmtree(code)
+    fresh = Path(tempfile.mkdtemp(prefix="src-", dir=settings.public))
     shutil.copytree(
-        settings.repo / "introdl", code / "introdl", ignore=shutil.ignore_patterns("__pycache__")
+        settings.repo / "introdl", fresh / "introdl", ignore=shutil.ignore_patterns("__pycache__")
     )
+    fresh.chmod(0o755)
+    old = settings.public / f"src-old-{os.getpid()}"
+    if code.exists():
+        code.rename(old)
+    fresh.rename(code)
+    shutil.rmtree(old, ignore_errors=True)
     return venv / "bin" / "python", str(code)
 
 
@@ -248,6 +259,7 @@ def prepare(settings: HubSettings) -> tuple[list[Account], dict[str, object]]:
         "students": settings.students,
         "staff": settings.staff,
         "course_id": settings.course_id,
+        "check_notebooks": settings.check_notebooks,
     }
     (settings.hub_dir / "settings.json").write_text(json.dumps(hub, indent=1))
     return accounts, hub

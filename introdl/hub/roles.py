@@ -40,10 +40,14 @@ def exchange_roles(
 
 
 def check_roles(service: str = "check", servers_of: tuple[str, ...] = ()) -> list[dict[str, Any]]:
-    """The check service asks the hub whose a token is and whether they are staff; with
-    SERVERS_OF (hub groups), it may also make a short-lived token for one member's own server, to
-    read their notebook there (production: the notebook is in the student's container)."""
+    """The check service asks the hub whose a token is and whether they are staff.
+
+    With SERVERS_OF (hub groups, e.g. nbgrader-<course> and formgrade-<course>) it also reads
+    notebooks from the running servers of those groups' members (introdl/check/server_notebook.py):
+    it may see whether a member's server runs (`read:servers`) and make, use once and delete a
+    token of that member (`tokens`); the token it asks for can reach only that member's server.
+    """
     scopes = ["read:users:name", "read:users:groups"]
     for group in servers_of:
-        scopes += [f"tokens!group={group}", f"read:servers!group={group}"]
+        scopes += [f"read:servers!group={group}", f"tokens!group={group}"]
     return [{"name": "check-service", "services": [service], "scopes": scopes}]
