@@ -322,7 +322,9 @@ c.JupyterHub.load_roles = [
     # The server role, nbgrader's groups as course members, and the exchange's own lookups.
     *exchange_roles(COURSE, extra_services=("check",)),
     # The check service: who a token is, and a short-lived token for one student's own server.
-    *check_roles(servers_of=(STUDENT_GROUP, STAFF_GROUP)),
+    # Students only: a service that could mint tokens of staff would hold the course's keys
+    # (staff check a lab from a student account, or with `introdl grade-notebook`).
+    *check_roles(servers_of=(STUDENT_GROUP,)),
     {
         "name": STAFF_GROUP,
         "groups": [STAFF_GROUP],
