@@ -188,7 +188,13 @@ def prepare(
     (state / "introdl.env").chmod(0o600)
     url = f"https://{public_host}" + ("" if port == 443 else f":{port}")
     return Production(
-        url=url, srv=srv, state=state, ca=cert, accounts=accounts, log=state / "jupyterhub.log"
+        url=url,
+        srv=srv,
+        state=state,
+        ca=cert,
+        accounts=accounts,
+        log=state / "jupyterhub.log",
+        docker_host=docker_host,
     )
 
 
@@ -262,3 +268,22 @@ def running(hub: Production) -> Iterator[Production]:
         yield hub
     finally:
         stop(hub)
+
+
+def container(user: str) -> str:
+    """DockerSpawner's container name for USER (its escaping: "-" is "-2d")."""
+    from dockerspawner.dockerspawner import DockerSpawner
+
+    return f"jupyter-{DockerSpawner._escape(user)}"
+
+
+def remove_servers(podman_env: dict[str, str]) -> None:
+    """Remove the test users' containers and home volumes (names start with the pr- prefix)."""
+    from tests.podman import podman
+
+    listed = podman(podman_env, "ps", "-a", "-q", "--filter", "name=jupyter-pr-")
+    if listed.stdout.split():
+        podman(podman_env, "rm", "-f", *listed.stdout.split())
+    volumes = podman(podman_env, "volume", "ls", "-q", "--filter", "name=introdl-home-pr-")
+    if volumes.stdout.split():
+        podman(podman_env, "volume", "rm", "-f", *volumes.stdout.split())

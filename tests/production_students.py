@@ -15,7 +15,7 @@ from typing import Any
 import requests
 
 from tests.podman import podman
-from tests.production import Production
+from tests.production import Production, container
 
 LAB = "lab1_tensorflow"
 ANSWER = (
@@ -75,7 +75,7 @@ def server_running(hub: Production, user: str, token: str) -> bool:
 
 def in_container(hub: Production, user: str, *command: str, timeout: float = 300) -> str:
     """COMMAND in USER's running container, as jovyan; its output (fails the test on an error)."""
-    done = podman(hub.podman_env, "exec", f"jupyter-{user}", *command, timeout=timeout)
+    done = podman(hub.podman_env, "exec", container(user), *command, timeout=timeout)
     assert done.returncode == 0, f"{command} in {user}'s container: {done.stdout}{done.stderr}"
     return done.stdout + done.stderr
 

@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from tests import production
+from tests import production_students as students
 from tests.dockerhub import free_port
 from tests.hub import SCREENSHOTS, chromium
 from tests.podman import podman
@@ -76,13 +77,12 @@ def hub(course_engine: tuple[str, dict[str, str]]) -> Iterator[production.Produc
         extra={"INTRODL_MEM_LIMIT": "3G", "INTRODL_CPU_LIMIT": "2"},
     )
     made.podman_env = env
+    production.remove_servers(env)  # a crashed earlier run's containers and volumes
     try:
         with production.running(made) as started:
             yield started
     finally:
-        for user in production.STUDENTS + production.STAFF:
-            podman(env, "rm", "-f", f"jupyter-{user}")
-            podman(env, "volume", "rm", "-f", f"introdl-home-{user}")
+        production.remove_servers(env)
 
 
 def production_skip_reason() -> str | None:
@@ -147,6 +147,9 @@ def test_a_student_works_checks_submits_and_reads_feedback(
 ) -> None:
     """The whole lab through the production hub, in the browser, graded in the course image."""
     teacher = hub.token("pr-teacher")
+    # docs/deploy.md, section 4: regenerate the release (and the gradebook's record), then release.
+    made = as_grader(hub, teacher, "introdl", "release", LAB)
+    assert made.returncode == 0, made.stdout + made.stderr
     released = as_grader(hub, teacher, "nbgrader", "release_assignment", LAB, "--force")
     assert released.returncode == 0, released.stdout + released.stderr
 
@@ -247,27 +250,40 @@ def test_a_student_works_checks_submits_and_reads_feedback(
     print("timings:", {k: round(v, 1) for k, v in TIMINGS.items()}, file=sys.stderr)
 
 
-def in_container(hub: production.Production, user: str, script: str) -> str:
-    done = podman(hub.podman_env, "exec", f"jupyter-{user}", "python", "-c", script, timeout=60)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
 def test_a_students_container_reaches_nothing_of_the_course(hub: production.Production) -> None:
-    """From inside pr-ada's container: no course, no exchange data, no loopback services."""
-    seen = in_container(
+    """From inside a student's container: no course, no exchange data, no loopback services, and
+    another student's server (same bridge) refuses a request without its owner's token."""
+    for user in ("pr-ada", "pr-ben"):
+        students.start_server(hub, user, hub.token(user))
+    ada_ip = podman(
+        hub.podman_env,
+        "inspect",
+        production.container("pr-ada"),
+        "--format",
+        '{{(index .NetworkSettings.Networks "introdl-hub").IPAddress}}',
+    ).stdout.strip()
+    assert ada_ip.startswith("172.30.0."), ada_ip
+    seen = students.in_container(
         hub,
-        "pr-ada",
-        "import os, socket\n"
-        f"print(os.path.exists({str(hub.srv)!r}), os.path.exists('/srv'))\n"
+        "pr-ben",
+        "python",
+        "-c",
+        "import os, socket, urllib.request, urllib.error\n"
+        f"print(os.path.exists({str(hub.srv)!r}), os.listdir('/srv'))\n"
         "print(sorted(os.listdir('/home')))\n"
+        f"url = 'http://{ada_ip}:8888/user/pr-ada/api/contents/'\n"
+        "try:\n"
+        "    print('ada', urllib.request.urlopen(url, timeout=10).status)\n"
+        "except urllib.error.HTTPError as err:\n"
+        "    print('ada', err.code)\n"
         "for port in (10101, 10102, 9999, 8001):\n"
         "    for host in ('127.0.0.1', '" + GATEWAY + "'):\n"
         "        s = socket.socket(); s.settimeout(3)\n"
         "        print(host, port, s.connect_ex((host, port)))\n",
     )
     lines = seen.splitlines()
-    assert lines[0] == "False False"
+    assert lines[0] == "False []"  # the image's /srv is Debian's empty one
     assert lines[1] == "['jovyan']"
-    for line in lines[2:]:
+    assert lines[2] in ("ada 403", "ada 401"), lines[2]
+    for line in lines[3:]:
         assert not line.endswith(" 0"), f"reachable from a student's container: {line}"

@@ -200,7 +200,7 @@ def test_docker_without_an_engine_is_a_clear_error(
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-such-docker.sock")
     sandbox = make_sandbox("docker", spec_for(tmp_path))
     assert isinstance(sandbox, DockerSandbox)
-    with pytest.raises(BadInput, match=r"no Docker engine answered.*--sandbox bwrap"):
+    with pytest.raises(BadInput, match=r"no Docker engine answered.*--backend bwrap"):
         sandbox.setup()
     sandbox.cleanup()
 

@@ -139,7 +139,7 @@ def docker_client() -> Any:
         raise BadInput(
             f"no Docker engine answered ({type(err).__name__}: {err}). Start Docker (or "
             "`podman system service` with DOCKER_HOST pointing at its socket), "
-            "or grade with --sandbox bwrap"
+            "or grade with --backend bwrap"
         ) from None
     return client
 
