@@ -41,6 +41,7 @@ from tests.dockerhub import configurable_http_proxy
 
 ROOT = Path(__file__).resolve().parents[1]
 HUB_CONFIG = ROOT / "docker" / "hub" / "jupyterhub_config.py"
+RUNUSER = "/usr/sbin/runuser"
 COURSE_FILES = ("nbgrader_config.py", "source", "release", "grader_tests")
 # Their own accounts, not tests/hub.py's: the loopback hub keeps its passwords in its own state.
 STUDENTS = ["pr-ada", "pr-ben", "pr-cy"]
@@ -287,3 +288,25 @@ def remove_servers(podman_env: dict[str, str]) -> None:
     volumes = podman(podman_env, "volume", "ls", "-q", "--filter", "name=introdl-home-pr-")
     if volumes.stdout.split():
         podman(podman_env, "volume", "rm", "-f", *volumes.stdout.split())
+
+
+def as_grader(hub: Production, token: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """A staff command on the host, as docs/deploy.md says: grader-introdl in the course, the
+    staff member's own hub token, the hub's staff Jupyter config."""
+    python = Path(hub.python)
+    env = {
+        "PATH": f"{python.parent}:/usr/bin:/bin",
+        "HOME": str(hub.course),
+        "JUPYTER_CONFIG_PATH": str(hub.state / "staff-jupyter"),
+        "JUPYTERHUB_API_TOKEN": token,
+        "REQUESTS_CA_BUNDLE": str(hub.state / "ca-bundle.pem"),
+        **({"PYTHONPATH": hub.code} if hub.code else {}),
+    }
+    return subprocess.run(
+        [RUNUSER, "-u", GRADER, "--", *args],
+        cwd=hub.course,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )

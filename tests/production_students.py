@@ -110,5 +110,12 @@ def verdict(hub: Production, token: str, check_id: int, *, budget: float = 900.0
     raise AssertionError(f"check {check_id} had no verdict in {budget:.0f} s:\n{hub.tail()}")
 
 
+def score(row: dict[str, Any]) -> float | None:
+    """The verdict's score (None when the check gave no score: an error, a timeout)."""
+    verdict = row.get("verdict") or {}
+    value = verdict.get("score")
+    return None if value is None else float(value)
+
+
 def summary(row: dict[str, Any]) -> str:
-    return json.dumps({k: row.get(k) for k in ("id", "state", "score", "max_score", "error")})
+    return json.dumps(row)[:2000]

@@ -37,7 +37,6 @@ IMAGE = "localhost/introdl/course:cpu"
 SUBNET = "172.30.0.0/24"
 GATEWAY = "172.30.0.1"
 SHOTS = SCREENSHOTS.parent / "production"
-RUNUSER = "/usr/sbin/runuser"
 ANSWER = (
     "def func(a, b):\n"
     '    """Returns e, where c = a + b, d = b - 1 and e = c * d."""\n'
@@ -118,39 +117,15 @@ def open_assignments(page: Any) -> None:
     page.wait_for_selector("#released_assignments_list")
 
 
-def as_grader(
-    hub: production.Production, token: str, *args: str
-) -> subprocess.CompletedProcess[str]:
-    """A staff command on the host, as docs/deploy.md says: grader-introdl in the course, the
-    staff member's own hub token, the hub's staff Jupyter config."""
-    python = Path(hub.python)
-    env = {
-        "PATH": f"{python.parent}:/usr/bin:/bin",
-        "HOME": str(hub.course),
-        "JUPYTER_CONFIG_PATH": str(hub.state / "staff-jupyter"),
-        "JUPYTERHUB_API_TOKEN": token,
-        "REQUESTS_CA_BUNDLE": str(hub.state / "ca-bundle.pem"),
-        **({"PYTHONPATH": hub.code} if hub.code else {}),
-    }
-    return subprocess.run(
-        [RUNUSER, "-u", production.GRADER, "--", *args],
-        cwd=hub.course,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
 def test_a_student_works_checks_submits_and_reads_feedback(
     browser: Any, hub: production.Production
 ) -> None:
     """The whole lab through the production hub, in the browser, graded in the course image."""
     teacher = hub.token("pr-teacher")
     # docs/deploy.md, section 4: regenerate the release (and the gradebook's record), then release.
-    made = as_grader(hub, teacher, "introdl", "release", LAB)
+    made = production.as_grader(hub, teacher, "introdl", "release", LAB)
     assert made.returncode == 0, made.stdout + made.stderr
-    released = as_grader(hub, teacher, "nbgrader", "release_assignment", LAB, "--force")
+    released = production.as_grader(hub, teacher, "nbgrader", "release_assignment", LAB, "--force")
     assert released.returncode == 0, released.stdout + released.stderr
 
     started = time.monotonic()
@@ -207,7 +182,7 @@ def test_a_student_works_checks_submits_and_reads_feedback(
     page.locator(f"#submitted_assignments_list .list_item:has-text('{LAB}')").first.wait_for()
     shot(page, "05-submitted")
 
-    collected = as_grader(hub, teacher, "nbgrader", "collect", LAB, "--update")
+    collected = production.as_grader(hub, teacher, "nbgrader", "collect", LAB, "--update")
     assert collected.returncode == 0, collected.stdout + collected.stderr
     assert (hub.course / "submitted" / "pr-ada" / LAB / f"{LAB}.ipynb").is_file()
     graded = subprocess.run(
@@ -232,7 +207,7 @@ def test_a_student_works_checks_submits_and_reads_feedback(
     )
     assert graded.returncode == 0, graded.stdout[-3000:] + graded.stderr[-3000:]
     assert '"backend": "docker"' in graded.stdout or "docker" in graded.stdout
-    fed = as_grader(hub, teacher, "nbgrader", "release_feedback", LAB)
+    fed = production.as_grader(hub, teacher, "nbgrader", "release_feedback", LAB)
     assert fed.returncode == 0, fed.stdout + fed.stderr
 
     page.reload()
