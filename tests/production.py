@@ -157,6 +157,7 @@ def prepare(
     image: str = "localhost/introdl/course:cpu",
     docker_host: str = "unix:///nonexistent/docker.sock",
     extra: dict[str, str] | None = None,
+    students: list[str] | None = None,
 ) -> Production:
     """Accounts, course, certificate, rosters and the environment file, as docs/deploy.md says."""
     srv, state = base / "srv", base / "hub"
@@ -164,11 +165,12 @@ def prepare(
         directory.mkdir(parents=True)
         directory.chmod(0o755)
     base.chmod(0o755)  # grader-introdl reaches its course through here
-    accounts = load_or_make(state, students=STUDENTS, staff=STAFF)
+    students = students or STUDENTS
+    accounts = load_or_make(state, students=students, staff=STAFF)
     copy_course(srv)
     cert, key = make_certificate(state, public_host)
     (srv / "staff.txt").write_text("\n".join(STAFF) + "\n")
-    (srv / "students.txt").write_text("\n".join(STUDENTS) + "\n")
+    (srv / "students.txt").write_text("\n".join(students) + "\n")
     settings = {
         "INTRODL_PUBLIC_HOST": public_host,
         "INTRODL_HTTPS_PORT": str(port),
