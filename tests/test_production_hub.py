@@ -262,3 +262,54 @@ def test_a_students_container_reaches_nothing_of_the_course(hub: production.Prod
     assert lines[2] in ("ada 403", "ada 401"), lines[2]
     for line in lines[3:]:
         assert not line.endswith(" 0"), f"reachable from a student's container: {line}"
+
+
+def test_a_student_cannot_hand_in_or_check_as_another(hub: production.Production) -> None:
+    """nbgrader's two forgeries inside a container, and a check claimed for another, are refused
+    by the production exchange and check service and file nothing."""
+    ada, teacher = hub.token("pr-ada"), hub.token("pr-teacher")
+    for command in (
+        ("introdl", "release", LAB),
+        ("nbgrader", "release_assignment", LAB, "--force"),
+    ):
+        done = production.as_grader(hub, teacher, *command)
+        assert done.returncode == 0, done.stdout + done.stderr
+    students.start_server(hub, "pr-ada", ada)
+    students.in_container(
+        hub, "pr-ada", "sh", "-c", f"test -d {LAB} || nbgrader fetch_assignment {LAB}"
+    )
+    forgeries = {
+        "JUPYTERHUB_USER": podman(
+            hub.podman_env,
+            "exec",
+            "--env",
+            "JUPYTERHUB_USER=pr-ben",
+            production.container("pr-ada"),
+            "nbgrader",
+            "submit",
+            LAB,
+            timeout=120,
+        ),
+        "--student": podman(
+            hub.podman_env,
+            "exec",
+            production.container("pr-ada"),
+            "nbgrader",
+            "submit",
+            LAB,
+            "--student",
+            "pr-ben",
+            timeout=120,
+        ),
+    }
+    for how, done in forgeries.items():
+        said = done.stdout + done.stderr
+        assert done.returncode != 0, f"{how}: {said}"
+        assert "pr-ada cannot submit as pr-ben" in said, f"{how}: {said}"
+    listed = students.call(hub, teacher, "GET", f"/services/exchange/api/collect/{LAB}").json()
+    assert "pr-ben" not in {row["student"] for row in listed}
+    claimed = students.call(
+        hub, ada, "POST", f"/services/check/api/labs/{LAB}/checks", params={"student": "pr-ben"}
+    )
+    assert claimed.status_code == 403, claimed.text
+    assert "cannot check pr-ben's work" in claimed.text
