@@ -284,14 +284,14 @@ def test_worker_containers_grade_as_a_local_run_does_even_when_one_is_killed(
     assert sandbox_cgroups(client) == [{"made": ["memory", "pids"], "notes": []}] * 2
 
     started = time.monotonic()
-    assert run_cli(local, "--workers", "2") in (0, 1)
+    assert run_cli(local, "--workers", "2") == 0
     TIMES["local bwrap run, 2 workers"] = time.monotonic() - started
     home = verdicts(local)
     assert home["ada"][0] == home["ada"][1] > 0, home["ada"]
     assert home["eve"][0] == 0 < home["eve"][1], home["eve"]
 
     started = time.monotonic()
-    assert run_cli(course, "--scheduler", address) in (0, 1)
+    assert run_cli(course, "--scheduler", address) == 0
     TIMES["2 worker containers (cold bundle caches)"] = time.monotonic() - started
     assert verdicts(course) == home
     executed = nbformat.read(results_path(course, "dee", LAB).with_name(f"{LAB}.ipynb"), 4)
