@@ -33,12 +33,14 @@ test: setup
 	@INTRODL_BUDGET=smoke $(BIN)/pytest -m "not slow and not docker" $(PYTEST_ARGS)
 
 # The docker backend and the course image against podman's Docker-compatible API: installs each
-# missing tool, builds the test image and the course image (scripts/course-image; the first time
-# about 15 minutes), then runs the docker-marked tests.
+# missing tool, builds the test image, the course image (scripts/course-image; the first time
+# about 15 minutes) and the grading workers' image on it (scripts/grader-image; seconds), then runs
+# the docker-marked tests.
 test-docker: setup
 	@scripts/setup-podman
 	@PYTHON=$(CURDIR)/$(BIN)/python scripts/podman-test-image
 	@PYTHON=$(CURDIR)/$(BIN)/python scripts/course-image
+	@PYTHON=$(CURDIR)/$(BIN)/python scripts/grader-image
 	@$(BIN)/pytest -m docker $(PYTEST_ARGS)
 
 test-slow: setup

@@ -36,7 +36,13 @@ from tests.sandboxed import FIXTURES, run_fixture, test_slot
 ROOT = Path(__file__).resolve().parents[1]
 STUDENT = ROOT / "docker" / "student"
 HUB_CONFIG = ROOT / "docker" / "hub" / "jupyterhub_config.py"
-DOCKERFILES = sorted((ROOT / "docker").rglob("Dockerfile*"))
+# docker/Dockerfile (the course image), docker/grader.Dockerfile (the grading workers), and any
+# other Dockerfile* or *.Dockerfile under docker/.
+DOCKERFILES = sorted(
+    path
+    for path in (ROOT / "docker").rglob("*")
+    if path.name.startswith("Dockerfile") or path.name.endswith(".Dockerfile")
+)
 
 # nbgrader's instructor tools; students keep the assignment list and validate.
 INSTRUCTOR_SERVER_EXTENSIONS = {
@@ -75,6 +81,7 @@ def test_dockerfile_passes_hadolint(dockerfile: Path) -> None:
 
 def test_there_is_a_dockerfile_to_lint() -> None:
     assert ROOT / "docker" / "Dockerfile" in DOCKERFILES
+    assert ROOT / "docker" / "grader.Dockerfile" in DOCKERFILES
 
 
 def test_student_config_disables_exactly_the_instructor_extensions() -> None:

@@ -255,3 +255,35 @@ def test_bwrap_command_masks_secrets_and_binds_only_what_is_needed(tmp_path: Pat
     assert str(spec.workdir.resolve()) in sources
     assert argv[-3:] == ["python", "-c", "pass"]
     assert shutil.which(argv[argv.index("setpriv")]) is not None
+
+
+# /proc/self/mountinfo lines of a podman container on cgroup v1 (the host's cgroup namespace, the
+# container's own subtree mounted), and of a host; real lines from this machine, 2026-12-07.
+CONTAINER_MOUNTS = (
+    "101 93 0:48 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime - tmpfs tmpfs rw,mode=755\n"
+    "105 101 0:32 /libpod_parent/libpod-34d1 /sys/fs/cgroup/memory rw,nosuid,nodev,noexec,"
+    "relatime - cgroup cgroup rw,memory\n"
+    "109 101 0:36 /libpod_parent/libpod-34d1 /sys/fs/cgroup/pids rw,nosuid,nodev,noexec,"
+    "relatime - cgroup cgroup rw,pids\n"
+)
+HOST_MOUNTS = "32 31 0:29 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids\n"
+
+
+@pytest.mark.parametrize(
+    ("own", "mountinfo", "expected"),
+    [
+        ("/libpod_parent/libpod-34d1", CONTAINER_MOUNTS, "/sys/fs/cgroup/pids"),
+        ("/libpod_parent/libpod-34d1/worker", CONTAINER_MOUNTS, "/sys/fs/cgroup/pids/worker"),
+        ("/process_api/7f", HOST_MOUNTS, "/sys/fs/cgroup/pids/process_api/7f"),
+        ("/elsewhere", CONTAINER_MOUNTS, "/sys/fs/cgroup/pids/elsewhere"),  # not mounted here
+    ],
+)
+def test_a_sandbox_finds_its_own_cgroup_in_a_container_too(
+    own: str, mountinfo: str, expected: str
+) -> None:
+    """In a container /proc/self/cgroup names the host's path, but only the container's subtree
+    is mounted: is the sandbox's parent cgroup found where it is mounted
+    (tests/test_dask_containers.py makes the cgroups in real worker containers)?"""
+    from introdl.grading.sandbox.cgroups import own_dir
+
+    assert own_dir("pids", own, mountinfo) == Path(expected)

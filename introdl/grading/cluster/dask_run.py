@@ -9,8 +9,9 @@ submission as plain data; the worker grades from its cached copies in its own sa
 `Graded` (plain data). A task whose worker dies is given to another worker by the scheduler.
 Nothing on a worker reads the course directory, which workers need not see.
 
-Workers run one thread each (`dask worker --nthreads 1`): one sandbox a worker at a time, and the
-grader's data cache (`INTRODL_DATA_DIR`) is set per task.
+Workers run the coordinator's own introdl code (`same_code.py`: checked before anything is sent,
+and by every task), one thread each (`dask worker --nthreads 1`): one sandbox a worker at a time,
+and the grader's data cache (`INTRODL_DATA_DIR`) is set per task.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Any
 from distributed import Client, Future, WorkerPlugin, as_completed
 
 from introdl.grading.cluster.bundles import Bundle, BundleError, cache_dir, install, installed
+from introdl.grading.cluster.same_code import check_same_code, own_fingerprint, refuse_other_code
 from introdl.grading.cluster.shipping import (
     ShippedSubmission,
     data_bundle,
@@ -106,12 +108,15 @@ def withdraw(client: Client, bundle: Bundle) -> None:
 
 
 def grade_on_worker(
-    lab_sha: str, data_sha: str, shipped: ShippedSubmission, options: GradeOptions
+    lab_sha: str, data_sha: str, shipped: ShippedSubmission, options: GradeOptions, code: str
 ) -> Graded:
-    """The worker's task: grade SHIPPED from the installed bundles, in a sandbox of this worker."""
+    """The worker's task: grade SHIPPED from the installed bundles, in a sandbox of this worker.
+
+    CODE is the coordinator's introdl fingerprint, which must be this worker's (`same_code`)."""
     from distributed import get_worker
 
     worker = get_worker()
+    refuse_other_code(code, str(worker.name))
     check_threads({str(worker.name): worker.state.nthreads})
     lab = shipped.lab
     course = installed(lab_sha, f"lab {lab}")
@@ -158,6 +163,7 @@ def run_dask(
     }
     with Client(scheduler) as client:
         check_threads({str(w): n for w, n in client.nthreads().items()})
+        check_same_code(client)
         offered: dict[str, Bundle] = {}
         try:
             for lab_b, data_b in bundles.values():
@@ -199,6 +205,7 @@ def _stream(
                 data_b.sha256,
                 shipped,
                 options,
+                own_fingerprint(),
                 key=f"grade-{sub.lab}-{sub.student}-{sub.fingerprint()[:12]}",
                 pure=False,
             )

@@ -54,7 +54,7 @@ from introdl.grading.kernel.protocol import (
     kernel_manager,
     next_message,
 )
-from introdl.grading.sandbox import Sandbox
+from introdl.grading.sandbox import Sandbox, startup_failure
 from introdl.grading.sandbox.limits import Limits
 from introdl.grading.sandbox.slots import SlotLock
 
@@ -98,8 +98,11 @@ class SandboxedKernel:
         """Pid of the process the kernel manager started (bwrap, or the docker launcher)."""
         return self._launcher_pid
 
-    def kernel_log(self) -> str:
-        """The tail of the kernel process's own stdout/stderr (not the cells' outputs)."""
+    def kernel_log(self, settle: float = 0.0) -> str:
+        """The tail of the kernel process's own stdout/stderr (not the cells' outputs); a dead
+        kernel's last bytes may still be in the pipe: SETTLE waits up to that many seconds."""
+        if settle and self._log_thread is not None:
+            self._log_thread.join(settle)
         return b"".join(self._log).decode("utf-8", "replace")
 
     # --- start -------------------------------------------------------------------------------
@@ -148,10 +151,8 @@ class SandboxedKernel:
         replied = False
         while time.monotonic() < deadline:
             if self._km is None or not self._km.is_alive():
-                self.dead = True
-                raise BadInput(
-                    f"the sandboxed kernel died while starting:\n{self.kernel_log()[-2000:]}"
-                )
+                self.dead = True  # bwrap's last words may still be in the pipe: settle
+                raise BadInput(startup_failure(self.kernel_log(settle=2.0)[-2000:]))
             msg_id = self._kc.kernel_info()
             step_end = min(deadline, time.monotonic() + 1.0)
             iopub_seen = False

@@ -36,6 +36,7 @@ from introdl.grading.sandbox.base import (
     kernel_env,
     kill_uid,
     processes_of_uid,
+    startup_failure,
 )
 
 __all__ = [
@@ -54,6 +55,7 @@ __all__ = [
     "kill_uid",
     "make_sandbox",
     "processes_of_uid",
+    "startup_failure",
 ]
 
 

@@ -239,3 +239,25 @@ class NoSandbox:
             "cgroups": {},
             "notes": ["NOT SANDBOXED: the submission ran as the grader's user with no limits"],
         }
+
+
+# What bwrap prints when it may not make its namespaces (as in a container without privileges).
+NAMESPACE_REFUSED = (
+    "bwrap: Creating new namespace failed",
+    "bwrap: loopback: Failed RTM_NEWADDR",
+    "bwrap: Can't mount proc",
+    "bwrap: No permissions to creating new namespace",
+)
+
+
+def startup_failure(kernel_log: str) -> str:
+    """Why a sandboxed kernel died while starting, with what to do when bwrap lacked privileges."""
+    said = f"the sandboxed kernel died while starting:\n{kernel_log}"
+    if not any(line in kernel_log for line in NAMESPACE_REFUSED):
+        return said
+    return said + (
+        "\nbubblewrap was not allowed to make the sandbox's namespaces: the grader must run as "
+        "root with CAP_SYS_ADMIN and CAP_NET_ADMIN. In a container (a Dask grading worker), run "
+        "it --privileged, or with --cap-add SYS_ADMIN,NET_ADMIN (then without the sandbox's "
+        "memory and pids cgroups) and AppArmor unconfined where the host has it; docs/cluster.md"
+    )

@@ -2,14 +2,16 @@
 
 Applied only where ``/sys/fs/cgroup/{memory,pids}`` exist and are writable (as on the course
 machine, which has cgroup v1 and no systemd). Each sandbox gets a child of the grader's own cgroup,
-so the grader's limits still cover it. The launcher joins the cgroups before it execs bubblewrap,
-so every process of the sandbox starts inside them.
+so the grader's limits still cover it (in a container too, where only the container's own subtree
+is mounted: `own_dir`). The launcher joins the cgroups before it execs bubblewrap, so every
+process of the sandbox starts inside them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -34,6 +36,47 @@ def _own_cgroup(controller: str) -> str:
     return "/"
 
 
+def cgroup_mounts(mountinfo: str, controller: str) -> list[tuple[str, str]]:
+    """(root of the hierarchy that is mounted, mount point) of each v1 mount of CONTROLLER."""
+    found = []
+    for line in mountinfo.splitlines():
+        mount, sep, fs = line.partition(" - ")
+        fields, fs_fields = mount.split(), fs.split()
+        if not sep or len(fields) < 5 or len(fs_fields) < 3 or fs_fields[0] != "cgroup":
+            continue
+        if controller in fs_fields[2].split(","):
+            root, point = (re.sub(r"\\([0-7]{3})", _octal, f) for f in fields[3:5])
+            found.append((root, point))
+    return found
+
+
+def _octal(match: re.Match[str]) -> str:
+    return chr(int(match.group(1), 8))
+
+
+def own_dir(controller: str, own: str | None = None, mountinfo: str | None = None) -> Path:
+    """This process's cgroup directory for a v1 controller, as this mount namespace sees it.
+
+    /proc/self/cgroup names the cgroup from the hierarchy's root, but a container that shares the
+    host's cgroup namespace (podman's and Docker's default on cgroup v1, privileged or not) has
+    only its own subtree mounted at /sys/fs/cgroup/<controller>: /proc/self/mountinfo says which
+    subtree is mounted where. Outside a container the two agree.
+    """
+    own = _own_cgroup(controller) if own is None else own
+    if mountinfo is None:
+        try:
+            mountinfo = Path("/proc/self/mountinfo").read_text()
+        except OSError:
+            mountinfo = ""
+    for root, point in cgroup_mounts(mountinfo, controller):
+        relative = os.path.relpath(own, root)
+        if relative == ".":
+            return Path(point)
+        if relative != ".." and not relative.startswith("../"):
+            return Path(point) / relative
+    return ROOT / controller / own.lstrip("/")
+
+
 class Cgroups:
     """The memory and pids cgroups of one sandbox (those that could be made)."""
 
@@ -52,7 +95,7 @@ class Cgroups:
             "pids": [("pids.max", self.pids)],
         }
         for controller, values in settings.items():
-            parent = ROOT / controller / _own_cgroup(controller).lstrip("/")
+            parent = own_dir(controller)
             if not (parent / "cgroup.procs").exists() or not os.access(parent, os.W_OK):
                 self.notes.append(f"{controller} cgroup not available at {parent}")
                 continue
@@ -130,7 +173,7 @@ class Cgroups:
         """Remove this sandbox's cgroups (found by name) if no process is left in them."""
         removed = False
         for controller in ("memory", "pids"):
-            path = ROOT / controller / _own_cgroup(controller).lstrip("/") / f"introdl-{self.name}"
+            path = own_dir(controller) / f"introdl-{self.name}"
             with contextlib.suppress(OSError, ValueError):
                 if not (path / "cgroup.procs").read_text().split():
                     path.rmdir()
