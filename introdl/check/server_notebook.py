@@ -39,6 +39,10 @@ NOT_RUNNING = (424, 502, 503)  # the proxy or the hub: no server behind /user/NA
 REDIRECTS = (301, 302, 303, 307, 308)
 
 
+class OverCap(Exception):
+    """Raised inside the read's streaming callback to abandon an answer past the cap."""
+
+
 def wire_cap(max_bytes: int) -> int:
     """Bytes read from the wire at most for a notebook of MAX_BYTES: the JSON model escapes the
     notebook's text (quotes, newlines), so it may take a quarter more; past that the read stops."""
@@ -80,10 +84,10 @@ async def fetch_contents(
     received = bytearray()
     over: list[bool] = []  # the answer went past the cap
 
-    def take(chunk: bytes) -> None:  # past the cap nothing is kept; tornado stops BACKSTOP later
+    def take(chunk: bytes) -> None:  # past the cap: nothing is kept, the read is abandoned
         if over or len(received) + len(chunk) > cap:
             over.append(True)
-            return
+            raise OverCap  # tornado closes the connection; the fetch ends in an error
         received.extend(chunk)
 
     def announced(line: str) -> None:  # a Content-Length past the cap: tornado stops at once
@@ -103,21 +107,23 @@ async def fetch_contents(
         header_callback=announced,
         ssl_options=context,
     )
-    # tornado's own bound, past ours: a Content-Length over it ends the read before the body
+    # tornado's own bound, well past ours, for what `take` never sees: a chunk whose announced
+    # length alone is over it ends the read before its bytes ("too large" in the error). Close
+    # to the cap it would race `take` at a chunk's boundary and hide why the read stopped.
     client = SimpleAsyncHTTPClient(
-        force_instance=True, max_body_size=cap + BACKSTOP, max_header_size=BACKSTOP
+        force_instance=True, max_body_size=2 * cap + BACKSTOP, max_header_size=BACKSTOP
     )
     try:
         response = await asyncio.wait_for(
             client.fetch(request, raise_error=False), timeout=timeout + 5
         )
     except Exception as err:
-        if over:
+        if over or "too large" in str(err):
             raise too_large(shown, max_bytes) from None
         raise failed_read(err, url, shown, timeout) from err
     finally:
         client.close()
-    if over:
+    if over or "too large" in str(response.error or ""):
         raise too_large(shown, max_bytes)
     return notebook_of(response, bytes(received), shown=shown, lab=lab, max_bytes=max_bytes)
 
