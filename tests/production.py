@@ -24,6 +24,7 @@ Two ways to start it:
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import subprocess
@@ -264,13 +265,39 @@ def stop(hub: Production, *, group_only: bool = False) -> None:
                 leftover.kill()
 
 
+# Not /tmp/introdl-hub.lock, which people hold around whole pytest runs (flock(1)): taking it
+# again here would wait on ourselves.
+LOCK = Path("/tmp/introdl-production-hub.lock")
+
+
+@contextlib.contextmanager
+def machine_lock(budget: float = 1800.0) -> Iterator[None]:
+    """One production hub on this machine at a time: its proxy's API port (8001) and the hub's
+    accounts are the machine's. Waits for another run's production hub."""
+    with LOCK.open("a") as handle:
+        deadline = time.monotonic() + budget
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"{LOCK} stayed locked for {budget:.0f} s") from None
+                time.sleep(2)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 @contextlib.contextmanager
 def running(hub: Production) -> Iterator[Production]:
-    start(hub)
-    try:
-        yield hub
-    finally:
-        stop(hub)
+    with machine_lock():
+        start(hub)
+        try:
+            yield hub
+        finally:
+            stop(hub)
 
 
 def container(user: str) -> str:
