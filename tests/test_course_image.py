@@ -26,6 +26,7 @@ from jupyterhub.scopes import _check_scopes_exist
 from traitlets.config import Config
 
 import docker
+from introdl.grading.door.bridge import Student
 from introdl.grading.kernel.launch import start_kernel
 from introdl.grading.sandbox.docker import DockerSandbox, container_name
 from introdl.hub.course_limits import course_limits
@@ -465,7 +466,7 @@ def test_the_grading_backend_runs_a_submission_in_the_course_image(
             client.close()
             run = run_fixture(kernel, "submitted-numpy-functions")
             assert {cell.status for cell in run.cells} == {"ok"}, run.to_dict()
-            got = kernel.student().call("normalize", np.array([1.0, 2.0, 3.0, 4.0]))
+            got = Student(kernel).call("normalize", np.array([1.0, 2.0, 3.0, 4.0]))
             assert got.tolist() == pytest.approx([-1.3416, -0.4472, 0.4472, 1.3416], abs=1e-4)
         finally:
             kernel.shutdown()
