@@ -271,8 +271,8 @@ def test_hub_config_loads_with_the_exchange_service_and_its_roles(
         "access:services!service=exchange",
     }
     assert c.JupyterHub.load_groups == {
-        "formgrade-introdl": ["prof-ada", "ta-grace"],
-        "nbgrader-introdl": ["alice", "bob"],
+        "formgrade-introdl": {"users": ["prof-ada", "ta-grace"]},
+        "nbgrader-introdl": {"users": ["alice", "bob"]},
     }
     assert roles["formgrade-introdl"]["groups"] == ["formgrade-introdl"]
     assert roles["nbgrader-introdl"]["groups"] == ["nbgrader-introdl"]

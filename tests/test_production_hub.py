@@ -14,6 +14,7 @@ reached, and another student's server refuses the request without its owner's to
 
 from __future__ import annotations
 
+import pwd
 import subprocess
 import sys
 import tempfile
@@ -197,6 +198,8 @@ def test_a_student_works_checks_submits_and_reads_feedback(
             "--image",
             IMAGE,
             "--feedback",
+            "--export",
+            "grades.csv",
             "--json",
         ],
         cwd=hub.course,
@@ -207,6 +210,9 @@ def test_a_student_works_checks_submits_and_reads_feedback(
     )
     assert graded.returncode == 0, graded.stdout[-3000:] + graded.stderr[-3000:]
     assert '"backend": "docker"' in graded.stdout or "docker" in graded.stdout
+    # Graded as root, the course (the export too) is grader-introdl's again.
+    for made in ("gradebook.db", "grades.csv"):
+        assert (hub.course / made).stat().st_uid == pwd.getpwnam(production.GRADER).pw_uid, made
     fed = production.as_grader(hub, teacher, "nbgrader", "release_feedback", LAB)
     assert fed.returncode == 0, fed.stdout + fed.stderr
 

@@ -136,7 +136,7 @@ admins = {name.strip() for name in os.environ.get("INTRODL_ADMINS", "").split(",
 c.Authenticator.allowed_users = set(staff) | set(students)
 c.Authenticator.admin_users = admins
 c.Authenticator.manage_groups = False  # groups come from the rosters below, not the provider
-c.JupyterHub.load_groups = {STAFF_GROUP: staff, STUDENT_GROUP: students}
+c.JupyterHub.load_groups = {STAFF_GROUP: {"users": staff}, STUDENT_GROUP: {"users": students}}
 
 # ---------------------------------------------------------------------------------------------
 # Where: TLS on the public port; the hub API on the containers' gateway.
@@ -275,6 +275,7 @@ c.JupyterHub.services = [
             "REQUESTS_CA_BUNDLE": CA_BUNDLE,
         },
         "oauth_client_allowed_scopes": [f"access:services!service={COURSE}"],
+        "oauth_no_confirm": True,  # staff only (the role below): no "Authorize access" page
     },
     {
         # Check my work: grades a student's notebook, read from their own running server through

@@ -184,7 +184,7 @@ def grade(
                 "(graded submissions are not regraded)."
             ) from err
         raise
-    hand_back(root)
+    hand_back(root, extra=(Path(csv),) if csv else ())
     return ClassResult(
         lab, options.backend_name(), tuple(rows), tuple(made), csv, swept, image, gpus
     )
@@ -215,13 +215,18 @@ def warm_size(warm: int | None) -> int:
 WRITTEN = ("autograded", "feedback", "gradebook.db", "submitted")
 
 
-def hand_back(root: Path) -> None:
+def hand_back(root: Path, extra: tuple[Path, ...] = ()) -> None:
     """A root grader leaves the course to its owner (the instructor of `make hub`, whose
     formgrader and `nbgrader release_feedback` must go on writing the gradebook and reading
-    feedback). Nothing to do when the grader is the owner."""
+    feedback), EXTRA files too when they are inside the course (an --export CSV). Nothing to do
+    when the grader is the owner."""
     owner = root.stat()
     if os.geteuid() != 0 or owner.st_uid == 0:
         return
+    for path in extra:
+        inside = path.resolve()
+        if inside.is_relative_to(root.resolve()) and inside.is_file() and not path.is_symlink():
+            os.chown(inside, owner.st_uid, owner.st_gid)
     for name in WRITTEN:
         top = root / name
         if not top.exists():
