@@ -229,6 +229,7 @@ def start(hub: Production, *, budget: float = 120.0) -> Production:
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=lambda: os.umask(0o077),  # docs/deploy.md: the hub's files are root's
         )
     hub.env, hub.python, hub.code = env, str(python), code
     deadline = time.monotonic() + budget
