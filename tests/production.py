@@ -28,6 +28,7 @@ import fcntl
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -38,7 +39,7 @@ import requests
 
 from introdl.hub.accounts import Account, ensure_account, load_or_make
 from introdl.hub.prepare import HubSettings, python_for_users
-from tests.dockerhub import configurable_http_proxy
+from tests.dockerhub import configurable_http_proxy, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 HUB_CONFIG = ROOT / "docker" / "hub" / "jupyterhub_config.py"
@@ -340,3 +341,60 @@ def as_grader(hub: Production, token: str, *args: str) -> subprocess.CompletedPr
         text=True,
         timeout=600,
     )
+
+
+IMAGE = "localhost/introdl/course:cpu"  # scripts/course-image
+SUBNET = "172.30.0.0/24"  # the config's default
+GATEWAY = "172.30.0.1"  # the host on the containers' bridge: the public host of the tests
+
+
+def bridge(env: dict[str, str]) -> None:
+    """docs/deploy.md, section 3: the containers' network. podman (unlike Docker Engine) makes the
+    bridge interface when the first container joins, so one short container brings it up."""
+    from tests.podman import podman
+
+    if podman(env, "network", "exists", "introdl-hub").returncode != 0:
+        made = podman(env, "network", "create", "--subnet", SUBNET, "introdl-hub")
+        assert made.returncode == 0, made.stderr
+    up = podman(env, "run", "--rm", "--network", "introdl-hub", IMAGE, "true", timeout=120)
+    assert up.returncode == 0, up.stderr
+
+
+@contextlib.contextmanager
+def on_podman(
+    engine: tuple[str, dict[str, str]], *, students: list[str] | None = None, **settings: str
+) -> Iterator[Production]:
+    """The production hub on podman (the `course_engine` fixture's engine), on the bridge with
+    the gateway as its public host; SETTINGS go to introdl.env. Student containers and volumes
+    of an earlier run are removed first and these are removed after."""
+    docker_host, env = engine
+    bridge(env)
+    base = Path(tempfile.mkdtemp(prefix="introdl-production-", dir="/tmp"))
+    made = prepare(
+        base,
+        public_host=GATEWAY,
+        subnet=SUBNET,
+        port=free_port(),
+        image=IMAGE,
+        docker_host=docker_host,
+        extra=settings,
+        students=students,
+    )
+    made.podman_env = env
+    remove_servers(env)
+    try:
+        with running(made) as started:
+            yield started
+    finally:
+        remove_servers(env)
+
+
+def release(hub: Production, lab: str) -> None:
+    """docs/deploy.md, section 4: staff regenerate the release, then release it to the class."""
+    teacher = hub.token(STAFF[0])
+    for command in (
+        ("introdl", "release", lab),
+        ("nbgrader", "release_assignment", lab, "--force"),
+    ):
+        done = as_grader(hub, teacher, *command)
+        assert done.returncode == 0, done.stdout + done.stderr

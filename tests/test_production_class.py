@@ -10,20 +10,16 @@ every collected submission must carry its own student's score, once. The per-che
 from __future__ import annotations
 
 import statistics
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests import production
 from tests import production_students as students
-from tests.dockerhub import free_port
 from tests.hub import skip_reason
-from tests.test_production_hub import GATEWAY, IMAGE, SUBNET, bridge
 
 pytestmark = pytest.mark.docker
 
@@ -40,26 +36,10 @@ def hub(course_engine: tuple[str, dict[str, str]]) -> Iterator[production.Produc
     reason = skip_reason()
     if reason:
         pytest.skip(reason)
-    docker_host, env = course_engine
-    bridge(env)
-    base = Path(tempfile.mkdtemp(prefix="introdl-production-", dir="/tmp"))
-    made = production.prepare(
-        base,
-        public_host=GATEWAY,
-        subnet=SUBNET,
-        port=free_port(),
-        image=IMAGE,
-        docker_host=docker_host,
-        extra={"INTRODL_MEM_LIMIT": "1G", "INTRODL_CPU_LIMIT": "1"},
-        students=CLASS,
-    )
-    made.podman_env = env
-    production.remove_servers(env)
-    try:
-        with production.running(made) as started:
-            yield started
-    finally:
-        production.remove_servers(env)
+    with production.on_podman(
+        course_engine, students=CLASS, INTRODL_MEM_LIMIT="1G", INTRODL_CPU_LIMIT="1"
+    ) as started:
+        yield started
 
 
 def at_once(work: Callable[[str], Any]) -> dict[str, Any]:
@@ -69,12 +49,7 @@ def at_once(work: Callable[[str], Any]) -> dict[str, Any]:
 
 def test_ten_students_check_and_submit_at_once(hub: production.Production) -> None:
     teacher = hub.token("pr-teacher")
-    for command in (
-        ("introdl", "release", LAB),
-        ("nbgrader", "release_assignment", LAB, "--force"),
-    ):
-        done = production.as_grader(hub, teacher, *command)
-        assert done.returncode == 0, done.stdout + done.stderr
+    production.release(hub, LAB)
     tokens = {user: hub.token(user) for user in CLASS}
 
     spawned = at_once(lambda user: students.start_server(hub, user, tokens[user]))

@@ -11,19 +11,15 @@ The production hub as tests/production.py starts it, on podman, with small stude
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from tests import production
 from tests import production_students as students
-from tests.dockerhub import free_port
 from tests.hub import skip_reason
 from tests.podman import podman
-from tests.test_production_hub import GATEWAY, IMAGE, SUBNET, bridge
 
 pytestmark = pytest.mark.docker
 
@@ -35,33 +31,11 @@ def hub(course_engine: tuple[str, dict[str, str]]) -> Iterator[production.Produc
     reason = skip_reason()
     if reason:
         pytest.skip(reason)
-    docker_host, env = course_engine
-    bridge(env)
-    base = Path(tempfile.mkdtemp(prefix="introdl-production-", dir="/tmp"))
-    made = production.prepare(
-        base,
-        public_host=GATEWAY,
-        subnet=SUBNET,
-        port=free_port(),
-        image=IMAGE,
-        docker_host=docker_host,
-        extra={"INTRODL_MEM_LIMIT": "1G", "INTRODL_CPU_LIMIT": "1"},
-    )
-    made.podman_env = env
-    production.remove_servers(env)
-    try:
-        with production.running(made) as started:
-            teacher = started.token("pr-teacher")
-            for command in (
-                ("introdl", "release", students.LAB),
-                ("nbgrader", "release_assignment", students.LAB, "--force"),
-            ):
-                done = production.as_grader(started, teacher, *command)
-                assert done.returncode == 0, done.stdout + done.stderr
-            yield started
-    finally:
-        production.stop(made)
-        production.remove_servers(env)
+    with production.on_podman(
+        course_engine, INTRODL_MEM_LIMIT="1G", INTRODL_CPU_LIMIT="1"
+    ) as started:
+        production.release(started, students.LAB)
+        yield started
 
 
 def alive(hub: production.Production, user: str, token: str) -> int:

@@ -17,78 +17,35 @@ from __future__ import annotations
 import pwd
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests import production
 from tests import production_students as students
-from tests.dockerhub import free_port
-from tests.hub import SCREENSHOTS, chromium
+from tests.hub import SCREENSHOTS, chromium, skip_reason
 from tests.podman import podman
 
 pytestmark = pytest.mark.docker
 
 LAB = "lab1_tensorflow"
-IMAGE = "localhost/introdl/course:cpu"
-SUBNET = "172.30.0.0/24"
-GATEWAY = "172.30.0.1"
+IMAGE, GATEWAY = production.IMAGE, production.GATEWAY
 SHOTS = SCREENSHOTS.parent / "production"
-ANSWER = (
-    "def func(a, b):\n"
-    '    """Returns e, where c = a + b, d = b - 1 and e = c * d."""\n'
-    "    c = tf.add(a, b)\n"
-    "    d = tf.subtract(b, 1)\n"
-    "    e = tf.multiply(c, d)\n"
-    "    return e"
-)
+ANSWER = students.ANSWER.rstrip("\n")  # typed into the cell
 TIMINGS: dict[str, float] = {}
-
-
-def bridge(env: dict[str, str]) -> None:
-    """docs/deploy.md, section 3: the containers' network. podman (unlike Docker Engine) makes the
-    bridge interface when the first container joins, so one short container brings it up."""
-    if podman(env, "network", "exists", "introdl-hub").returncode != 0:
-        made = podman(env, "network", "create", "--subnet", SUBNET, "introdl-hub")
-        assert made.returncode == 0, made.stderr
-    up = podman(env, "run", "--rm", "--network", "introdl-hub", IMAGE, "true", timeout=120)
-    assert up.returncode == 0, up.stderr
 
 
 @pytest.fixture(scope="module")
 def hub(course_engine: tuple[str, dict[str, str]]) -> Iterator[production.Production]:
-    reason = production_skip_reason()
+    reason = skip_reason()
     if reason:
         pytest.skip(reason)
-    docker_host, env = course_engine
-    bridge(env)
-    base = Path(tempfile.mkdtemp(prefix="introdl-production-", dir="/tmp"))
-    made = production.prepare(
-        base,
-        public_host=GATEWAY,
-        subnet=SUBNET,
-        port=free_port(),
-        image=IMAGE,
-        docker_host=docker_host,
-        extra={"INTRODL_MEM_LIMIT": "3G", "INTRODL_CPU_LIMIT": "2"},
-    )
-    made.podman_env = env
-    production.remove_servers(env)  # a crashed earlier run's containers and volumes
-    try:
-        with production.running(made) as started:
-            yield started
-    finally:
-        production.remove_servers(env)
-
-
-def production_skip_reason() -> str | None:
-    from tests.hub import skip_reason
-
-    return skip_reason()
+    with production.on_podman(
+        course_engine, INTRODL_MEM_LIMIT="3G", INTRODL_CPU_LIMIT="2"
+    ) as started:
+        yield started
 
 
 @pytest.fixture(scope="module")
@@ -274,12 +231,7 @@ def test_a_student_cannot_hand_in_or_check_as_another(hub: production.Production
     """nbgrader's two forgeries inside a container, and a check claimed for another, are refused
     by the production exchange and check service and file nothing."""
     ada, teacher = hub.token("pr-ada"), hub.token("pr-teacher")
-    for command in (
-        ("introdl", "release", LAB),
-        ("nbgrader", "release_assignment", LAB, "--force"),
-    ):
-        done = production.as_grader(hub, teacher, *command)
-        assert done.returncode == 0, done.stdout + done.stderr
+    production.release(hub, LAB)
     students.start_server(hub, "pr-ada", ada)
     students.in_container(
         hub, "pr-ada", "sh", "-c", f"test -d {LAB} || nbgrader fetch_assignment {LAB}"
