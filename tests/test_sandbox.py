@@ -6,6 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from introdl.grading.door.bridge import Student, StudentError
@@ -287,3 +288,19 @@ def test_a_sandbox_finds_its_own_cgroup_in_a_container_too(
     from introdl.grading.sandbox.cgroups import own_dir
 
     assert own_dir("pids", own, mountinfo) == Path(expected)
+
+
+@needs_bwrap
+def test_a_grader_with_a_strict_umask_still_reaches_the_kernel(tmp_path: Path) -> None:
+    """A grader started with umask 077 (the production hub's services: docs/deploy.md) writes the
+    kernel's request folders readable by the sandbox's uid all the same (they were 0700 root's:
+    every call failed 'Permission denied ... request.json', found by the production check test)."""
+    old = os.umask(0o077)
+    try:
+        with sandboxed_kernel(tmp_path, "submitted-numpy-functions") as kernel:
+            run = run_fixture(kernel, "submitted-numpy-functions")
+            assert {c.status for c in run.cells} == {"ok"}
+            got = Student(kernel).call("normalize", np.array([1.0, 2.0, 3.0, 4.0]))
+            assert got.round(4).tolist() == [-1.3416, -0.4472, 0.4472, 1.3416]
+    finally:
+        os.umask(old)

@@ -84,7 +84,8 @@ def _start(
     os.chmod(runtime_dir, 0o755)
     uid = sandbox_uid(slot)
     for sub, owner, mode in (("ipc", uid, 0o700), ("exchange", uid, 0o700), ("requests", 0, 0o755)):
-        (runtime_dir / sub).mkdir(mode=mode)
+        (runtime_dir / sub).mkdir()
+        os.chmod(runtime_dir / sub, mode)  # whatever the grader's umask (a hub may run with 077)
         os.chown(runtime_dir / sub, owner, owner)
     spec = SandboxSpec(
         workdir=workdir,
