@@ -116,14 +116,18 @@ def attacker_files() -> list[Path]:
 
 
 @pytest.fixture(scope="module")
-def server_hub() -> Iterator[Hub]:
+def server_hub(hub: Hub) -> Iterator[Hub]:
     """A hub whose check service reads from the students' servers (no lab released through the
-    exchange: the check needs only the course's release and hidden suite)."""
+    exchange: the check needs only the course's release and hidden suite). It shares the Unix
+    accounts of the session's hub (HUB), so it keeps their passwords: new ones would lock the
+    later tests' browsers out of that hub."""
     reason = hubs.skip_reason()
     if reason:
         pytest.skip(reason)
     state = Path(tempfile.mkdtemp(prefix="introdl-hub-server-test-", dir="/tmp"))
     settings = dataclasses.replace(hubs.settings(ROOT, state), labs=(), check_notebooks="server")
+    settings.hub_dir.mkdir(parents=True)
+    shutil.copy(hub.settings.hub_dir / "accounts.json", settings.hub_dir / "accounts.json")
     try:
         with running_hub(settings) as running:
             yield running

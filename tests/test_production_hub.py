@@ -185,6 +185,20 @@ def test_a_student_works_checks_submits_and_reads_feedback(
         f"#submitted_assignments_list .list_item:has-text('{LAB}') a:has-text('view feedback')"
     ).first.wait_for()
     shot(page, "06-feedback-fetched")
+    # The feedback she fetched into her home, opened in her JupyterLab: her score and the hidden
+    # tests' messages, never their source.
+    found = students.in_container(
+        hub, "pr-ada", "sh", "-c", f"ls {LAB}/feedback/*/{LAB}.html"
+    ).split()
+    assert len(found) == 1, found
+    page.goto(f"{hub.url}/user/pr-ada/lab/tree/{found[0]}")
+    feedback = page.frame_locator(".jp-HTMLViewer iframe").first
+    feedback.locator("text=Score").first.wait_for()
+    shot(page, "07-feedback")
+    text = feedback.locator("body").inner_text()
+    assert "Score: 1.0 / 11.0" in text, text[:2000]
+    assert "PASSED  test_func_computes_the_graph_on_random_tensors" in text
+    assert "def test_" not in feedback.locator("html").inner_html()
     print("timings:", {k: round(v, 1) for k, v in TIMINGS.items()}, file=sys.stderr)
 
 
