@@ -18,6 +18,7 @@ import pwd
 import subprocess
 import sys
 import time
+import urllib.parse
 from collections.abc import Iterator
 from typing import Any
 
@@ -189,9 +190,9 @@ def test_a_student_works_checks_submits_and_reads_feedback(
     # tests' messages, never their source.
     found = students.in_container(
         hub, "pr-ada", "sh", "-c", f"ls {LAB}/feedback/*/{LAB}.html"
-    ).split()
+    ).splitlines()  # the folder is nbgrader's time stamp, spaces included
     assert len(found) == 1, found
-    page.goto(f"{hub.url}/user/pr-ada/lab/tree/{found[0]}")
+    page.goto(f"{hub.url}/user/pr-ada/lab/tree/{urllib.parse.quote(found[0])}")
     feedback = page.frame_locator(".jp-HTMLViewer iframe").first
     feedback.locator("text=Score").first.wait_for()
     shot(page, "07-feedback")
