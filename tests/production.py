@@ -38,13 +38,12 @@ import psutil
 import requests
 
 from introdl.hub.accounts import Account, ensure_account, load_or_make
-from introdl.hub.prepare import HubSettings, python_for_users
+from introdl.hub.prepare import COURSE_FILES, HubSettings, python_for_users
 from tests.dockerhub import configurable_http_proxy, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 HUB_CONFIG = ROOT / "docker" / "hub" / "jupyterhub_config.py"
 RUNUSER = "/usr/sbin/runuser"
-COURSE_FILES = ("nbgrader_config.py", "source", "release", "grader_tests")
 # Their own accounts, not tests/hub.py's: the loopback hub keeps its passwords in its own state.
 STUDENTS = ["pr-ada", "pr-ben", "pr-cy"]
 STAFF = ["pr-teacher"]
