@@ -21,6 +21,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
 from introdl.check.fair_queue import Check, CheckQueue
 from introdl.check.grader import student_view
+from introdl.check.live import live_view
 from introdl.check.notebook import HomeNotebooks, NotebookSource, due_date, released_labs
 from introdl.check.refusals import RefusalLog
 from introdl.check.workers import Workers
@@ -89,6 +90,10 @@ class CheckApp:
         if check.state == "running" and check.started_at is not None:
             mean = self.queue.mean_seconds(check.lab) or DEFAULT_SECONDS
             row["eta_seconds"] = round(max(1.0, check.started_at + mean - time.time()), 1)
+            live = self.workers.live.get(check.id)
+            if live is not None:
+                due = due_date(self.course, check.lab)
+                row["progress"] = live_view(live, due=due, now=datetime.now(UTC))
         if check.results is not None:
             now = datetime.now(UTC)
             row["verdict"] = student_view(

@@ -21,6 +21,7 @@ from typing import Any
 
 from introdl.grading.grade import GradeOptions, grade_submission, warm_pool
 from introdl.grading.pool import KernelPool
+from introdl.grading.record.live import Listener
 from introdl.grading.submission import submission_at
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # terminal colours Keras puts in its messages
@@ -77,6 +78,7 @@ def grade_check(
     warm: int = 0,
     take_timeout: float | None = None,
     options: GradeOptions = DEFAULT_OPTIONS,
+    on_progress: Listener | None = None,
 ) -> dict[str, Any]:
     """Grade NOTEBOOK (STUDENT's LAB) in the sandbox; the engine's results.json as a dict.
 
@@ -85,7 +87,8 @@ def grade_check(
     bwrap, and the engine's default image); WARM > 0 takes the kernel
     from this process's warm pool (`worker_pool`), waiting at most TAKE_TIMEOUT seconds for it
     (a PoolTimeout naming the lab after that). The notebook is written to a private
-    temporary folder, never to the course.
+    temporary folder, never to the course. ON_PROGRESS receives the grading's events as they
+    happen (introdl/grading/record/live.py): the service's live view of a running check.
     """
     folder = Path(tempfile.mkdtemp(prefix="introdl-check-"))
     try:
@@ -94,7 +97,9 @@ def grade_check(
         (sub_dir / f"{lab}.ipynb").write_bytes(notebook)
         submission = submission_at(sub_dir, lab, student)
         pool = worker_pool(root, warm, slot, take_timeout, options)
-        graded = grade_submission(root, submission, options, slot=slot, pool=pool)
+        graded = grade_submission(
+            root, submission, options, slot=slot, pool=pool, on_progress=on_progress
+        )
         return graded.results.to_json()
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -1,7 +1,9 @@
 """The check service's HTML: the student's labs and checks, one check's verdict, the staff page.
 
-Plain server-rendered pages (no JavaScript): a waiting check refreshes itself every 2 seconds and
-shows its place in the queue and an ETA, so no page ever hangs on a grading. Every value from a
+Plain server-rendered pages (no JavaScript): a waiting check refreshes itself every second and
+shows its place in the queue and an ETA, so no page ever hangs on a grading; a check being graded
+shows each result as it lands (live.py): the notebook's code cells run so far, its public checks,
+each hidden test's outcome, fast tests first, and the tests still to come. Every value from a
 notebook, a test message, a name or a refused request is escaped, in text and in attributes
 (`html.escape` quotes both kinds of quotes), and the service sends a CSP that allows no script at
 all and this one stylesheet (by its hash), so a value that slipped through still could not run.
@@ -34,7 +36,7 @@ def when(t: float | None) -> str:
 
 
 def page(body: str, *, user: str, prefix: str, refresh: bool = False) -> str:
-    meta = '<meta http-equiv="refresh" content="2">' if refresh else ""
+    meta = '<meta http-equiv="refresh" content="1">' if refresh else ""
     return (
         f"<!doctype html><html><head><meta charset='utf-8'>{meta}"
         f"<title>Check my work</title><style>{STYLE}</style></head><body>"
@@ -89,10 +91,11 @@ def check(row: dict[str, Any]) -> str:
             f"about {row['eta_seconds']:.0f} s. This page refreshes itself.</p>"
         )
     if row["state"] == "running":
-        return head + (
+        body = head + (
             f"<p class='note' id='state'>Your notebook is being graded now (about "
             f"{row['eta_seconds']:.0f} s left). This page refreshes itself.</p>"
         )
+        return body + (progress(row["progress"]) if row.get("progress") else "")
     v = row["verdict"]
     body = head + (
         f"<p class='score' id='score'>{v['score']:g} / {v['max_score']:g}</p>"
@@ -121,6 +124,51 @@ def check(row: dict[str, Any]) -> str:
     if v.get("hidden_tests_not_shown"):
         body += "<p>Some tests are hidden until grading; they are not counted here.</p>"
     return body
+
+
+def progress(live: dict[str, Any]) -> str:
+    """A running check's results so far (live.live_view), and what is still to come."""
+    nb = live["notebook"]
+    body = "<div id='progress'>"
+    if nb["code_cells"]:
+        ran = "all" if nb["done"] >= nb["code_cells"] else f"{nb['done']} of"
+        body += f"<p id='cells'>Your notebook: {ran} {nb['code_cells']} code cells run.</p>"
+    checks = [
+        f"{escape(c['grade_id'])} (code cell {c['code_cell']}): "
+        + ("ran without error" if c["passed"] else "raised an error")
+        for c in live["public_checks"]
+    ]
+    if checks:
+        body += "<p id='public'>Your notebook's own checks: " + "; ".join(checks) + ".</p>"
+    if live["tests"] or live["tests_waiting"]:
+        body += (
+            f"<p id='so-far'>Hidden tests so far: {live['score_so_far']:g} / "
+            f"{live['max_score_so_far']:g} points of the tests that have finished.</p>"
+        )
+        body += (
+            "<table id='tests'><tr><th>test</th><th>status</th><th>points</th><th>message</th></tr>"
+        )
+        for t in live["tests"]:
+            body += (
+                f"<tr><td>{escape(t['name'])}</td><td class='{escape(t['status'])}'>"
+                f"{escape(t['status'])}</td><td>{t['score']:g} / {t['max_score']:g}</td>"
+                f"<td>{escape(t['message'])}</td></tr>"
+            )
+        for name in live["tests_waiting"]:
+            state = "running" if name == live["running"] else "waiting"
+            body += f"<tr><td>{escape(name)}</td><td class='{state}'>{state}</td><td></td><td></td></tr>"
+        body += "</table>"
+    left = len(live["tests_waiting"]) + live["other_tests_waiting"]
+    if live["phase"] == "tests" and left:
+        trains = live["trains_waiting"]
+        body += (
+            f"<p id='waiting'>Still to come: {left} test{'s' if left != 1 else ''}"
+            + (f", {trains} of them training your model (these take longest)" if trains else "")
+            + ".</p>"
+        )
+    elif live["phase"] == "notebook":
+        body += "<p id='waiting'>The hidden tests start when your notebook has run.</p>"
+    return body + "</div>"
 
 
 def refused(lab: str, message: str, *, back: str = "..") -> str:

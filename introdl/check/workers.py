@@ -27,10 +27,12 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
+from queue import Empty
 from typing import Any
 
 from introdl.check.fair_queue import Check, CheckQueue
 from introdl.check.grader import grade_check
+from introdl.check.live import LiveChecks
 from introdl.check.settings import course_settings
 from introdl.grading.grade import GradeOptions
 from introdl.grading.kernel.launch import sweep_stale
@@ -48,11 +50,21 @@ def failed(check: Check, reason: str) -> dict[str, Any]:
             "tests": [], "errors": [reason]}  # fmt: skip
 
 
+def _next_event(channel: Any) -> tuple[int, dict[str, Any]] | None:
+    """The next (check id, event) from the worker processes, or None after a second of quiet."""
+    try:
+        got: tuple[int, dict[str, Any]] = channel.get(timeout=1.0)
+    except Empty:
+        return None
+    return got
+
+
 class GradingStopped(Exception):
     """A grading was stopped by SIGTERM (the watchdog, or the service stopping)."""
 
 
 def _grade(
+    check_id: int,
     course: Path,
     lab: str,
     student: str,
@@ -64,8 +76,9 @@ def _grade(
 ) -> dict[str, Any]:
     try:
         return grade_check(
-            course, lab, student, notebook, slot=slot, warm=warm, take_timeout=take, options=options
-        )
+            course, lab, student, notebook, slot=slot, warm=warm, take_timeout=take,
+            options=options, on_progress=_progress_of(check_id),
+        )  # fmt: skip
     except SystemExit:  # sent back as a plain error: a SystemExit would end the service's loop
         raise GradingStopped("the grading was stopped") from None
 
@@ -74,8 +87,22 @@ def _leave(signum: int, frame: object) -> None:
     raise SystemExit(0)  # unwinds a grading in progress; the warm pool closes at process exit
 
 
-def _init_worker() -> None:
+# This worker process's channel back to the service (a multiprocessing queue, set at start).
+_CHANNEL: Any = None
+
+
+def _init_worker(channel: Any = None) -> None:
+    global _CHANNEL
+    _CHANNEL = channel
     signal.signal(signal.SIGTERM, _leave)
+
+
+def _progress_of(check_id: int) -> Callable[[dict[str, Any]], None] | None:
+    """Send a grading's progress events to the service, tagged with CHECK_ID (the live view)."""
+    channel = _CHANNEL
+    if channel is None:
+        return None
+    return lambda event: channel.put((check_id, event))
 
 
 def grading_limit(course: Path, lab: str) -> float:
@@ -100,14 +127,16 @@ def overran(check: Check, limit: float, margin: float) -> dict[str, Any]:
 class Worker:
     """One grading process, with its warm kernels; replaced when it must be killed."""
 
-    def __init__(self, slot: int) -> None:
+    def __init__(self, slot: int, channel: Any = None) -> None:
         self.slot = slot
+        self.channel = channel
         self.executor = self._new()
 
-    @staticmethod
-    def _new() -> cf.ProcessPoolExecutor:
+    def _new(self) -> cf.ProcessPoolExecutor:
         context = multiprocessing.get_context("spawn")
-        return cf.ProcessPoolExecutor(1, mp_context=context, initializer=_init_worker)
+        return cf.ProcessPoolExecutor(
+            1, mp_context=context, initializer=_init_worker, initargs=(self.channel,)
+        )
 
     def processes(self) -> list[multiprocessing.Process]:
         return list((self.executor._processes or {}).values())
@@ -154,15 +183,25 @@ class Workers:
         self.options = options or GradeOptions()
         self.margin = float(course_settings(course).watchdog_margin if margin is None else margin)
         self.wake = asyncio.Event()
-        self.slots = [Worker(100 + i) for i in range(workers)]
+        self.live = LiveChecks()
+        self.channel = multiprocessing.get_context("spawn").Queue()
+        self.slots = [Worker(100 + i, self.channel) for i in range(workers)]
         self.on_done: Callable[[Check], None] | None = None
 
     async def run(self) -> None:
         """Serve the queue for ever (or until cancelled)."""
         try:
-            await asyncio.gather(*(self._one(worker) for worker in self.slots))
+            await asyncio.gather(self._listen(), *(self._one(worker) for worker in self.slots))
         finally:
             self.stop()
+
+    async def _listen(self) -> None:
+        """Bring the workers' progress events into the live view, on the service's own loop."""
+        loop = asyncio.get_running_loop()
+        while True:
+            got = await loop.run_in_executor(None, _next_event, self.channel)
+            if got is not None:
+                self.live.update(*got)
 
     def stop(self) -> None:
         """End the worker processes: a grading in progress unwinds its sandbox, the warm kernels
@@ -178,6 +217,7 @@ class Workers:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), timeout=2.0)
                 continue
+            self.live.start(check.id)
             try:
                 results = await self._grade(worker, check)
             except Exception as err:  # never leave a check running: it gets a verdict
@@ -185,6 +225,10 @@ class Workers:
                 results = failed(
                     check, f"the check could not be graded ({type(err).__name__}); ask staff"
                 )
+            live = self.live.finish(check.id)
+            if live is not None and live.first_result_at is not None:
+                first = round(live.first_result_at - check.requested_at, 3)
+                results = {**results, "first_result_seconds": first}
             self.queue.finish(check.id, results)
             log.info("check %d: %s / %s", check.id, results.get("score"), results.get("max_score"))
             if self.on_done is not None:
@@ -205,7 +249,7 @@ class Workers:
         executor = worker.executor
         started = time.monotonic()
         future = loop.run_in_executor(
-            executor, _grade, self.course, check.lab, check.student, notebook, worker.slot,
+            executor, _grade, check.id, self.course, check.lab, check.student, notebook, worker.slot,
             self.warm, take, self.options,
         )  # fmt: skip
         try:

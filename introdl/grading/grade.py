@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,8 +21,9 @@ from nbformat import NotebookNode
 from introdl.grading.door.bridge import Student
 from introdl.grading.hidden.runner import run_hidden_tests
 from introdl.grading.kernel.launch import start_kernel
-from introdl.grading.kernel.notebook import NotebookRun, run_notebook
+from introdl.grading.kernel.notebook import CellRecord, NotebookRun, run_notebook
 from introdl.grading.pool import KernelPool
+from introdl.grading.record.live import Listener, notify
 from introdl.grading.record.results import CellRun, Event, Phases, Results, Sandbox
 from introdl.grading.sandbox import default_backend, gpu_count
 from introdl.grading.sandbox.limits import DEFAULT_LIMITS, Limits, lab_limits
@@ -129,6 +131,7 @@ def grade_submission(
     slot: int = 0,
     pool: KernelPool | None = None,
     datadir: Path | None = None,
+    on_progress: Listener | None = None,
 ) -> Graded:
     """Grade SUBMISSION of its lab in sandbox slot SLOT (distinct per concurrent grading).
 
@@ -137,6 +140,7 @@ def grade_submission(
     a pool's kernels have their data view already). With POOL (see `warm_pool`) the kernel is a
     warm one taken from it, used for this submission only; `phases.sandbox_start` is then how long
     the submission waited for it. Without, the sandbox and kernel are started here (the cold path).
+    ON_PROGRESS receives the grading's events as they happen (introdl/grading/record/live.py).
     """
     started = time.monotonic()
     lab = submission.lab
@@ -197,7 +201,10 @@ def grade_submission(
         sandbox = dataclasses.replace(sandbox, workdir_quota=copy.quota)
         workdir = copy.path
         t_notebook = time.monotonic()
-        run = run_notebook(kernel, workdir / submission.notebook.name)
+        code = [i for i, cell in enumerate(nb.cells) if cell.cell_type == "code"]
+        notify(on_progress, {"event": "notebook", "code_cells": len(code)})
+        on_cell = cell_event(on_progress, code, public_checks(nb))
+        run = run_notebook(kernel, workdir / submission.notebook.name, on_cell)
         t_tests = time.monotonic()
         tests = run_hidden_tests(
             root / "grader_tests" / lab,
@@ -206,6 +213,7 @@ def grade_submission(
             points=points,
             only=options.only,
             deadline=t_notebook + limits.grading_timeout,
+            on_event=on_progress,
         )
         t_end = time.monotonic()
         events = tuple(Event("repaired", note) for note in notes)
@@ -224,6 +232,31 @@ def grade_submission(
         cells=cell_runs(run),
     )
     return Graded(graded, nbformat.writes(executed), tuple(notes))
+
+
+def public_checks(nb: NotebookNode) -> set[int]:
+    """The indices of NB's grade cells: the public checks nbgrader scores (not answer cells)."""
+    marks = [cell.get("metadata", {}).get("nbgrader", {}) for cell in nb.cells]
+    return {i for i, m in enumerate(marks) if m.get("grade") and not m.get("solution")}
+
+
+def cell_event(
+    listener: Listener | None, code: list[int], checks: set[int]
+) -> Callable[[CellRecord], None] | None:
+    """The notebook runner's per-cell callback that tells LISTENER which code cell ended, counted
+    as JupyterLab counts code cells (CODE: the notebook indices of its code cells), with the grade
+    id of the public checks (CHECKS: the grade cells' indices)."""
+    if listener is None:
+        return None
+    position = {index: k + 1 for k, index in enumerate(code)}
+
+    def ended(record: CellRecord) -> None:
+        grade_id = record.grade_id if record.index in checks else None
+        event = {"event": "cell", "code_cell": position.get(record.index),
+                 "grade_id": grade_id, "status": record.status}  # fmt: skip
+        notify(listener, event)
+
+    return ended
 
 
 def cell_runs(run: NotebookRun) -> tuple[CellRun, ...]:

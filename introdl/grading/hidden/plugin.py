@@ -6,6 +6,8 @@
   it in feedback but only counts it in a pre-deadline check (also as `@pytest.mark.visibility(...)`).
 - `@pytest.mark.budget(seconds=S)`: a test's wall-clock budget, fixture setup included (default
   DEFAULT_BUDGET). An overrunning test is stopped by SIGALRM and fails with a clear message.
+- `@pytest.mark.trains`: the test trains a model (slow); such tests run after all the others, so a
+  live check shows the fast results first (introdl/grading/record/live.py).
 - Fixtures: `student` (the only door into the student's kernel), `rng` (a NumPy generator seeded
   from the grading seed and the test's id) and `seed` (an int drawn the same way).
 - Each test's outcome becomes a `TestResult` whose `output` is the authored message only (see
@@ -38,6 +40,7 @@ from introdl.grading.hidden.marks import (
     item_location,
     node_key,
 )
+from introdl.grading.record.live import Listener, notify
 from introdl.grading.record.results import Status, TestResult
 
 MARKERS = (
@@ -45,6 +48,7 @@ MARKERS = (
     "budget(seconds): the wall-clock budget of a hidden test, fixture setup included",
     "visibility(name): who sees the test before the due date: visible (default), "
     "after_due_date (counted only, then shown), hidden (never shown in checks or feedback)",
+    "trains: the test trains a model; it runs after every test that does not",
 )
 
 
@@ -97,6 +101,7 @@ class HiddenTestPlugin:
         scrub: Sequence[str] = (),
         default_budget: float = DEFAULT_BUDGET,
         deadline: float | None = None,
+        on_event: Listener | None = None,
     ) -> None:
         # Underscored: the public names are the fixtures `student` and `seed` below.
         self._student = student
@@ -106,6 +111,7 @@ class HiddenTestPlugin:
         self.scrub = tuple(sorted({s for s in scrub if s}, key=len, reverse=True))
         self.default_budget = default_budget
         self.deadline = deadline  # time.monotonic() past which no hidden test may run
+        self.on_event = on_event  # the live view: the plan, then each outcome as it lands
         self.problems: list[str] = []
         self.items: list[pytest.Item] = []
         self.phases: dict[str, dict[str, _Phase]] = {}
@@ -137,8 +143,13 @@ class HiddenTestPlugin:
         deselected = [it for it in items if it not in selected]
         if deselected:
             config.hook.pytest_deselected(items=deselected)
+        # Fast tests first, those that train a model last (stable: authored order otherwise), so
+        # that a student watching a check sees most results within seconds.
+        selected.sort(key=lambda item: item.get_closest_marker("trains") is not None)
         items[:] = selected
         self.items = list(selected)
+        if not self.problems:
+            notify(self.on_event, {"event": "tests", "planned": [planned(i) for i in selected]})
 
     def _check_markers(self, items: list[pytest.Item]) -> None:
         names: dict[str, str] = {}
@@ -297,6 +308,14 @@ class HiddenTestPlugin:
         )
         return report
 
+    def pytest_runtest_logfinish(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
+        if self.on_event is None:
+            return
+        for item in self.items:
+            if item.nodeid == nodeid:
+                notify(self.on_event, {"event": "test", "result": self._resolve(item).to_json()})
+                return
+
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
         # pytest reports collection errors as Session.Interrupted, a KeyboardInterrupt subclass.
         if not isinstance(excinfo.value, pytest.Session.Interrupted | pytest.Session.Failed):
@@ -354,6 +373,18 @@ class HiddenTestPlugin:
             visibility=visibility,
             duration=elapsed,
         )
+
+
+def planned(item: pytest.Item) -> dict[str, Any]:
+    """A hidden test as the live view announces it before it runs (no source, no inputs)."""
+    grade_id, points, visibility = grade_of(item)
+    return {
+        "name": item.name,
+        "grade_id": grade_id,
+        "max_score": points,
+        "visibility": visibility,
+        "trains": item.get_closest_marker("trains") is not None,
+    }
 
 
 def overrun_message(timing: _Timing) -> str:

@@ -26,6 +26,7 @@ import pytest
 from introdl.grading.errors import BadInput
 from introdl.grading.hidden.marks import DEFAULT_BUDGET
 from introdl.grading.hidden.plugin import HiddenTestPlugin, StudentLike
+from introdl.grading.record.live import Listener
 from introdl.grading.record.results import TestResult
 
 
@@ -42,6 +43,7 @@ def run_hidden_tests(
     only: Sequence[str] = (),
     default_budget: float = DEFAULT_BUDGET,
     deadline: float | None = None,
+    on_event: Listener | None = None,
 ) -> list[TestResult]:
     """Run the hidden suite in SUITE_DIR against STUDENT; one `TestResult` per test, in order.
 
@@ -51,6 +53,7 @@ def run_hidden_tests(
     DEADLINE (a `time.monotonic()` value) ends the phase: a test's budget is cut to what is left
     of it, and a test that would start past it fails without running (the submission's grading
     limit, `Limits.grading_timeout`).
+    ON_EVENT receives the plan and each outcome as it lands (introdl/grading/record/live.py).
     Raises `HiddenSuiteError` naming the file when the suite itself is broken.
     """
     suite_dir = suite_dir.resolve()
@@ -69,6 +72,7 @@ def run_hidden_tests(
         scrub=(str(scope), str(suite_dir)),
         default_budget=default_budget,
         deadline=deadline,
+        on_event=on_event,
     )
     args = [
         str(suite_dir),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -97,8 +98,15 @@ def load_notebook(notebook: Path | nbformat.NotebookNode) -> nbformat.NotebookNo
         ) from err
 
 
-def run_notebook(kernel: SandboxedKernel, notebook: Path | nbformat.NotebookNode) -> NotebookRun:
-    """Execute the code cells of `notebook` in `kernel`; never raises for what the cells do."""
+def run_notebook(
+    kernel: SandboxedKernel,
+    notebook: Path | nbformat.NotebookNode,
+    on_cell: Callable[[CellRecord], None] | None = None,
+) -> NotebookRun:
+    """Execute the code cells of `notebook` in `kernel`; never raises for what the cells do.
+
+    ON_CELL (if given) is called with each code cell's record once the cell has ended (skipped
+    cells included), in order: the live view of a grading (introdl/grading/record/live.py)."""
     nb = load_notebook(notebook)
     limits = kernel.limits
     start = time.monotonic()
@@ -125,9 +133,11 @@ def run_notebook(kernel: SandboxedKernel, notebook: Path | nbformat.NotebookNode
             kernel.record("budget_exhausted", skip_reason, index)
         if skip_reason is not None:
             record.evalue = skip_reason
+            _ended(on_cell, record)
             continue
         if not cell.source.strip():
             record.status = "ok"
+            _ended(on_cell, record)
             continue
         by_budget = remaining < limits.cell_timeout
         result = kernel.execute(
@@ -144,6 +154,7 @@ def run_notebook(kernel: SandboxedKernel, notebook: Path | nbformat.NotebookNode
         record.outputs = result.outputs
         record.truncated = result.truncated
         record.execution_count = result.execution_count
+        _ended(on_cell, record)
     kernel.timings["notebook"] = round(time.monotonic() - start, 3)
     return NotebookRun(
         records,
@@ -151,3 +162,8 @@ def run_notebook(kernel: SandboxedKernel, notebook: Path | nbformat.NotebookNode
         kernel.timings["notebook"],
         kernel.alive,
     )
+
+
+def _ended(on_cell: Callable[[CellRecord], None] | None, record: CellRecord) -> None:
+    if on_cell is not None:
+        on_cell(record)
