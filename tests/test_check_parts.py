@@ -17,6 +17,7 @@ import pytest
 
 from introdl.check.fair_queue import DAY, Check, CheckQueue, Limits, OverLimit
 from introdl.check.grader import status_lines, student_view
+from introdl.check.live import Live, live_view
 from introdl.check.notebook import NotebookError, due_date, read_student_notebook, released_labs
 from introdl.check.settings import ConfigError, course_settings, limits_of
 from introdl.check.workers import Workers
@@ -288,6 +289,14 @@ def test_warm_workers_grade_each_check_and_leave_nothing_when_stopped(tmp_path: 
     q = queue(tmp_path, cooldown_seconds=0)
     workers = Workers(q, course, 1, warm=1)
     verdicts: list[Check] = []
+    events: list[tuple[int, str, bool]] = []  # (check, event, whether its verdict was stored yet)
+    update = workers.live.update
+
+    def spy(check_id: int, event: dict[str, object]) -> None:
+        events.append((check_id, str(event["event"]), q.get(check_id).state == "done"))
+        update(check_id, event)
+
+    workers.live.update = spy  # type: ignore[method-assign]
 
     async def two_checks() -> None:
         serving = asyncio.create_task(workers.run())
@@ -310,6 +319,14 @@ def test_warm_workers_grade_each_check_and_leave_nothing_when_stopped(tmp_path: 
     asyncio.run(two_checks())
     scores = {c.student: (c.results or {}).get("score") for c in verdicts}
     assert scores == {"ada": 2.0, "ben": 0.0}, [c.results for c in verdicts]
+    # the live view heard each grading as it went, before its verdict: cells, the plan, each test
+    for check in verdicts:
+        heard = [kind for check_id, kind, done in events if check_id == check.id and not done]
+        assert heard[0] == "notebook", heard
+        assert {"cell", "tests"} <= set(heard), heard
+        assert heard.count("test") == len((check.results or {})["tests"]), heard
+        first = (check.results or {})["first_result_seconds"]
+        assert 0 < first < (check.wait or 0), (first, check.wait)
     sandbox_uids = range(SANDBOX_UID_BASE + 100, SANDBOX_UID_BASE + 200)
     left = [pid for uid in sandbox_uids for pid in processes_of_uid(uid)]
     assert not left, f"processes of sandbox uids left after stop: {left}"
@@ -333,7 +350,22 @@ def test_student_text_on_the_check_pages_is_inert() -> None:
            "verdict": verdict, "wait_seconds": 1.0}  # fmt: skip
     refusal = {"at": 0.0, "who": f"hub user {evil}", "action": f"POST /labs/{evil}",
                "reason": f"the `student` parameter was given 2 times ({evil!r})"}  # fmt: skip
-    for html in (pages.check(row), pages.staff([], [], [], xsrf="t", refusals=[refusal])):
+    live = Live(code_cells=3, cells_done=2, planned=[
+        {"name": f"t{evil}", "grade_id": "g", "max_score": 1.0, "visibility": "visible", "trains": False},
+        {"name": "later", "grade_id": "g", "max_score": 1.0, "visibility": "visible", "trains": True},
+    ])  # fmt: skip
+    live.update({"event": "cell", "code_cell": 2, "grade_id": evil, "status": "error"}, 1.0)
+    live.update({"event": "test", "result": {"name": f"t{evil}", "status": "failed",
+                 "score": 0.0, "max_score": 1.0, "output": evil}}, 2.0)  # fmt: skip
+    running = {**row, "state": "running", "eta_seconds": 3.0,
+               "progress": live_view(live, due=None, now=datetime.now(UTC))}  # fmt: skip
+    htmls = (
+        pages.check(row),
+        pages.check(running),
+        pages.staff([], [], [], xsrf="t", refusals=[refusal]),
+    )
+    assert "Still to come: 1 test, 1 of them training your model" in htmls[1]
+    for html in htmls:
         assert "<img" not in html
         assert "<script" not in html
         assert "&lt;img src=x onerror=alert(1)&gt;" in html

@@ -282,6 +282,50 @@ def test_a_test_over_its_budget_fails_and_the_next_test_still_runs(tmp_path: Pat
     assert student.interrupted >= 2
 
 
+def test_results_stream_as_they_land_and_training_tests_run_last(tmp_path: Path) -> None:
+    """Does the runner announce the plan (tests marked `trains` last, whatever their place in the
+    file) and send each outcome the moment its test ends, before the next test starts?"""
+    suite = write_suite(
+        tmp_path,
+        {
+            "test_stream.py": """
+            import pytest
+
+            @pytest.mark.trains
+            @pytest.mark.grade("t", points=1)
+            def test_trains_a_model(student):
+                assert student.heard == ["tests", "test:test_fast", "test:test_fails_fast"]
+
+            @pytest.mark.grade("t", points=1)
+            def test_fast(student):
+                assert student.heard == ["tests"]
+
+            @pytest.mark.grade("t", points=1)
+            def test_fails_fast(student):
+                assert False, "wrong on purpose"
+            """
+        },
+    )
+    student = Recorder()
+    student.heard = []  # type: ignore[attr-defined]
+    events: list[dict[str, Any]] = []
+
+    def listen(event: dict[str, Any]) -> None:
+        events.append(event)
+        name = event["result"]["name"] if event["event"] == "test" else ""
+        student.heard.append(f"test:{name}" if name else event["event"])  # type: ignore[attr-defined]
+
+    outcomes = run_hidden_tests(suite, student, seed=0, points={"t": 3}, on_event=listen)
+    assert [t["name"] for t in events[0]["planned"]] == [
+        "test_fast", "test_fails_fast", "test_trains_a_model"
+    ]  # fmt: skip
+    assert [t["trains"] for t in events[0]["planned"]] == [False, False, True]
+    assert [(t.name, t.status) for t in outcomes] == [
+        ("test_fast", "passed"), ("test_fails_fast", "failed"), ("test_trains_a_model", "passed")
+    ]  # fmt: skip
+    assert [e["result"] for e in events[1:]] == [t.to_json() for t in outcomes]
+
+
 def test_off_the_main_thread_an_overrun_is_failed_after_the_fact(tmp_path: Path) -> None:
     """Graded on a worker thread (as a Dask worker does), where no SIGALRM can stop a test, does
     a test that overruns its budget still fail, with the time it took, and the next one pass?"""

@@ -389,6 +389,7 @@ def trained(student, seed) -> Training:
     return result
 
 
+@pytest.mark.trains
 @pytest.mark.grade("rnn_loss", points=5)
 @pytest.mark.budget(seconds=150)
 def test_rnn_learns_the_tunes(trained):
@@ -457,6 +458,7 @@ def test_generate_text_samples_from_the_predicted_distribution(student, rng, see
     )
 
 
+@pytest.mark.trains
 @pytest.mark.grade("generation", points=2)
 @pytest.mark.budget(seconds=200)
 def test_generated_text_after_training_holds_a_tune(student, trained):

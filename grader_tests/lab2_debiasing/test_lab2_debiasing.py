@@ -450,6 +450,7 @@ def train(
     return np.array([float(v.reshape(())) for v in values]), [float(m) for m in moved]
 
 
+@pytest.mark.trains
 @pytest.mark.grade("train_step", points=1.5)
 @pytest.mark.budget(seconds=120)
 def test_training_steps_lower_the_total_loss_on_a_fixed_batch(kernel, rng, seed) -> None:
@@ -462,6 +463,7 @@ def test_training_steps_lower_the_total_loss_on_a_fixed_batch(kernel, rng, seed)
     )
 
 
+@pytest.mark.trains
 @pytest.mark.grade("train_step", points=0.5)
 @pytest.mark.budget(seconds=90)
 def test_training_step_updates_encoder_and_decoder(kernel, rng, seed) -> None:

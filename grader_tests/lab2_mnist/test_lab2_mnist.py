@@ -79,6 +79,7 @@ def test_fc_model_outputs_ten_probabilities_per_image(student, rng) -> None:
     probability_rows(student, "build_fc_model", rng)
 
 
+@pytest.mark.trains
 @pytest.mark.grade("fc_model", points=1)
 @pytest.mark.budget(seconds=quality.BUDGET)
 def test_fc_model_heldout_accuracy(student, seed, memo) -> None:
@@ -91,6 +92,7 @@ def test_fc_model_heldout_accuracy(student, seed, memo) -> None:
     )
 
 
+@pytest.mark.trains
 @pytest.mark.grade("fc_model", points=1)
 @pytest.mark.budget(seconds=quality.BUDGET)
 def test_fc_model_heldout_probabilities_are_confident(student, seed, memo) -> None:
@@ -184,6 +186,7 @@ def test_cnn_model_convolves_with_a_sane_number_of_weights(student, rng) -> None
     )
 
 
+@pytest.mark.trains
 @pytest.mark.grade("cnn_model", points=3)
 @pytest.mark.budget(seconds=quality.BUDGET)
 def test_cnn_model_heldout_accuracy(student, seed, memo) -> None:
@@ -197,6 +200,7 @@ def test_cnn_model_heldout_accuracy(student, seed, memo) -> None:
     )
 
 
+@pytest.mark.trains
 @pytest.mark.grade("cnn_model", points=1)
 @pytest.mark.budget(seconds=quality.BUDGET)
 def test_cnn_model_heldout_probabilities_are_confident(student, seed, memo) -> None:

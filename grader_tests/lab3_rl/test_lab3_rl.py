@@ -353,6 +353,7 @@ def check_cartpole_trace(trace: dict[str, Any], seed: int, w: np.ndarray, steps:
 
 
 # --- 3.7 CartPole training, judged on reward curves ------------------------------------------
+@pytest.mark.trains
 @pytest.mark.grade("cartpole_training", points=2.5)
 @pytest.mark.budget(seconds=100)
 def test_cartpole_reward_curve_rises_past_target(kernel: Any, seed: int) -> None:
@@ -400,6 +401,7 @@ def test_cartpole_reward_curve_rises_past_target(kernel: Any, seed: int) -> None
     )
 
 
+@pytest.mark.trains
 @pytest.mark.grade("cartpole_training", points=1.5)
 @pytest.mark.budget(seconds=50)
 def test_trained_cartpole_policy_balances_in_graders_environments(
@@ -536,6 +538,7 @@ def test_pong_rollout_records_frame_differences_of_the_game(
             )
 
 
+@pytest.mark.trains
 @pytest.mark.grade("pong_training", points=1)
 @pytest.mark.budget(seconds=90)
 def test_pong_training_steps_run_end_to_end(kernel: Any, seed: int) -> None:
