@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +18,7 @@ from jupyterhub.services.auth import HubOAuth
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
+from introdl.check.eta import DEFAULT_SECONDS, finish_times, late_words
 from introdl.check.fair_queue import Check, CheckQueue
 from introdl.check.grader import student_view
 from introdl.check.live import live_view
@@ -29,7 +29,7 @@ from introdl.grading.grade import GradeOptions
 
 log = logging.getLogger("introdl.check")
 GROUP_CACHE_SECONDS = 30.0
-DEFAULT_SECONDS = 60.0  # ETA of a lab never checked yet
+DUE_CACHE_SECONDS = 30.0
 
 
 class CheckApp:
@@ -56,6 +56,7 @@ class CheckApp:
         # The singleton: the OAuth callback handler finds the login state (PKCE verifier) there.
         self.hub_auth = HubOAuth.instance(cache_max_age=5)
         self._groups: dict[str, tuple[float, set[str]]] = {}
+        self._due: dict[str, tuple[float, datetime | None]] = {}
 
     def labs(self) -> list[str]:
         return released_labs(self.course)
@@ -82,25 +83,40 @@ class CheckApp:
             "state": check.state,
             "requested_at": check.requested_at,
         }
+        if check.state in ("queued", "running"):
+            clock = time.time()
+            means: dict[str, float] = {}
+
+            def seconds(lab: str) -> float:
+                if lab not in means:
+                    means[lab] = self.queue.mean_seconds(lab) or DEFAULT_SECONDS
+                return means[lab]
+
+            order, running = self.queue.order(), self.queue.running()
+            ends = finish_times(order, running, self.workers.workers, seconds, clock)
+            end = ends.get(check.id, clock + seconds(check.lab))
+            row["eta_seconds"] = round(max(1.0, end - clock), 1)
+            row["late"] = late_words(end, self.due(check.lab))
         if check.state == "queued":
-            position = self.queue.position(check.id) or 1
-            mean = self.queue.mean_seconds(check.lab) or DEFAULT_SECONDS
-            row["position"] = position
-            row["eta_seconds"] = round(math.ceil(position / self.workers.workers) * mean, 1)
-        if check.state == "running" and check.started_at is not None:
-            mean = self.queue.mean_seconds(check.lab) or DEFAULT_SECONDS
-            row["eta_seconds"] = round(max(1.0, check.started_at + mean - time.time()), 1)
+            row["position"] = 1 + next((i for i, c in enumerate(order) if c.id == check.id), 0)
+        if check.state == "running":
             live = self.workers.live.get(check.id)
             if live is not None:
-                due = due_date(self.course, check.lab)
+                due = self.due(check.lab)
                 row["progress"] = live_view(live, due=due, now=datetime.now(UTC))
         if check.results is not None:
             now = datetime.now(UTC)
-            row["verdict"] = student_view(
-                check.results, due=due_date(self.course, check.lab), now=now
-            )
+            row["verdict"] = student_view(check.results, due=self.due(check.lab), now=now)
             row["wait_seconds"] = round(check.wait or 0.0, 2)
         return row
+
+    def due(self, lab: str) -> datetime | None:
+        """LAB's due date, read from the gradebook at most every DUE_CACHE_SECONDS (pages of
+        a long queue refresh every second)."""
+        cached = self._due.get(lab)
+        if cached is None or time.monotonic() - cached[0] > DUE_CACHE_SECONDS:
+            cached = self._due[lab] = (time.monotonic(), due_date(self.course, lab))
+        return cached[1]
 
     async def ask(self, student: str, lab: str) -> Check:
         """Queue a check of STUDENT's own notebook of LAB (NotebookError / OverLimit say why not);

@@ -49,6 +49,11 @@ CREATE TABLE IF NOT EXISTS extra_checks (
 """
 
 
+# Every column but the notebook copy (up to the notebook size limit each): pages of a long queue
+# read the queue every second, and must not read every waiting notebook to do it.
+COLUMNS = "id, student, lab, state, requested_at, started_at, finished_at, attempts, results"
+
+
 @dataclass(frozen=True)
 class Limits:
     """A course's check limits (nbgrader_config.py: `c.CheckService.*`, see settings.py)."""
@@ -167,13 +172,13 @@ class CheckQueue:
         return self.get(check_id)
 
     def get(self, check_id: int) -> Check:
-        row = self._db.execute("SELECT * FROM checks WHERE id=?", (check_id,)).fetchone()
+        row = self._db.execute(f"SELECT {COLUMNS} FROM checks WHERE id=?", (check_id,)).fetchone()
         if row is None:
             raise KeyError(check_id)
         return _check(row)
 
     def history(self, *, student: str | None = None, lab: str | None = None) -> list[Check]:
-        sql = "SELECT * FROM checks WHERE 1=1"
+        sql = f"SELECT {COLUMNS} FROM checks WHERE 1=1"
         args: list[Any] = []
         if student is not None:
             sql += " AND student=?"
@@ -211,7 +216,7 @@ class CheckQueue:
             last[student] = tick
         return out
 
-    _QUEUED = "SELECT * FROM checks WHERE state='queued' ORDER BY id"
+    _QUEUED = f"SELECT {COLUMNS} FROM checks WHERE state='queued' ORDER BY id"
 
     def take(self, now: float | None = None) -> Check | None:
         """The next check to grade (marked running), or None when the queue is empty."""
@@ -265,7 +270,10 @@ class CheckQueue:
         return sum(float(r["d"]) for r in rows) / len(rows) if rows else None
 
     def running(self) -> list[Check]:
-        return [_check(r) for r in self._db.execute("SELECT * FROM checks WHERE state='running'")]
+        return [
+            _check(r)
+            for r in self._db.execute(f"SELECT {COLUMNS} FROM checks WHERE state='running'")
+        ]
 
     # --- staff --------------------------------------------------------------------------------
     def grant(self, student: str, lab: str, extra: int, by: str) -> None:

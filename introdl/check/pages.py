@@ -86,14 +86,22 @@ def check(row: dict[str, Any]) -> str:
     """One check: waiting (place, ETA), being graded, or its verdict."""
     head = f"<h2>Check {row['id']} of {escape(row['lab'])}</h2><p>asked {when(row['requested_at'])}</p>"
     if row["state"] == "queued":
-        return head + (
-            f"<p class='note' id='state'>Waiting: number {row['position']} in the queue, "
-            f"about {row['eta_seconds']:.0f} s. This page refreshes itself.</p>"
+        return (
+            head
+            + (
+                f"<p class='note' id='state'>Waiting: number {row['position']} in the queue, "
+                f"about {duration(row['eta_seconds'])}. This page refreshes itself.</p>"
+            )
+            + late(row)
         )
     if row["state"] == "running":
-        body = head + (
-            f"<p class='note' id='state'>Your notebook is being graded now (about "
-            f"{row['eta_seconds']:.0f} s left). This page refreshes itself.</p>"
+        body = (
+            head
+            + (
+                f"<p class='note' id='state'>Your notebook is being graded now (about "
+                f"{duration(row['eta_seconds'])} left). This page refreshes itself.</p>"
+            )
+            + late(row)
         )
         return body + (progress(row["progress"]) if row.get("progress") else "")
     v = row["verdict"]
@@ -124,6 +132,19 @@ def check(row: dict[str, Any]) -> str:
     if v.get("hidden_tests_not_shown"):
         body += "<p>Some tests are hidden until grading; they are not counted here.</p>"
     return body
+
+
+def duration(seconds: float) -> str:
+    """Seconds as a person says them: "40 s", "about 3 min", "1 h 20 min"."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
+
+
+def late(row: dict[str, Any]) -> str:
+    words = row.get("late")
+    return f"<p class='refused' id='late'>{escape(words)}</p>" if words else ""
 
 
 def progress(live: dict[str, Any]) -> str:
