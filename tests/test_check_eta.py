@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from introdl.check.eta import finish_times, late_words
+from introdl.check.eta import finish_times, late_words, overtaken
 from introdl.check.fair_queue import Check, CheckQueue, Limits
 
 
@@ -57,3 +57,22 @@ def test_the_queue_reads_no_notebook_to_list_itself(tmp_path: Path) -> None:
     assert q.running() == []
     assert all("notebook" not in s and "*" not in s for s in statements), statements
     assert q.notebook(q.order()[0].id) == big
+
+
+def test_checks_that_will_overtake_are_counted_and_stretch_the_eta(tmp_path: Path) -> None:
+    """The fair queue serves the least recently served first: a student's second check is
+    overtaken by newcomers' first checks. Are exactly those arrivals counted, and do they
+    stretch the ETA by the share of the workers they take?"""
+    q = CheckQueue(tmp_path / "q.sqlite", Limits(cooldown_seconds=0))
+    q.request("ada", "lab", b"{}", now=100.0)
+    q.finish(q.take(now=101.0).id, {}, now=110.0)  # type: ignore[union-attr]
+    q.request("ada", "lab", b"{}", now=200.0)  # ada's second check
+    for name, at in (("ben", 210.0), ("cy", 220.0), ("dee", 50.0)):
+        q.request(name, "lab", b"{}", now=at)
+    # ben and cy (never served) arrived in the window and go ahead of ada; dee came before it
+    assert q.arrivals_ahead("ada", since=150.0) == 2
+    assert q.arrivals_ahead("ben", since=150.0) == 0  # nobody goes ahead of a newcomer's first
+    assert overtaken(60.0, 0, 10.0, 1) == 60.0
+    assert overtaken(60.0, 30, 10.0, 1) == 120.0  # 30 checks of 10 s in 600 s: half the worker
+    assert overtaken(60.0, 30, 10.0, 2) == 80.0
+    assert overtaken(60.0, 10_000, 10.0, 1) == 60.0 / (1 - 0.95)  # bounded, never negative

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import statistics
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +19,13 @@ from jupyterhub.services.auth import HubOAuth
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
-from introdl.check.eta import DEFAULT_SECONDS, finish_times, late_words
+from introdl.check.eta import (
+    DEFAULT_SECONDS,
+    RATE_WINDOW,
+    finish_times,
+    late_words,
+    overtaken,
+)
 from introdl.check.fair_queue import Check, CheckQueue
 from introdl.check.grader import student_view
 from introdl.check.live import live_view
@@ -95,6 +102,10 @@ class CheckApp:
             order, running = self.queue.order(), self.queue.running()
             ends = finish_times(order, running, self.workers.workers, seconds, clock)
             end = ends.get(check.id, clock + seconds(check.lab))
+            if check.state == "queued":
+                ahead = self.queue.arrivals_ahead(check.student, clock - RATE_WINDOW)
+                mean = statistics.fmean(seconds(c.lab) for c in order) if order else 0.0
+                end = clock + overtaken(end - clock, ahead, mean, self.workers.workers)
             row["eta_seconds"] = round(max(1.0, end - clock), 1)
             row["late"] = late_words(end, self.due(check.lab))
         if check.state == "queued":

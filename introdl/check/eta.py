@@ -4,7 +4,12 @@ An honest ETA replays the queue as the workers will serve it: each worker is fre
 running check is expected to end (started + the lab's recent mean grading time), and the checks
 ahead, in the fair queue's order, go one by one to the worker free first, each taking its own
 lab's mean. The check's ETA is when its own grading is expected to end. A lab not graded yet
-counts DEFAULT_SECONDS. When that time falls after the lab's due date, the student is told so
+counts DEFAULT_SECONDS.
+
+The fair queue serves a student who was served less recently first, so in a rush a student's
+second check is overtaken by the first checks of those who arrive after it. `overtaken` stretches
+the ETA by the share of the workers those arrivals take (their rate over the last RATE_WINDOW
+seconds): a wait W with a share r of the workers taken by checks that go ahead lasts W / (1 - r). When that time falls after the lab's due date, the student is told so
 in plain words: the check will still run, but what counts is their submission.
 """
 
@@ -17,6 +22,14 @@ from datetime import UTC, datetime
 from introdl.check.fair_queue import Check
 
 DEFAULT_SECONDS = 60.0  # a lab never checked yet
+RATE_WINDOW = 600.0  # seconds of recent requests that tell how fast checks arrive
+MOST = 0.95  # the share of the workers at which an ETA stops being finite
+
+
+def overtaken(wait: float, arrivals: int, seconds: float, workers: int) -> float:
+    """WAIT stretched by ARRIVALS per RATE_WINDOW of checks (SECONDS each) that will go ahead."""
+    share = min(MOST, arrivals / RATE_WINDOW * seconds / max(1, workers))
+    return wait / (1.0 - share)
 
 
 def finish_times(

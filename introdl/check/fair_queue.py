@@ -269,6 +269,19 @@ class CheckQueue:
         ).fetchall()
         return sum(float(r["d"]) for r in rows) / len(rows) if rows else None
 
+    def arrivals_ahead(self, student: str, since: float) -> int:
+        """How many requests came since SINCE from students the fair queue serves before STUDENT
+        (served less recently, or never): the checks that will still overtake STUDENT's."""
+        row = self._db.execute(
+            "WITH last AS (SELECT student, MAX(started_at) AS t FROM checks"
+            " WHERE started_at IS NOT NULL GROUP BY student)"
+            " SELECT COUNT(*) FROM checks c LEFT JOIN last l ON l.student = c.student"
+            " WHERE c.requested_at > ? AND c.student != ? AND COALESCE(l.t, -1) <"
+            " COALESCE((SELECT t FROM last WHERE student = ?), -1)",
+            (since, student, student),
+        ).fetchone()
+        return int(row[0])
+
     def running(self) -> list[Check]:
         return [
             _check(r)
