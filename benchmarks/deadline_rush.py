@@ -14,7 +14,8 @@ each request from the queue as it stands), on a simulated clock. A grading takes
 time measured on this machine for the lab (`--seconds`, the warm request->verdict medians of
 BENCHMARKS.md "Check my work"), times a jitter drawn uniformly from 0.85-1.3 (the spread measured
 there). With 2 workers on this 2-core machine a grading is slower than with 1 (the two share the
-cores): `--two-worker-slowdown` (measured by `check_latency.py --load`, see BENCHMARKS.md).
+cores): `--two-worker-slowdown`, 1.43 (two workers graded 1.4x as many submissions a minute as
+one: BENCHMARKS.md, "Throughput with 1 and 2 local workers").
 8 and 80 workers are "on paper": grading hosts of 2 cores each, so one worker's measured time.
 
 It prints, per lab and worker count: checks asked, wait (request -> verdict) p50 / p95 / worst,
@@ -214,7 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--seconds", nargs="*", default=[], help="LAB=SECONDS overrides of the measured times"
     )
-    parser.add_argument("--two-worker-slowdown", type=float, default=1.5)
+    # two local workers graded 1.4x as many submissions per minute as one (BENCHMARKS.md,
+    # "Throughput with 1 and 2 local workers"): each grading took 2 / 1.4 = 1.43x as long
+    parser.add_argument("--two-worker-slowdown", type=float, default=1.43)
     parser.add_argument("--window", type=float, default=6.0, help="hours before the deadline")
     parser.add_argument("--tau", type=float, default=1.0, help="hours: how fast asks rise")
     parser.add_argument("--again", type=float, default=0.6)
