@@ -1,0 +1,166 @@
+"""Does the check service grade its queue on the Dask cluster of batch grading, each verdict its
+own student's, even when a worker is killed mid-check?
+
+The cluster is tests/test_dask_no_shared_disk.py's: a real `dask scheduler` and two real `dask
+worker` processes (with nannies), each in a mount namespace where the course directory and the
+data cache are covered by an empty tmpfs, so a check reaches a worker only as what the service
+ships (its notebook, the lab's bundles by hash). The sandboxes are real bwrap sandboxes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import os
+import signal
+import textwrap
+import time
+from pathlib import Path
+
+import nbformat
+import psutil
+import pytest
+from distributed import Client
+from nbformat.v4 import new_code_cell
+
+from introdl.check.cluster_workers import ClusterWorkers
+from introdl.check.fair_queue import Check, CheckQueue
+from introdl.grading.grade import GradeOptions
+from introdl.grading.sandbox.limits import TEST_LIMITS
+from tests.check_driver import check_queue
+from tests.corpus_course import LAB, answer, build_course
+from tests.test_batch_workers import assert_sandboxes_died_with_their_worker
+from tests.test_dask_no_shared_disk import hidden_cluster  # noqa: F401  (the fixture)
+
+# Four hidden tests of half a point: a student whose add(a, b) is right for a < K scores K / 2.
+PLANTED_SUITE = textwrap.dedent(
+    """\
+    import pytest
+
+    @pytest.mark.parametrize("a", [0, 1, 2, 3])
+    @pytest.mark.grade("add", points=0.5)
+    def test_add(student, a):
+        assert student.call("add", a, 10) == a + 10, "add(a, b) should be a + b"
+    """
+)
+OPTIONS = GradeOptions(backend="bwrap", limits=TEST_LIMITS)
+
+
+def planted(release: nbformat.NotebookNode, right_below: int, sleep: float = 0) -> bytes:
+    nb = answer(release, f"return a + b if a < {right_below} else -1")
+    if sleep:
+        nb.cells.append(new_code_cell(f"import time\ntime.sleep({sleep})"))
+    return nbformat.writes(nb).encode()
+
+
+def serve(
+    workers: ClusterWorkers, queue: CheckQueue, ids: list[int], bound: float, during: object
+) -> list[Check]:
+    """Let WORKERS serve until every check in IDS is done (at most BOUND s), calling DURING()
+    every 0.1 s meanwhile; the checks as stored."""
+
+    async def run() -> None:
+        serving = asyncio.create_task(workers.run())
+        deadline = time.monotonic() + bound
+        try:
+            while time.monotonic() < deadline and not serving.done():
+                if all(queue.get(i).state == "done" for i in ids):
+                    break
+                during()  # type: ignore[operator]
+                await asyncio.sleep(0.1)
+        finally:
+            serving.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await serving
+
+    asyncio.run(run())
+    return [queue.get(i) for i in ids]
+
+
+def test_checks_are_graded_on_the_cluster_each_verdict_its_own_and_a_killed_worker_loses_none(
+    tmp_path: Path,
+    hidden_cluster: dict[str, object],  # noqa: F811
+) -> None:
+    """Seven students ask at once: are their checks graded on both workers, each verdict naming
+    its own student with the score planted in their notebook, while the worker grading the slow
+    one is SIGKILLed mid-check (graded again on another worker, once, nothing lost)? And is a
+    verdict a worker sends back under another student's name refused, not stored?"""
+    client = hidden_cluster["client"]
+    assert isinstance(client, Client)
+    course = hidden_cluster["course"]
+    assert isinstance(course, Path)
+    release = build_course(course)  # only now: the workers already hide tmp_path / "course"
+    (course / "grader_tests" / LAB / "test_corpus.py").write_text(PLANTED_SUITE)
+    assert all(names == [] for names in client.run(os.listdir, str(course)).values())
+
+    queue = check_queue(tmp_path / "checks.sqlite")
+    planted_k = {"ada": 4, "ben": 1, "cy": 3, "dee": 0, "eve": 2, "fay": 4, "slo": 3}
+    ids = {
+        student: queue.request(
+            student, LAB, planted(release, k, sleep=4 if student == "slo" else 0)
+        ).id
+        for student, k in planted_k.items()
+    }
+    workers = ClusterWorkers(queue, course, str(hidden_cluster["address"]), warm=1, margin=30)
+    workers.options = OPTIONS
+    pids = client.run(os.getpid)
+    doomed: list[psutil.Process] = []
+    killed: list[str] = []
+
+    def kill_the_worker_grading_slo() -> None:
+        if killed:
+            return
+        for key, (when, _, address) in list(workers.started.items()):
+            if key.startswith(f"check-{ids['slo']}-") and time.monotonic() - when > 1.5:
+                process = psutil.Process(pids[address])
+                doomed.extend(process.children(recursive=True))
+                assert any(p.name() == "bwrap" for p in doomed), "slo's sandbox is not running"
+                os.kill(pids[address], signal.SIGKILL)
+                killed.append(address)
+
+    checks = serve(workers, queue, list(ids.values()), 150, kill_the_worker_grading_slo)
+    assert killed, "slo's check was never seen grading"
+    for check in checks:
+        assert check.state == "done", check
+        assert check.results is not None
+        assert check.results["student"] == check.student, check.results
+        assert check.results["score"] == planted_k[check.student] / 2, (
+            check.student,
+            check.results,
+        )
+        assert check.results["sandbox"]["sandboxed"]
+        assert check.attempts == 1, check  # taken from the fair queue once: Dask moved it
+    on = workers.graded_on
+    assert {name for check_id in ids.values() for name, _ in on[check_id]} == {"w0", "w1"}, on
+    # slo's check started on the killed worker, then once more on a live one
+    first, again = on[ids["slo"]]
+    assert first[1] == killed[0] and again[1] != killed[0], on[ids["slo"]]
+    assert all(len(on[i]) == 1 for s, i in ids.items() if s != "slo"), on
+    assert_sandboxes_died_with_their_worker(doomed)
+
+    # A worker that sends back a verdict under another student's name: refused, not stored.
+    def lie() -> None:
+        from introdl.grading.cluster import dask_run
+
+        real = dask_run.grade_submission
+
+        def liar(*args: object, **kwargs: object) -> object:
+            graded = real(*args, **kwargs)  # type: ignore[arg-type]
+            results = dataclasses.replace(graded.results, student="ada")
+            return dataclasses.replace(graded, results=results)
+
+        dask_run.grade_submission = liar  # type: ignore[assignment]
+
+    client.wait_for_workers(2, timeout=60)
+    client.run(lie)
+    mallory = queue.request("mallory", LAB, planted(release, 4)).id
+    (check,) = serve(workers, queue, [mallory], 60, lambda: None)
+    assert check.results is not None
+    assert check.results["score"] == 0.0
+    assert check.results["student"] == "mallory"
+    (error,) = check.results["errors"]
+    assert "not of this notebook" in error
+    assert [c.student for c in queue.history() if c.results and c.results["score"] > 0] == [
+        s for s in ids if planted_k[s]
+    ]
