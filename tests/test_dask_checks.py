@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import io
 import os
+import re
 import signal
 import textwrap
 import time
@@ -20,18 +22,30 @@ from pathlib import Path
 
 import nbformat
 import psutil
-import pytest
 from distributed import Client
 from nbformat.v4 import new_code_cell
 
 from introdl.check.cluster_workers import ClusterWorkers
 from introdl.check.fair_queue import Check, CheckQueue
+from introdl.grading.batch import grade_class
+from introdl.grading.cluster import warm
 from introdl.grading.grade import GradeOptions
+from introdl.grading.progress import Progress
 from introdl.grading.sandbox.limits import TEST_LIMITS
+from introdl.grading.submission import find_submissions
 from tests.check_driver import check_queue
 from tests.corpus_course import LAB, answer, build_course
-from tests.test_batch_workers import assert_sandboxes_died_with_their_worker
-from tests.test_dask_no_shared_disk import hidden_cluster  # noqa: F401  (the fixture)
+from tests.test_batch_workers import (
+    OPTIONS as BATCH_OPTIONS,
+)
+from tests.test_batch_workers import (
+    assert_sandboxes_died_with_their_worker,
+    course_with_class,
+)
+from tests.test_dask_no_shared_disk import (
+    hidden_cluster,  # noqa: F401  (the fixture)
+    wait_until,
+)
 
 # Four hidden tests of half a point: a student whose add(a, b) is right for a < K scores K / 2.
 PLANTED_SUITE = textwrap.dedent(
@@ -135,9 +149,16 @@ def test_checks_are_graded_on_the_cluster_each_verdict_its_own_and_a_killed_work
     assert {name for check_id in ids.values() for name, _ in on[check_id]} == {"w0", "w1"}, on
     # slo's check started on the killed worker, then once more on a live one
     first, again = on[ids["slo"]]
-    assert first[1] == killed[0] and again[1] != killed[0], on[ids["slo"]]
+    assert first[1] == killed[0], on[ids["slo"]]
+    assert again[1] != killed[0], on[ids["slo"]]
     assert all(len(on[i]) == 1 for s, i in ids.items() if s != "slo"), on
     assert_sandboxes_died_with_their_worker(doomed)
+    # every check the surviving worker graded took a warm kernel of its WarmKernels plugin
+    served = client.run(lambda: list(warm.SERVED))
+    alive = {a for i in ids.values() for _, a in on[i]} - set(killed)
+    for address in alive & set(served):
+        graded_there = [i for i in ids.values() if on[i][-1][1] == address]
+        assert len(served[address]) == len(graded_there) > 0, (served, on)
 
     # A worker that sends back a verdict under another student's name: refused, not stored.
     def lie() -> None:
@@ -164,3 +185,55 @@ def test_checks_are_graded_on_the_cluster_each_verdict_its_own_and_a_killed_work
     assert [c.student for c in queue.history() if c.results and c.results["score"] > 0] == [
         s for s in ids if planted_k[s]
     ]
+
+
+def test_a_batch_on_the_cluster_keeps_warm_kernels_and_says_which_worker_graded_what(
+    tmp_path: Path,
+    hidden_cluster: dict[str, object],  # noqa: F811
+) -> None:
+    """`introdl grade --scheduler ... --warm 1`: does each Dask worker grade from warm kernels
+    (its WarmKernels plugin), does every line name the worker that graded it and how many it has
+    graded, and are the warm kernels gone when the batch ends?"""
+    client = hidden_cluster["client"]
+    assert isinstance(client, Client)
+    course, expected = course_with_class(tmp_path)
+    students = ("a_right", "c_wrong", "f_right", "b_slow_right")
+    out = io.StringIO()
+    progress = Progress(LAB, len(students), "the cluster", stream=out)
+    rows = grade_class(
+        course,
+        find_submissions(course, LAB, students),
+        BATCH_OPTIONS,
+        scheduler=str(hidden_cluster["address"]),
+        progress=progress,
+        warm=1,
+    )
+    progress.close()
+    assert {r.student: (r.status, r.score) for r in rows} == {
+        s: ("graded", expected[s]) for s in students
+    }
+    lines = re.findall(r"\] (\w+): .* on (w[01]) \((\d+) there\)", out.getvalue())
+    assert sorted(s for s, _, _ in lines) == sorted(students), out.getvalue()
+    for worker in {w for _, w, _ in lines}:  # each worker's count goes 1, 2, ...
+        assert [int(n) for _, w, n in lines if w == worker] == list(
+            range(1, 1 + sum(w == worker for _, w, _ in lines))
+        )
+    served = client.run(lambda: list(warm.SERVED))
+    assert sum(len(keys) for keys in served.values()) == len(students), served
+    # the batch's plugin is gone, and with it every warm kernel (no sandbox left on a worker)
+    assert not any(
+        name.startswith("introdl-warm-batch")
+        for plugins in client.run(lambda dask_worker: list(dask_worker.plugins)).values()
+        for name in plugins
+    )
+    wait_until(
+        lambda: (
+            not any(
+                p.name() == "bwrap"
+                for pid in client.run(os.getpid).values()
+                for p in psutil.Process(pid).children(recursive=True)
+            )
+        ),
+        "the batch's warm kernels to be destroyed",
+        timeout=30,
+    )

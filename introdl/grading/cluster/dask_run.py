@@ -40,7 +40,7 @@ from introdl.grading.cluster.shipping import (
     pack_submission,
     unpack_submission,
 )
-from introdl.grading.cluster.warm import TOPIC, WarmKernels, pool_of, stoppable
+from introdl.grading.cluster.warm import SERVED, TOPIC, WarmKernels, pool_of, stoppable
 from introdl.grading.errors import BadInput
 from introdl.grading.grade import Graded, GradeOptions, grade_submission
 from introdl.grading.submission import Submission
@@ -149,7 +149,9 @@ def grade_on_worker(
             pool = plugin.pool(course, data / "view", options, slot)
             if take_timeout is not None:
                 pool.take_timeout = take_timeout
-            return grade_submission(course, sub, options, slot=slot, pool=pool)
+            graded = grade_submission(course, sub, options, slot=slot, pool=pool)
+            SERVED.append(key)
+            return graded
     finally:
         if previous is None:
             os.environ.pop(DATA_DIR_ENV, None)

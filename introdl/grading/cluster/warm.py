@@ -34,7 +34,10 @@ from introdl.grading.grade import GradeOptions, sandbox_env, warm_pool
 from introdl.grading.kernel.launch import sweep_stale
 from introdl.grading.pool import KernelPool
 
-TOPIC = "introdl-grading"  # events {"key", "name" (the worker's), "address", "what": "started"}
+# Events on the scheduler: {"key", "name" (the worker's), "address", "what": "started"}.
+TOPIC = "introdl-grading"
+# Keys of the tasks this worker process graded with a warm kernel, in order.
+SERVED: list[str] = []
 
 
 class GradingStopped(Exception):
