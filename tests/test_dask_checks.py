@@ -22,6 +22,7 @@ from pathlib import Path
 
 import nbformat
 import psutil
+import pytest
 from distributed import Client
 from nbformat.v4 import new_code_cell
 
@@ -237,3 +238,71 @@ def test_a_batch_on_the_cluster_keeps_warm_kernels_and_says_which_worker_graded_
         "the batch's warm kernels to be destroyed",
         timeout=30,
     )
+
+
+# A hidden test that hangs the grader where no deadline of the engine reaches it (off the main
+# thread of a Dask worker the budget's alarm is not armed): add(2, 3) == -1 loops in Python (an
+# exception raised in its thread stops it), -2 sleeps in C (nothing stops it but its process).
+HANGING_SUITE = textwrap.dedent(
+    """\
+    import time
+    import pytest
+
+    @pytest.mark.grade("add", points=2)
+    def test_add_or_hang_the_grader(student):
+        got = student.call("add", 2, 3)
+        while got == -1:
+            pass
+        if got == -2:
+            time.sleep(3600)
+        assert got == 5, "add(2, 3) should be 5"
+    """
+)
+
+
+@pytest.mark.slow
+def test_a_check_that_hangs_its_dask_worker_is_stopped_told_and_the_queue_moves_on(
+    tmp_path: Path,
+    hidden_cluster: dict[str, object],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two checks hang the grader on their Dask workers, one in Python, one in C: is each stopped
+    at its lab's limit plus the margin (counted from its start on the worker), does the student
+    read why, is the first worker kept and the second restarted, and is the next check graded?"""
+    from introdl.check import cluster_workers
+
+    monkeypatch.setattr(cluster_workers, "STOP_GRACE", 10.0)
+    client = hidden_cluster["client"]
+    assert isinstance(client, Client)
+    course = hidden_cluster["course"]
+    assert isinstance(course, Path)
+    release = build_course(course)
+    suite = course / "grader_tests" / LAB
+    (suite / "test_corpus.py").write_text(HANGING_SUITE)
+    (suite / "limits.toml").write_text(
+        "cell_timeout = 2\nnotebook_timeout = 4\ngrading_timeout = 5\n"
+    )
+    queue = check_queue(tmp_path / "checks.sqlite")
+    bodies = {"ada": "return -1", "ben": "return -2", "cy": "return a + b"}
+    ids = {
+        s: queue.request(s, LAB, nbformat.writes(answer(release, b)).encode()).id
+        for s, b in bodies.items()
+    }
+    workers = ClusterWorkers(queue, course, str(hidden_cluster["address"]), warm=1, margin=15)
+    workers.options = OPTIONS
+    pids = client.run(os.getpid)
+    checks = {c.student: c for c in serve(workers, queue, list(ids.values()), 120, lambda: None)}
+    for student in ("ada", "ben"):
+        results = checks[student].results
+        assert results is not None
+        (error,) = results["errors"]
+        assert error.startswith(
+            f"your check was stopped: it took longer than {LAB}'s limit of 20 s"
+        )
+    assert (checks["cy"].results or {}).get("score") == 2.0, checks["cy"]
+    (ada_on,) = workers.graded_on[ids["ada"]]
+    (ben_on,) = workers.graded_on[ids["ben"]]
+    client.wait_for_workers(2, timeout=60)
+    now = client.run(os.getpid)
+    assert now.get(ada_on[1]) == pids[ada_on[1]], (pids, now)  # stopped in its thread: kept
+    assert ben_on[1] not in now or now[ben_on[1]] != pids[ben_on[1]], (pids, now)  # restarted

@@ -277,6 +277,7 @@ class ClusterWorkers:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(asyncio.shield(waiter), timeout=STOP_GRACE)
         if waiter.done():
+            log.info("check task %s stopped on its worker; the worker goes on", key)
             return
         stuck = [address for address, hit in hits.items() if hit is True]
         log.error("check task %s did not stop within %.0f s: restarting %s", key, STOP_GRACE, stuck)
