@@ -61,7 +61,7 @@ from introdl.check.handlers import (
 )
 from introdl.check.notebook import HomeNotebooks, NotebookSource
 from introdl.check.server_notebook import ServerNotebooks
-from introdl.check.settings import course_settings, limits_of
+from introdl.check.settings import CheckService, course_settings, limits_of
 from introdl.grading.grade import GradeOptions
 from introdl.grading.kernel.launch import sweep_stale
 
@@ -110,7 +110,7 @@ async def serve(args: argparse.Namespace) -> None:
         options=grade_options(args),
     )
     app.notebooks = notebook_source(args, app)
-    cluster = args.cluster or str(settings.cluster)
+    cluster = cluster_of(args, settings)
     if cluster:  # checks graded on the Dask cluster of batch grading (docs/cluster.md)
         from introdl.check.cluster_workers import ClusterWorkers
 
@@ -142,6 +142,12 @@ async def serve(args: argparse.Namespace) -> None:
     serving.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await serving
+
+
+def cluster_of(args: argparse.Namespace, settings: CheckService) -> str:
+    """The Dask scheduler checks are graded on: --cluster, else c.CheckService.cluster, else
+    none (the service's own workers)."""
+    return str(args.cluster or settings.cluster)
 
 
 def grade_options(args: argparse.Namespace) -> GradeOptions:
