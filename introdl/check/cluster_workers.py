@@ -58,6 +58,7 @@ log = logging.getLogger("introdl.check")
 OFFERED = "introdl-check-bundles"  # the scheduler's metadata key of the service's bundles
 WARM_PLUGIN = "introdl-warm-checks"
 PRIORITY = 10  # ahead of batch tasks (priority 0) waiting for a worker
+RECONNECT = 10.0  # seconds between two tries to reach a scheduler that cannot be reached
 
 
 class Grading(Protocol):
@@ -113,13 +114,27 @@ class ClusterWorkers:
         return max(1, self.threads)
 
     async def run(self) -> None:
-        """Serve the queue on the cluster for ever (or until cancelled)."""
+        """Serve the queue on the cluster for ever (or until cancelled); while the scheduler
+        cannot be reached, checks wait in the queue and the service tries again."""
+        while True:
+            grading: dict[asyncio.Task[None], int] = {}
+            try:
+                await self._serve_on_cluster(grading)
+            except Exception as err:  # the scheduler is down or refused us: try again later
+                for task, check_id in grading.items():
+                    task.cancel()
+                    self.queue.requeue(check_id)
+                self.threads = 0
+                log.error("the Dask scheduler %s cannot be reached (%s); checks wait in the "
+                          "queue; trying again in %.0f s", self.scheduler, err, RECONNECT)  # fmt: skip
+                await asyncio.sleep(RECONNECT)
+
+    async def _serve_on_cluster(self, grading: dict[asyncio.Task[None], int]) -> None:
         async with Client(self.scheduler, asynchronous=True) as client:
             client.subscribe_topic(TOPIC, self._on_event)
             await self._check_code(client)
             if self.warm > 0:
                 await client.register_plugin(WarmKernels(self.warm), name=WARM_PLUGIN)
-            grading: set[asyncio.Task[None]] = set()
             try:
                 while True:
                     self.threads = await self._threads(client)
@@ -127,16 +142,17 @@ class ClusterWorkers:
                         check = self.queue.take()
                         if check is None:
                             break
-                        grading.add(asyncio.create_task(self._serve(client, check)))
+                        grading[asyncio.create_task(self._serve(client, check))] = check.id
                     self.wake.clear()
                     waker = asyncio.create_task(self.wake.wait())
                     await asyncio.wait(
                         {waker, *grading}, timeout=2.0, return_when="FIRST_COMPLETED"
                     )
                     waker.cancel()
-                    grading = {task for task in grading if not task.done()}
+                    for task in [t for t in grading if t.done()]:
+                        del grading[task]
             finally:
-                for task in grading:
+                for task in grading:  # the service stops: these stay running, re-queued at start
                     task.cancel()
                 with contextlib.suppress(Exception):
                     await client.unregister_worker_plugin(WARM_PLUGIN)
