@@ -8,7 +8,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from introdl.check.service import grade_options, parse_args
+from introdl.check.service import cluster_of, grade_options, parse_args
+from introdl.check.settings import course_settings
 from introdl.check.workers import Workers
 from introdl.grading.grade import GradeOptions
 from tests.check_driver import check_queue, serve_checks
@@ -73,3 +74,15 @@ def test_the_backend_and_image_reach_the_grading_worker(
     assert check.results["errors"] == ["the check could not be graded (BadInput); ask staff"]
     # Here no engine answers; where one does, the image is missing: the docker backend's words.
     assert "no Docker engine answered" in caplog.text or "not-built:check is not" in caplog.text
+
+
+def test_the_dask_cluster_comes_from_the_flag_else_the_course_setting(tmp_path: Path) -> None:
+    """Does `--cluster` (else `c.CheckService.cluster`) send checks to a Dask scheduler, and does
+    a service given neither grade on its own workers?"""
+    (tmp_path / "nbgrader_config.py").write_text(
+        'c = get_config()\nc.CheckService.cluster = "tcp://10.0.0.5:8786"\n'
+    )
+    assert cluster_of(parse_args(BASE), course_settings(tmp_path / "none")) == ""
+    assert cluster_of(parse_args(BASE), course_settings(tmp_path)) == "tcp://10.0.0.5:8786"
+    flag = parse_args([*BASE, "--cluster", "tls://graders:8786"])
+    assert cluster_of(flag, course_settings(tmp_path)) == "tls://graders:8786"

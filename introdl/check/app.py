@@ -13,7 +13,7 @@ import statistics
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jupyterhub.services.auth import HubOAuth
 from tornado import web
@@ -33,6 +33,9 @@ from introdl.check.notebook import HomeNotebooks, NotebookSource, due_date, rele
 from introdl.check.refusals import RefusalLog
 from introdl.check.workers import Workers
 from introdl.grading.grade import GradeOptions
+
+if TYPE_CHECKING:
+    from introdl.check.cluster_workers import Grading
 
 log = logging.getLogger("introdl.check")
 GROUP_CACHE_SECONDS = 30.0
@@ -59,7 +62,7 @@ class CheckApp:
         self.course = course
         self.staff_group = staff_group
         self.notebooks = notebooks or HomeNotebooks()
-        self.workers = Workers(queue, course, workers, warm, options=options)
+        self.workers: Grading = Workers(queue, course, workers, warm, options=options)
         # The singleton: the OAuth callback handler finds the login state (PKCE verifier) there.
         self.hub_auth = HubOAuth.instance(cache_max_age=5)
         self._groups: dict[str, tuple[float, set[str]]] = {}

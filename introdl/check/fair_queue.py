@@ -253,6 +253,15 @@ class CheckQueue:
             )
         return int(cursor.rowcount)
 
+    def requeue(self, check_id: int) -> None:
+        """A running check goes back to the queue (its grading was lost, not finished); its
+        attempts stay counted."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE checks SET state='queued', started_at=NULL WHERE id=? AND state='running'",
+                (check_id,),
+            )
+
     def position(self, check_id: int) -> int | None:
         """1 for the next to be graded; None when not waiting."""
         for index, check in enumerate(self.order()):

@@ -61,7 +61,7 @@ from introdl.check.handlers import (
 )
 from introdl.check.notebook import HomeNotebooks, NotebookSource
 from introdl.check.server_notebook import ServerNotebooks
-from introdl.check.settings import course_settings, limits_of
+from introdl.check.settings import CheckService, course_settings, limits_of
 from introdl.grading.grade import GradeOptions
 from introdl.grading.kernel.launch import sweep_stale
 
@@ -110,12 +110,19 @@ async def serve(args: argparse.Namespace) -> None:
         options=grade_options(args),
     )
     app.notebooks = notebook_source(args, app)
+    cluster = cluster_of(args, settings)
+    if cluster:  # checks graded on the Dask cluster of batch grading (docs/cluster.md)
+        from introdl.check.cluster_workers import ClusterWorkers
+
+        app.workers = ClusterWorkers(
+            queue, course, cluster, int(settings.warm), options=app.workers.options
+        )
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/check/")
     url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", f"http://127.0.0.1:{args.port}"))
     make_app(app, prefix).listen(url.port or args.port, address=url.hostname or "127.0.0.1")
     log.info(
         "check service for %s on port %s: %d workers, limits %s, %d checks re-queued after a "
-        "restart; notebooks from %s, graded with %s",
+        "restart; notebooks from %s, graded with %s%s",
         course,
         url.port,
         app.workers.workers,
@@ -123,6 +130,7 @@ async def serve(args: argparse.Namespace) -> None:
         requeued,
         args.public_url if args.notebooks == "server" else "students' homes on this host",
         app.workers.options.backend_name(),
+        f" on the Dask cluster at {cluster}" if cluster else "",
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -134,6 +142,12 @@ async def serve(args: argparse.Namespace) -> None:
     serving.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await serving
+
+
+def cluster_of(args: argparse.Namespace, settings: CheckService) -> str:
+    """The Dask scheduler checks are graded on: --cluster, else c.CheckService.cluster, else
+    none (the service's own workers)."""
+    return str(args.cluster or settings.cluster)
 
 
 def grade_options(args: argparse.Namespace) -> GradeOptions:
@@ -183,6 +197,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="the grading sandbox (default: docker where a Docker socket exists, else bwrap)",
     )
     parser.add_argument("--image", help="the course image the docker backend grades in")
+    parser.add_argument(
+        "--cluster",
+        default="",
+        help="grade checks on the Dask cluster whose scheduler is at this address "
+        "(tcp://HOST:8786; default: c.CheckService.cluster, else this host's workers)",
+    )
     args = parser.parse_args(argv)
     if args.notebooks == "server" and not args.public_url:
         parser.error(

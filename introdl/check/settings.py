@@ -5,6 +5,7 @@
     c.CheckService.workers = 1             # gradings at once (the grading host's worker count)
     c.CheckService.warm = 1                # warm kernels kept ready per worker (0: start cold)
     c.CheckService.watchdog_margin = 90    # seconds a check may run past its lab's grading limit
+    c.CheckService.cluster = ""            # a Dask scheduler (tcp://HOST:8786): grade checks there
 
 nbgrader itself ignores the section: traitlets warns only about sections of classes it knows.
 """
@@ -14,7 +15,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from traitlets import Float, Int
+from traitlets import Float, Int, Unicode
 from traitlets.config import Configurable
 from traitlets.config.loader import ConfigFileNotFound, PyFileConfigLoader
 
@@ -43,6 +44,12 @@ class CheckService(Configurable):
         "the sandbox's start (a warm kernel's TensorFlow import: ~5 s on a quiet 2-core machine, "
         "~30 s at load 8, twice that when the previous check was of another lab) and what "
         "grading does around the notebook and the tests",
+    ).tag(config=True)
+    cluster = Unicode(
+        "",
+        help="a Dask scheduler's address (tcp://HOST:8786, the cluster that grades batches): "
+        "checks are graded on its workers, one per worker thread, instead of `workers` local "
+        "processes (docs/cluster.md); empty: on this host",
     ).tag(config=True)
 
 

@@ -227,7 +227,8 @@ def grade_class(
 ) -> list[Row]:
     """Grade every submission not already done; land each result as it arrives.
 
-    WARM: kernels each local worker keeps warming while it grades (0: every sandbox starts cold).
+    WARM: kernels each worker (local, or of the Dask cluster) keeps warming while it grades (0:
+    every sandbox starts cold).
 
     Ctrl-C raises `Stopped` once the workers have stopped and what was graded has landed.
     """
@@ -241,14 +242,14 @@ def grade_class(
     if progress:
         progress.plan(len(todo), len(subs) - len(todo))
 
-    def started(sub: Submission) -> None:
+    def started(sub: Submission, worker: str | None = None) -> None:
         if progress:
-            progress.started(sub.student)
+            progress.started(sub.student, worker)
 
     if scheduler:  # Dask is imported only for a cluster; its workers need no shared disk
         from introdl.grading.cluster.dask_run import run_dask
 
-        stream = run_dask(root, todo, options, scheduler)
+        stream = run_dask(root, todo, options, scheduler, warm=warm, on_start=started)
     else:
         stream = run_local(root, todo, options, workers, on_start=started, warm=warm)
     # Landing (nbgrader's preprocessors, the gradebook, files) runs on one thread of its own, in

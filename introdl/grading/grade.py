@@ -87,9 +87,11 @@ def warm_pool(
     labs: tuple[str, ...] = (),
     slot: int = 0,
     limit: int | None = None,
+    datadir: Path | None = None,
 ) -> KernelPool:
     """A pool of warm kernels that grade exactly as OPTIONS say (backend, limits, environment);
-    LIMIT: how many kernels to start at most (a batch of N submissions needs N)."""
+    LIMIT: how many kernels to start at most (a batch of N submissions needs N); DATADIR: the
+    sandboxes' /data (default: this machine's public data sets; a Dask worker's data bundle)."""
     return KernelPool(
         root,
         size=size,
@@ -101,6 +103,7 @@ def warm_pool(
         gpus=options.gpus,
         slot=slot,
         limit=limit,
+        datadir=datadir,
     )
 
 

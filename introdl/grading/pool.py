@@ -162,6 +162,7 @@ class KernelPool:
         slot: int = 0,
         limit: int | None = None,
         take_timeout: float | None = None,
+        datadir: Path | None = None,
     ) -> None:
         if size < 1:
             raise ValueError("a kernel pool needs size >= 1 (no pool at all: pool=None)")
@@ -174,6 +175,7 @@ class KernelPool:
         self.gpus = gpu_count(gpus)  # the docker backend's: None none, -1 all, N that many
         self.slot = slot
         self.limit = limit  # kernels to start at most (a batch of N needs N); None: no end
+        self.datadir = datadir  # the sandboxes' /data (None: this machine's public data sets)
         # One start is bounded (the sandbox's start, then the warm imports); a taker may have to
         # wait for a start of another lab to end and be destroyed, then for its own: two starts.
         one_start = limits.startup_timeout + max(WARM_TIMEOUT, limits.startup_timeout)
@@ -326,7 +328,7 @@ class KernelPool:
             copy = stack.enter_context(working_copy(lock.slot, limits))
             kernel = start_kernel(
                 workdir=copy.path,
-                datadir=public_data_dir(),
+                datadir=self.datadir if self.datadir is not None else public_data_dir(),
                 backend=self.backend,
                 slot=lock.slot,
                 limits=limits,

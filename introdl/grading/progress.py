@@ -41,6 +41,8 @@ class Progress:
         self.done = 0
         self.counts = {"graded": 0, "failed tests": 0, "error": 0}
         self.running: dict[str, float] = {}  # student -> when its grading started
+        self.on: dict[str, str] = {}  # student -> the Dask worker grading it
+        self.by_worker: dict[str, int] = {}  # Dask worker -> submissions it graded
         self.bar: tqdm | None = None
         self._lock = threading.Lock()  # the ticker thread refreshes while rows land
         self._stop = threading.Event()
@@ -73,15 +75,24 @@ class Progress:
             self._ticker = threading.Thread(target=self._tick, name="introdl-progress", daemon=True)
             self._ticker.start()
 
-    def started(self, student: str) -> None:
+    def started(self, student: str, worker: str | None = None) -> None:
+        """STUDENT's grading started (on WORKER of a Dask cluster: said, and counted per worker)."""
         with self._lock:
             self.running[student] = time.monotonic()
+            again = self.on.get(student)
+            if worker is not None:
+                self.on[student] = worker
+        if worker is not None and again is not None:
+            self._say(f"{student}: graded again on {worker} ({again} stopped)")
         self._refresh()
 
     def landed(self, row: Row) -> None:
         """A submission's row is recorded: one line, and the counts."""
         with self._lock:
             began = self.running.pop(row.student, None)
+            worker = self.on.pop(row.student, None)
+            if worker is not None:
+                self.by_worker[worker] = self.by_worker.get(worker, 0) + 1
         kind = describe(row)
         self.counts["graded"] += row.status == "graded"
         self.counts["failed tests"] += kind == "failed tests"
@@ -89,9 +100,10 @@ class Progress:
         self.done += 1
         took = f" in {time.monotonic() - began:.0f} s" if began is not None else ""
         note = f": {row.message[:100]}" if row.message else ""
+        on = f" on {worker} ({self.by_worker[worker]} there)" if worker is not None else ""
         self._say(
             f"[{self.done}/{self.todo}] {row.student}: {row.score:g} / {row.max_score:g}, "
-            f"{kind}{took}{note}"
+            f"{kind}{took}{on}{note}"
         )
         if self.bar is not None:
             self.bar.update(1)
@@ -102,7 +114,10 @@ class Progress:
         now = time.monotonic()
         with self._lock:
             running = sorted(self.running.items())
-        busy = ", ".join(f"{s} ({now - t:.0f} s)" for s, t in running)
+            on = dict(self.on)
+        busy = ", ".join(
+            f"{s} ({now - t:.0f} s{', ' + on[s] if s in on else ''})" for s, t in running
+        )
         counts = (
             f"graded {self.counts['graded']} | failed tests {self.counts['failed tests']} | "
             f"errors {self.counts['error']}"

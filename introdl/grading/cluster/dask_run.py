@@ -20,10 +20,11 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import tempfile
 import zlib
 from collections import deque
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ from introdl.grading.cluster.shipping import (
     pack_submission,
     unpack_submission,
 )
+from introdl.grading.cluster.warm import SERVED, TOPIC, WarmKernels, pool_of, stoppable
 from introdl.grading.errors import BadInput
 from introdl.grading.grade import Graded, GradeOptions, grade_submission
 from introdl.grading.submission import Submission
@@ -66,13 +68,14 @@ class BundlePlugin(WorkerPlugin):
 
     idempotent = False  # registering it again re-runs setup: a cache hit, nothing fetched
 
-    def __init__(self, sha256: str, what: str, kind: str) -> None:
+    def __init__(self, sha256: str, what: str, kind: str, under: str = OFFERED) -> None:
         self.sha256, self.what, self.kind = sha256, what, kind
+        self.under = under  # the scheduler's metadata key the bytes are offered under
 
     async def setup(self, worker: Any) -> None:
         if (cache_dir() / self.sha256).is_dir():
             return
-        data = await worker.scheduler.get_metadata(keys=[OFFERED, self.sha256], default=None)
+        data = await worker.scheduler.get_metadata(keys=[self.under, self.sha256], default=None)
         if not isinstance(data, bytes):
             raise BundleError(
                 f"the bundle of {self.what} is no longer offered by the scheduler (its batch "
@@ -108,14 +111,27 @@ def withdraw(client: Client, bundle: Bundle) -> None:
 
 
 def grade_on_worker(
-    lab_sha: str, data_sha: str, shipped: ShippedSubmission, options: GradeOptions, code: str
+    lab_sha: str,
+    data_sha: str,
+    shipped: ShippedSubmission,
+    options: GradeOptions,
+    code: str,
+    warm: str | None = None,
+    take_timeout: float | None = None,
 ) -> Graded:
     """The worker's task: grade SHIPPED from the installed bundles, in a sandbox of this worker.
 
-    CODE is the coordinator's introdl fingerprint, which must be this worker's (`same_code`)."""
+    CODE is the coordinator's introdl fingerprint, which must be this worker's (`same_code`).
+    WARM names the `WarmKernels` plugin whose kernels to use (None: a cold sandbox); a warm
+    kernel comes within TAKE_TIMEOUT seconds (default: the pool's) or PoolTimeout says why not."""
     from distributed import get_worker
 
     worker = get_worker()
+    key = str(worker.get_current_task())
+    worker.log_event(
+        TOPIC,
+        {"key": key, "name": str(worker.name), "address": worker.address, "what": "started"},
+    )
     refuse_other_code(code, str(worker.name))
     check_threads({str(worker.name): worker.state.nthreads})
     lab = shipped.lab
@@ -124,10 +140,18 @@ def grade_on_worker(
     previous = os.environ.get(DATA_DIR_ENV)
     os.environ[DATA_DIR_ENV] = str(data / "data")  # the hidden tests' data cache
     try:
-        with tempfile.TemporaryDirectory(prefix="introdl-shipped-") as tmp:
+        with stoppable(key), tempfile.TemporaryDirectory(prefix="introdl-shipped-") as tmp:
             sub = unpack_submission(shipped, Path(tmp))
             slot = worker_slot(worker.name)
-            return grade_submission(course, sub, options, slot=slot, datadir=data / "view")
+            plugin = pool_of(worker, warm)
+            if plugin is None:
+                return grade_submission(course, sub, options, slot=slot, datadir=data / "view")
+            pool = plugin.pool(course, data / "view", options, slot)
+            if take_timeout is not None:
+                pool.take_timeout = take_timeout
+            graded = grade_submission(course, sub, options, slot=slot, pool=pool)
+            SERVED.append(key)
+            return graded
     finally:
         if previous is None:
             os.environ.pop(DATA_DIR_ENV, None)
@@ -155,9 +179,19 @@ def worker_slot(name: object) -> int:
 
 
 def run_dask(
-    root: Path, subs: list[Submission], options: GradeOptions, scheduler: str
+    root: Path,
+    subs: list[Submission],
+    options: GradeOptions,
+    scheduler: str,
+    *,
+    warm: int = 0,
+    on_start: Callable[[Submission, str], None] | None = None,
 ) -> Generator[tuple[Submission, Graded | BaseException], None, None]:
-    """Grade SUBS on the Dask cluster at SCHEDULER; workers need not see the course directory."""
+    """Grade SUBS on the Dask cluster at SCHEDULER; workers need not see the course directory.
+
+    WARM > 0: each worker keeps that many warm kernels for the batch (`WarmKernels`, destroyed
+    when the batch ends). ON_START(submission, worker name) when a worker starts grading one (again
+    on another worker when its first died)."""
     bundles = {
         lab: (lab_bundle(root, lab), data_bundle(root, lab)) for lab in {s.lab for s in subs}
     }
@@ -165,14 +199,31 @@ def run_dask(
         check_threads({str(w): n for w, n in client.nthreads().items()})
         check_same_code(client)
         offered: dict[str, Bundle] = {}
+        plugin = f"introdl-warm-batch-{secrets.token_hex(6)}" if warm > 0 else None
+        keys: dict[str, Submission] = {}
+        if on_start is not None:
+
+            def started(event: tuple[float, dict[str, str]]) -> None:
+                sub = keys.get(event[1].get("key", ""))
+                if sub is not None:
+                    on_start(sub, event[1].get("name", "?"))
+
+            client.subscribe_topic(TOPIC, started)
         try:
             for lab_b, data_b in bundles.values():
                 for bundle, kind in ((lab_b, "lab"), (data_b, "data")):
                     if bundle.sha256 not in offered:
                         offered[bundle.sha256] = bundle
                         offer(client, bundle, kind)
-            yield from _stream(client, subs, options, bundles)
+            if plugin is not None:
+                client.register_plugin(WarmKernels(warm), name=plugin)
+            yield from _stream(client, subs, options, bundles, plugin, keys)
         finally:
+            with contextlib.suppress(Exception):
+                client.unsubscribe_topic(TOPIC)
+            if plugin is not None:  # the workers destroy the batch's warm kernels
+                with contextlib.suppress(Exception):
+                    client.unregister_worker_plugin(plugin)
             for bundle in offered.values():
                 withdraw(client, bundle)
 
@@ -182,6 +233,8 @@ def _stream(
     subs: list[Submission],
     options: GradeOptions,
     bundles: dict[str, tuple[Bundle, Bundle]],
+    warm: str | None,
+    keys: dict[str, Submission],
 ) -> Iterator[tuple[Submission, Graded | BaseException]]:
     waiting = deque(subs)
     running: dict[Future[Graded], Submission] = {}
@@ -199,6 +252,8 @@ def _stream(
             except OSError as err:  # an unreadable submission: an error row, the class goes on
                 unreadable.append((sub, err))
                 continue
+            key = f"grade-{sub.lab}-{sub.student}-{sub.fingerprint()[:12]}"
+            keys[key] = sub
             future = client.submit(
                 grade_on_worker,
                 lab_b.sha256,
@@ -206,7 +261,8 @@ def _stream(
                 shipped,
                 options,
                 own_fingerprint(),
-                key=f"grade-{sub.lab}-{sub.student}-{sub.fingerprint()[:12]}",
+                warm,
+                key=key,
                 pure=False,
             )
             running[future] = sub
