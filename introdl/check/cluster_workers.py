@@ -38,6 +38,7 @@ from distributed import Client, Future, KilledWorker
 
 import introdl.data as registry
 from introdl.check.fair_queue import Check, CheckQueue
+from introdl.check.live import LiveChecks, with_first_result
 from introdl.check.settings import course_settings
 from introdl.check.workers import MAX_ATTEMPTS, STOP_GRACE, failed, grading_limit, overran
 from introdl.grading.cluster.bundles import Bundle
@@ -67,6 +68,7 @@ class Grading(Protocol):
     wake: asyncio.Event
     on_done: Callable[[Check], None] | None
     options: GradeOptions
+    live: LiveChecks
 
     @property
     def workers(self) -> int: ...
@@ -99,6 +101,7 @@ class ClusterWorkers:
         self.margin = float(course_settings(course).watchdog_margin if margin is None else margin)
         self.wake = asyncio.Event()
         self.on_done: Callable[[Check], None] | None = None
+        self.live = LiveChecks()  # running checks' results so far, from the workers' events
         self.threads = 0  # the cluster's worker threads at the last look
         self.started: dict[str, tuple[float, str, str]] = {}  # key -> (when, worker, address)
         # check id -> (name, address) of each worker that started it, in order
@@ -166,8 +169,12 @@ class ClusterWorkers:
                 log.error("the Dask scheduler %s cannot be reached: %s", self.scheduler, err)
             return 0
 
-    def _on_event(self, event: tuple[float, dict[str, str]]) -> None:
+    def _on_event(self, event: tuple[float, dict[str, Any]]) -> None:
         msg = event[1]
+        if msg.get("what") == "progress" and str(msg.get("key", "")).startswith("check-"):
+            if isinstance(msg.get("event"), dict):
+                self.live.update(int(str(msg["key"]).split("-")[1]), msg["event"])
+            return
         if msg.get("what") == "started" and str(msg.get("key", "")).startswith("check-"):
             key = str(msg["key"])
             self.started[key] = (time.monotonic(), str(msg.get("name")), str(msg.get("address")))
@@ -183,10 +190,12 @@ class ClusterWorkers:
                 log.error("%s", mismatch(address, answer[0], answer[1]))
 
     async def _serve(self, client: Client, check: Check) -> None:
+        self.live.start(check.id)
         try:
             results = await self._grade(client, check)
         except Lost as err:
             log.warning("check %d: %s; back to the queue", check.id, err)
+            self.live.finish(check.id)
             self.queue.requeue(check.id)
             self.wake.set()
             return
@@ -197,7 +206,7 @@ class ClusterWorkers:
             results = failed(
                 check, f"the check could not be graded ({type(err).__name__}); ask staff"
             )
-        self.queue.finish(check.id, results)
+        self.queue.finish(check.id, with_first_result(results, self.live.finish(check.id), check))
         log.info("check %d: %s / %s", check.id, results.get("score"), results.get("max_score"))
         if self.on_done is not None:
             self.on_done(self.queue.get(check.id))

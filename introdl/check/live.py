@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from introdl.check.fair_queue import Check
 from introdl.check.grader import student_view
 
 
@@ -76,6 +77,13 @@ class LiveChecks:
 
     def finish(self, check_id: int) -> Live | None:
         return self._live.pop(check_id, None)
+
+
+def with_first_result(results: dict[str, Any], live: Live | None, check: Check) -> dict[str, Any]:
+    """RESULTS with how long CHECK's first streamed result took from its request, when known."""
+    if live is None or live.first_result_at is None:
+        return results
+    return {**results, "first_result_seconds": round(live.first_result_at - check.requested_at, 3)}
 
 
 def live_view(live: Live, *, due: datetime | None, now: datetime) -> dict[str, Any]:

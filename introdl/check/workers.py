@@ -32,7 +32,7 @@ from typing import Any
 
 from introdl.check.fair_queue import Check, CheckQueue
 from introdl.check.grader import grade_check
-from introdl.check.live import LiveChecks
+from introdl.check.live import LiveChecks, with_first_result
 from introdl.check.settings import course_settings
 from introdl.grading.grade import GradeOptions
 from introdl.grading.kernel.launch import sweep_stale
@@ -225,10 +225,7 @@ class Workers:
                 results = failed(
                     check, f"the check could not be graded ({type(err).__name__}); ask staff"
                 )
-            live = self.live.finish(check.id)
-            if live is not None and live.first_result_at is not None:
-                first = round(live.first_result_at - check.requested_at, 3)
-                results = {**results, "first_result_seconds": first}
+            results = with_first_result(results, self.live.finish(check.id), check)
             self.queue.finish(check.id, results)
             log.info("check %d: %s / %s", check.id, results.get("score"), results.get("max_score"))
             if self.on_done is not None:

@@ -144,12 +144,20 @@ def grade_on_worker(
             sub = unpack_submission(shipped, Path(tmp))
             slot = worker_slot(worker.name)
             plugin = pool_of(worker, warm)
+
+            def progress(event: dict[str, object]) -> None:  # the service's live view of a check
+                worker.log_event(TOPIC, {"key": key, "what": "progress", "event": event})
+
             if plugin is None:
-                return grade_submission(course, sub, options, slot=slot, datadir=data / "view")
+                return grade_submission(
+                    course, sub, options, slot=slot, datadir=data / "view", on_progress=progress
+                )
             pool = plugin.pool(course, data / "view", options, slot)
             if take_timeout is not None:
                 pool.take_timeout = take_timeout
-            graded = grade_submission(course, sub, options, slot=slot, pool=pool)
+            graded = grade_submission(
+                course, sub, options, slot=slot, pool=pool, on_progress=progress
+            )
             SERVED.append(key)
             return graded
     finally:
