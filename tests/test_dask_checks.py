@@ -166,6 +166,8 @@ def test_checks_are_graded_on_the_cluster_each_verdict_its_own_and_a_killed_work
             check.results,
         )
         assert check.results["sandbox"]["sandboxed"]
+        # the worker's progress reached the service's live view before the verdict
+        assert 0 < check.results["first_result_seconds"] < (check.wait or 0), check.results
         assert check.attempts == 1, check  # taken from the fair queue once: Dask moved it
     on = workers.graded_on
     assert {name for check_id in ids.values() for name, _ in on[check_id]} == {"w0", "w1"}, on

@@ -233,6 +233,7 @@ class ClusterWorkers:
             own_fingerprint(),
             WARM_PLUGIN if self.warm > 0 else None,
             max(1.0, self.margin * 2 / 3),  # a warm kernel well within the margin
+            live=True,
             key=key,
             pure=False,
             priority=PRIORITY,

@@ -118,12 +118,15 @@ def grade_on_worker(
     code: str,
     warm: str | None = None,
     take_timeout: float | None = None,
+    live: bool = False,
 ) -> Graded:
     """The worker's task: grade SHIPPED from the installed bundles, in a sandbox of this worker.
 
     CODE is the coordinator's introdl fingerprint, which must be this worker's (`same_code`).
     WARM names the `WarmKernels` plugin whose kernels to use (None: a cold sandbox); a warm
-    kernel comes within TAKE_TIMEOUT seconds (default: the pool's) or PoolTimeout says why not."""
+    kernel comes within TAKE_TIMEOUT seconds (default: the pool's) or PoolTimeout says why not.
+    LIVE: send the grading's progress events (`progress` on TOPIC) for the check service's live
+    view; a batch does not ask for them."""
     from distributed import get_worker
 
     worker = get_worker()
@@ -145,8 +148,10 @@ def grade_on_worker(
             slot = worker_slot(worker.name)
             plugin = pool_of(worker, warm)
 
-            def progress(event: dict[str, object]) -> None:  # the service's live view of a check
+            def send(event: dict[str, object]) -> None:  # the service's live view of a check
                 worker.log_event(TOPIC, {"key": key, "what": "progress", "event": event})
+
+            progress = send if live else None
 
             if plugin is None:
                 return grade_submission(
@@ -213,7 +218,7 @@ def run_dask(
 
             def started(event: tuple[float, dict[str, str]]) -> None:
                 sub = keys.get(event[1].get("key", ""))
-                if sub is not None:
+                if sub is not None and event[1].get("what") == "started":
                     on_start(sub, event[1].get("name", "?"))
 
             client.subscribe_topic(TOPIC, started)
