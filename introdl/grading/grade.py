@@ -234,6 +234,8 @@ def cell_runs(run: NotebookRun) -> tuple[CellRun, ...]:
             duration=c.duration,
             grade_id=c.grade_id,
             message=f"{c.ename}: {c.evalue}" if c.ename else (c.evalue or ""),
+            code_number=c.code_number,
+            heading=c.heading,
         )
         for c in run.cells
     )
