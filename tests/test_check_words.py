@@ -154,3 +154,29 @@ def test_a_graded_notebook_names_its_failing_cells_as_the_student_sees_them(
     cells = {c["code_number"]: c for c in results["cells"]}
     assert [cells[n]["heading"] for n in (1, 2, 3)] == ["1.2 Exercise: adding"] * 3
     assert cells[5]["heading"] == evil
+
+
+def test_an_error_says_what_to_do_and_keeps_its_internals_and_markup_out() -> None:
+    """Does every status get words and a next step; is a 500's exception text never shown, and
+    is the service's own reason (which may hold a lab name from the URL) escaped?"""
+    from tornado import web
+
+    from introdl.hub import error_page
+
+    for status in (400, 401, 403, 404, 405, 409, 413, 429, 500, 502, 503, 504):
+        title, todo = error_page.words(status)
+        assert title
+        assert todo
+    crash = (ValueError, ValueError("invalid literal for int(): '/etc/shadow'"), None)
+    assert error_page.reason(500, crash) is None
+    hub_fault = (web.HTTPError, web.HTTPError(500, "hub at http://10.0.0.1:8081 said 500"), None)
+    assert error_page.reason(500, hub_fault) is None
+    evil = "<img src=x onerror=alert(1)> is not a released lab"
+    ours = (web.HTTPError, web.HTTPError(404, evil), None)
+    assert error_page.reason(404, ours) == evil
+    html = error_page.body_html(404, evil, home="home", home_url="/x'><script>")
+    assert "<img" not in html
+    assert "<script" not in html
+    assert (
+        error_page.as_json(500, None, home="home")["message"] == "Something went wrong on our side"
+    )

@@ -35,12 +35,12 @@ def when(t: float | None) -> str:
 
 def page(body: str, *, user: str, prefix: str, refresh: bool = False) -> str:
     meta = '<meta http-equiv="refresh" content="2">' if refresh else ""
+    who = f"logged in to the hub as <b id='user'>{escape(user)}</b> · " if user else ""
     return (
         f"<!doctype html><html><head><meta charset='utf-8'>{meta}"
         f"<title>Check my work</title><style>{STYLE}</style></head><body>"
         f"<header><h1><a href='{escape(prefix)}'>Check my work</a></h1>"
-        f"<p>logged in to the hub as <b id='user'>{escape(user)}</b> · "
-        f"<a href='/hub/home'>hub home</a></p></header>{body}</body></html>"
+        f"<p>{who}<a href='/hub/home'>hub home</a></p></header>{body}</body></html>"
     )
 
 
