@@ -15,13 +15,14 @@ import pytest
 import requests
 
 from introdl.hub.local import Hub
-from tests.hub import CheckApi
+from tests.hub import SCREENSHOTS, CheckApi, chromium
 from tests.test_hub_check import service_pid
 
 LAB = "lab1_tensorflow"
 STUDENT = "st-ada"
 # What Chromium asks for when it opens a page.
 BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,*/*;q=0.8"
+SHOTS = SCREENSHOTS.parent / "errors"
 BARE = re.compile(r"<body>\s*\d{3}: [A-Za-z ]+\s*</body>")  # tornado's default error page
 
 
@@ -199,3 +200,21 @@ def test_the_check_service_down_is_not_your_server_down(hub: Hub) -> None:
             time.sleep(1)
         else:
             pytest.fail("the hub did not restart the check service within 120 s")
+
+
+def test_the_error_pages_in_chromium(hub: Hub) -> None:
+    """The pages as a student's browser shows them (the service's CSP lets its style through and
+    no script run); screenshots in build/screenshots/errors/."""
+    url = hub.settings.url
+    with chromium(SHOTS) as launched:
+        page = launched.new_context(viewport={"width": 1100, "height": 600}).new_page()
+        for name, path in (
+            ("01-no-such-page", "/services/check/no/such/page"),
+            ("02-old-login-link", "/services/check/oauth_callback?code=abc&state=xyz"),
+            ("03-exchange-opened-in-a-browser", "/services/exchange/"),
+        ):
+            answer = page.goto(f"{url}{path}")
+            assert answer is not None
+            assert answer.status in (403, 404), (name, answer.status)
+            assert page.locator("#what-to-do").inner_text().strip(), name
+            page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
