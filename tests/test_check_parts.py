@@ -127,7 +127,10 @@ def visible_results() -> dict[str, object]:
             test("test_shown_bad", "visible", "failed"),
         ],
         "events": [{"kind": "cell_timeout", "message": "no answer", "cell": 3}],
-        "cells": [{"index": 5, "status": "error", "message": "NameError: name 'x' is not defined"}],
+        "cells": [
+            {"index": 3, "status": "timeout", "message": ""},
+            {"index": 5, "status": "error", "message": "NameError: name 'x' is not defined"},
+        ],
         "errors": [],
     }
 
@@ -142,8 +145,8 @@ def test_before_the_due_date_only_visible_tests_are_named() -> None:
     assert "test_later" not in repr(view)
     assert (view["score"], view["max_score"]) == (2.0, 4.0)  # hidden tests are not counted
     assert view["status"] == [
-        "your notebook ran out of time in cell 4",
-        "cell 6 raised NameError: name 'x' is not defined",
+        "your notebook ran out of time in the 1st code cell",
+        "the 2nd code cell raised NameError: name 'x' is not defined",
     ]
 
 
@@ -168,7 +171,7 @@ def test_status_is_short_and_has_no_terminal_colours() -> None:
         for i in range(20)
     ]
     lines = status_lines({"cells": cells})
-    assert lines[0] == "cell 1 raised NotImplementedError: 0"
+    assert lines[0] == "the 1st code cell raised NotImplementedError: 0"
     assert lines[-1] == "... and 15 more"
     assert len(lines) == 6
 

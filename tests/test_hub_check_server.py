@@ -32,6 +32,7 @@ from tests import hub as hubs
 from tests.corpus_course import LAB as CORPUS
 from tests.corpus_course import answer
 from tests.hub import CheckApi, install_corpus, start_servers
+from tests.test_hub_error_pages import browser, form_token
 
 ROOT = Path(__file__).resolve().parents[1]
 # Accounts of the test hub that no other test module puts a notebook or a config in.
@@ -193,6 +194,16 @@ def test_a_stopped_server_is_named_and_nothing_is_read_from_the_home(
     assert "your server is not running" in message
     assert "start your server from the hub's home page" in message
     assert f"~/{CORPUS}/{CORPUS}.ipynb" in message
+    # The same, asked from the check page in a browser: a page of the service in those words.
+    web = browser(server_hub, CY)
+    asked_page = web.post(
+        f"{server_hub.settings.url}/services/check/labs/{CORPUS}",
+        data={"_xsrf": form_token(web, server_hub)},
+        timeout=60,
+    )
+    assert asked_page.status_code == 404, asked_page.text[:500]
+    assert "your server is not running" in asked_page.text
+    assert "start your server from the hub&#x27;s home page (Start My Server)" in asked_page.text
     assert check_tokens(server_hub, CY) == []
 
 

@@ -150,6 +150,10 @@ c.JupyterHub.ssl_key = existing_file("INTRODL_SSL_KEY")
 c.JupyterHub.hub_ip = GATEWAY  # student containers reach the hub API here, nothing else does
 c.JupyterHub.hub_port = 8081
 c.JupyterHub.cleanup_servers = False  # a hub restart leaves running student servers alone
+# A course service that is down is not "your server" (introdl/hub/templates/proxy_error.html).
+c.JupyterHub.template_paths = [
+    str(Path(__file__).resolve().parents[2] / "introdl" / "hub" / "templates")
+]
 
 # The CAs the student servers and the check service trust: the host's public ones, plus a private
 # CA when INTRODL_CA_FILE names one (written next to the hub's state, readable by all: no secret).

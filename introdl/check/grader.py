@@ -27,16 +27,25 @@ from introdl.grading.submission import submission_at
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # terminal colours Keras puts in its messages
 MAX_STATUS_LINES = 6
 
-# What each sandbox event means for a student, with the cell it happened in.
+# What each sandbox event means for a student; {place} names the cell as they find it in JupyterLab
+# (`place`), and a sentence whose cell is unknown ends before " in {place}".
 EVENT_WORDS = {
-    "cell_timeout": "your notebook ran out of time in cell {cell}",
-    "budget_exhausted": "your notebook's time budget ran out in cell {cell}",
-    "memory_exhausted": "your notebook ran out of memory in cell {cell}",
-    "kernel_died": "your notebook's kernel died in cell {cell}",
-    "kernel_killed": "your notebook was stopped in cell {cell}",
-    "output_truncated": "cell {cell} printed too much; its output was cut",
+    "cell_timeout": "your notebook ran out of time in {place}",
+    "budget_exhausted": "your notebook's time budget ran out in {place}",
+    "memory_exhausted": "your notebook ran out of memory in {place}",
+    "kernel_died": "your notebook's kernel died in {place}",
+    "kernel_killed": "your notebook was stopped in {place}",
+    "output_truncated": "{place} printed too much; its output was cut",
     "call_timeout": "a call into your code ran out of time",
 }
+# Sentences of a message that point at what the verdict page does not show (a public check says
+# "Read the traceback above ..." in the student's notebook, where the traceback is above it).
+UNSEEN = re.compile(
+    r"(?:^|(?<=[.!?] ))[ \t]*(?:read|see|check|look at)\b[^.\n]*?"
+    r"\b(?:traceback|output|error|message|cell)s? (?:above|below)\b[^.\n]*(?:\.|$)",
+    re.I | re.M,
+)
+SEE_IT_THERE = "(the traceback is not shown here: run that cell in JupyterLab to see it)"
 
 
 DEFAULT_OPTIONS = GradeOptions()  # the engine's defaults: see GradeOptions
@@ -146,19 +155,53 @@ def student_view(results: dict[str, Any], *, due: datetime | None, now: datetime
 
 
 def status_lines(results: dict[str, Any]) -> list[str]:
-    """Plain sentences about how the notebook ran: errors, time-outs, memory, cells that raised."""
+    """Plain sentences about how the notebook ran: errors, time-outs, memory, cells that raised,
+    each cell named as the student finds it in JupyterLab."""
     lines = [str(e) for e in results.get("errors", [])]
+    cells = [c for c in results.get("cells", []) if isinstance(c, dict)]
+    by_index = {c.get("index"): c for c in cells}
     for event in results.get("events", []):
         words = EVENT_WORDS.get(str(event.get("kind")))
         if words is None:
             continue
-        cell = event.get("cell")
-        lines.append(words.format(cell="?" if cell is None else int(cell) + 1))
-    for cell in results.get("cells", []):
+        cell = by_index.get(event.get("cell"))
+        if cell is None:  # no cell, or one these results do not list: say it without a place
+            words = words.split(" in {place}")[0] if " in {place}" in words else words
+            words = words.replace("{place}", "a cell")
+        lines.append(words.format(place="" if cell is None else place(cell, cells)))
+    for cell in cells:
         if cell.get("status") == "error" and cell.get("message"):
-            lines.append(f"cell {int(cell['index']) + 1} raised {cell['message']}")
+            lines.append(f"{place(cell, cells)} raised {seen_here(str(cell['message']))}")
     unique = list(dict.fromkeys(ANSI.sub("", line) for line in lines))
     if len(unique) > MAX_STATUS_LINES:
         rest = len(unique) - MAX_STATUS_LINES + 1
         unique = [*unique[: MAX_STATUS_LINES - 1], f"... and {rest} more"]
     return unique
+
+
+def place(cell: dict[str, Any], cells: list[dict[str, Any]]) -> str:
+    """CELL as the student finds it: 'the 12th code cell (under "1.3 Exercise: build the CNN")'.
+
+    Counted among code cells only; results recorded before `code_number` existed list every code
+    cell in order, so its rank among them is the same number (and they name no heading).
+    """
+    number = cell.get("code_number")
+    if number is None:
+        number = 1 + sum(1 for c in cells if int(c.get("index", 0)) < int(cell.get("index", 0)))
+    heading = cell.get("heading")
+    under = f' (under "{heading}")' if heading else ""
+    return f"the {ordinal(int(number))} code cell{under}"
+
+
+def ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def seen_here(message: str) -> str:
+    """MESSAGE without sentences about a traceback or output the verdict page does not show,
+    saying where to see it instead."""
+    kept = UNSEEN.sub("", message)
+    if kept == message:
+        return message
+    return " ".join([*kept.split(), SEE_IT_THERE])

@@ -19,10 +19,11 @@ from typing import Any
 from jupyterhub.services.auth import HubOAuthenticated
 from tornado import web
 
-from introdl.check import pages
+from introdl.check import errors, pages
 from introdl.check.app import CheckApp
 from introdl.check.fair_queue import Check, OverLimit
 from introdl.check.notebook import NotebookError
+from introdl.hub import error_page
 from introdl.hub.request_guard import (
     NO_SCRIPT_CSP,
     address,
@@ -183,11 +184,9 @@ class Api(Base):
         self.finish(json.dumps(value))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        message = self._reason
-        if isinstance(exc, web.HTTPError) and exc.log_message:
-            message = exc.log_message % exc.args if exc.args else exc.log_message
-        self.send_json({"status": status_code, "message": message}, status_code)
+        # A browser opening an API address reads a page; a program, JSON.
+        browser = error_page.wants_html(self.request)
+        errors.answer(self, status_code, kwargs.get("exc_info"), api=not browser)
 
 
 class ApiChecks(Api):
@@ -278,20 +277,18 @@ class Page(Base):
         return token.decode() if isinstance(token, bytes) else str(token)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
-        """A refusal as a page that says why in words (tornado's own says only "Forbidden")."""
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        message = self._reason
-        if isinstance(exc, web.HTTPError) and exc.log_message:
-            message = exc.log_message % exc.args if exc.args else exc.log_message
+        """An error as a page that says what happened and what to do (errors.py)."""
         user = getattr(self, "_current_user", None)  # set once tornado has asked who it is
-        who = user["name"] if isinstance(user, dict) else ""
-        body = pages.refused(f"{status_code}: {self._reason}", message, back=self.prefix)
-        self.finish(pages.page(body, user=str(who) or "(not logged in)", prefix=self.prefix))
+        who = str(user["name"]) if isinstance(user, dict) else ""
+        errors.answer(self, status_code, kwargs.get("exc_info"), api=False, user=who)
 
 
 class HomePage(Page):
     @web.authenticated
-    def get(self) -> None:
+    def get(self, lab: str = "") -> None:
+        if lab:  # labs/<lab> is the form's target: opened as an address, it is the home page
+            self.redirect(self.prefix)
+            return
         app = self.app_state
         mine = [app.describe(c) for c in reversed(app.queue.history(student=self.user))]
         labs = [

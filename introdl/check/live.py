@@ -43,6 +43,7 @@ class Live:
                     {
                         "grade_id": str(event["grade_id"]),
                         "code_cell": event.get("code_cell"),
+                        "heading": event.get("heading"),
                         "status": str(event.get("status")),
                     }
                 )
@@ -103,6 +104,7 @@ def live_view(live: Live, *, due: datetime | None, now: datetime) -> dict[str, A
             {
                 "grade_id": p["grade_id"],
                 "code_cell": p["code_cell"],
+                "heading": p.get("heading"),
                 "passed": p["status"] == "ok",
             }
             for p in live.public

@@ -37,12 +37,12 @@ def when(t: float | None) -> str:
 
 def page(body: str, *, user: str, prefix: str, refresh: bool = False) -> str:
     meta = '<meta http-equiv="refresh" content="1">' if refresh else ""
+    who = f"logged in to the hub as <b id='user'>{escape(user)}</b> · " if user else ""
     return (
         f"<!doctype html><html><head><meta charset='utf-8'>{meta}"
         f"<title>Check my work</title><style>{STYLE}</style></head><body>"
         f"<header><h1><a href='{escape(prefix)}'>Check my work</a></h1>"
-        f"<p>logged in to the hub as <b id='user'>{escape(user)}</b> · "
-        f"<a href='/hub/home'>hub home</a></p></header>{body}</body></html>"
+        f"<p>{who}<a href='/hub/home'>hub home</a></p></header>{body}</body></html>"
     )
 
 
@@ -155,7 +155,9 @@ def progress(live: dict[str, Any]) -> str:
         ran = "all" if nb["done"] >= nb["code_cells"] else f"{nb['done']} of"
         body += f"<p id='cells'>Your notebook: {ran} {nb['code_cells']} code cells run.</p>"
     checks = [
-        f"{escape(c['grade_id'])} (code cell {c['code_cell']}): "
+        f"{escape(c['grade_id'])} (code cell {c['code_cell']}"
+        + (f", under &quot;{escape(c['heading'])}&quot;" if c.get("heading") else "")
+        + "): "
         + ("ran without error" if c["passed"] else "raised an error")
         for c in live["public_checks"]
     ]

@@ -43,10 +43,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from jupyterhub.services.auth import HubOAuthCallbackHandler
 from tornado import web
 
 from introdl.check.app import CheckApp
+from introdl.check.errors import NotFound, OAuthCallback
 from introdl.check.fair_queue import CheckQueue
 from introdl.check.handlers import (
     ApiAsk,
@@ -77,7 +77,7 @@ def make_app(app: CheckApp, prefix: str) -> web.Application:
         (rf"{p}/checks/([0-9]+)/?", CheckPage, kw),
         (rf"{p}/staff/?", StaffPage, kw),
         (rf"{p}/staff/limits/?", StaffPage, kw),
-        (rf"{p}/oauth_callback", HubOAuthCallbackHandler),
+        (rf"{p}/oauth_callback", OAuthCallback),
         (rf"{p}/api/checks/?", ApiChecks, kw),
         (rf"{p}/api/checks/([^/]+)/?", ApiCheck, kw),
         (rf"{p}/api/labs/([^/]+)/checks/?", ApiAsk, kw),
@@ -86,8 +86,13 @@ def make_app(app: CheckApp, prefix: str) -> web.Application:
         (rf"{p}/api/refusals/?", ApiRefusals, kw),
     ]
     # xsrf_cookies: tornado checks every page POST's form token (HubOAuth's check, tied to the login).
+    # default_handler_class: any other address is answered in words too (errors.py).
     return web.Application(
-        routes, cookie_secret=secrets.token_bytes(32), hub_auth=app.hub_auth, xsrf_cookies=True
+        routes,
+        cookie_secret=secrets.token_bytes(32),
+        hub_auth=app.hub_auth,
+        xsrf_cookies=True,
+        default_handler_class=NotFound,
     )
 
 

@@ -256,7 +256,8 @@ def cell_event(
     def ended(record: CellRecord) -> None:
         grade_id = record.grade_id if record.index in checks else None
         event = {"event": "cell", "code_cell": position.get(record.index),
-                 "grade_id": grade_id, "status": record.status}  # fmt: skip
+                 "heading": record.heading, "grade_id": grade_id,
+                 "status": record.status}  # fmt: skip
         notify(listener, event)
 
     return ended
@@ -270,6 +271,8 @@ def cell_runs(run: NotebookRun) -> tuple[CellRun, ...]:
             duration=c.duration,
             grade_id=c.grade_id,
             message=f"{c.ename}: {c.evalue}" if c.ename else (c.evalue or ""),
+            code_number=c.code_number,
+            heading=c.heading,
         )
         for c in run.cells
     )

@@ -19,6 +19,7 @@ from jupyterhub.services.auth import HubAuth, HubAuthenticated
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
+from introdl.hub import error_page
 from introdl.hub.archive import ArchiveError, Limits, check
 from introdl.hub.exchange_store import ExchangeStore, StoreError, Submission, checked_name
 from introdl.hub.request_guard import NO_SCRIPT_CSP, address, cross_origin_reason, repeated_student
@@ -145,12 +146,7 @@ class Handler(HubAuthenticated, web.RequestHandler):  # type: ignore[misc]
         self.finish(blob)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
-        reason = self._reason
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        if isinstance(exc, web.HTTPError) and exc.log_message:
-            reason = exc.log_message % exc.args if exc.args else exc.log_message
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps({"status": status_code, "message": reason}))
+        answer_error(self, status_code, kwargs.get("exc_info"))
 
     def submission_at(self, student: str, lab: str) -> Submission:
         stamp = self.get_query_argument("timestamp", "")
@@ -163,3 +159,44 @@ class Handler(HubAuthenticated, web.RequestHandler):  # type: ignore[misc]
         if not subs:
             raise web.HTTPError(404, f"{student} has not submitted {lab}")
         return subs[-1]
+
+
+HOME = "the Assignment List in JupyterLab"
+NO_PAGES = (
+    "The course exchange has no pages: it is what the Assignment List in JupyterLab talks to "
+    "when you fetch or submit a lab."
+)
+
+
+def answer_error(
+    handler: web.RequestHandler, status: int, exc_info: Any, message: str = ""
+) -> None:
+    """A failed request's answer in words (error_page.py): JSON to nbgrader's client and other
+    programs, a page to a browser."""
+    said = message or error_page.reason(status, exc_info)
+    if error_page.wants_html(handler.request):
+        handler.set_header("Content-Type", "text/html; charset=UTF-8")
+        service = "Course exchange"
+        handler.finish(
+            error_page.page(status, said, service=service, home=HOME, home_url="/hub/home")
+        )
+        return
+    handler.set_header("Content-Type", "application/json")
+    handler.finish(json.dumps(error_page.as_json(status, said, home=HOME)))
+
+
+class NotFound(web.RequestHandler):
+    """Any address the exchange does not have (tornado's default says "404: Not Found")."""
+
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Security-Policy", NO_SCRIPT_CSP)
+        self.set_header("X-Content-Type-Options", "nosniff")
+
+    def check_xsrf_cookie(self) -> None:
+        """Nothing happens here, so a POST to a wrong address is told so (404), not refused."""
+
+    def prepare(self) -> None:
+        raise web.HTTPError(404)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        answer_error(self, status_code, kwargs.get("exc_info"), NO_PAGES)

@@ -51,7 +51,7 @@ from urllib.parse import urlparse
 from tornado import web
 
 from introdl.hub.archive import MIB, Limits
-from introdl.hub.exchange_handler import Exchange, Handler
+from introdl.hub.exchange_handler import Exchange, Handler, NotFound
 from introdl.hub.exchange_store import (
     ExchangeStore,
     OverLimit,
@@ -199,7 +199,7 @@ def make_app(exchange: Exchange, prefix: str) -> web.Application:
         (rf"{api}/refusals/?", Refusals, {"exchange": exchange}),
         (rf"{api}/limits/?", CourseLimits, {"exchange": exchange}),
     ]
-    return web.Application(routes)
+    return web.Application(routes, default_handler_class=NotFound)  # other addresses: words
 
 
 def server_options(limits: Limits) -> dict[str, int]:

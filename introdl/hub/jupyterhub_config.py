@@ -32,6 +32,9 @@ c.JupyterHub.cookie_secret_file = str(STATE / "jupyterhub_cookie_secret")
 c.JupyterHub.pid_file = str(STATE / "jupyterhub.pid")
 c.JupyterHub.cleanup_servers = True
 c.JupyterHub.cleanup_proxy = True
+# Pages of our own where JupyterHub's would mislead: a course service that is down is not "your
+# server" (templates/proxy_error.html).
+c.JupyterHub.template_paths = [str(Path(__file__).resolve().parent / "templates")]
 
 # --- who you are: a Unix account and its password (PAM), nothing a student can set ---------
 c.JupyterHub.authenticator_class = "pam"

@@ -9,6 +9,7 @@ recorded as ``skipped``. The kernel stays alive afterwards for the hidden tests.
 from __future__ import annotations
 
 import copy
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -33,6 +34,8 @@ class CellRecord:
     cell_id: str | None
     grade_id: str | None  # nbgrader's grade_id, when the cell has one
     status: CellStatus
+    code_number: int | None = None  # 1-based, among code cells only: as the student counts them
+    heading: str | None = None  # the nearest markdown heading above the cell, as plain text
     duration: float = 0.0
     ename: str | None = None
     evalue: str | None = None
@@ -115,7 +118,10 @@ def run_notebook(
     events_before = len(kernel.events)
     records: list[CellRecord] = []
     skip_reason: str | None = None
+    heading: str | None = None
     for index, cell in enumerate(nb.cells):
+        if cell.cell_type == "markdown":
+            heading = last_heading(str(cell.source)) or heading
         if cell.cell_type != "code":
             continue
         record = CellRecord(
@@ -123,6 +129,8 @@ def run_notebook(
             cell.get("id"),
             cell.get("metadata", {}).get("nbgrader", {}).get("grade_id"),
             "skipped",
+            code_number=len(records) + 1,
+            heading=heading,
         )
         records.append(record)
         if skip_reason is None and kernel.dead:
@@ -167,3 +175,39 @@ def run_notebook(
 def _ended(on_cell: Callable[[CellRecord], None] | None, record: CellRecord) -> None:
     if on_cell is not None:
         on_cell(record)
+
+
+HEADING_CHARS = 80  # a heading is the student's text: kept short wherever it is shown
+_ATX = re.compile(r"^ {0,3}#{1,6}(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
+_SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
+_FENCE = re.compile(r"^ {0,3}(```|~~~)")
+_HTML = re.compile(r"<h[1-6][^>]*>(.*?)</h[1-6]>", re.I | re.S)
+_TAG = re.compile(r"<[^>]*>")
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def last_heading(markdown: str) -> str | None:
+    """The last heading of a markdown cell as JupyterLab's table of contents shows it (`#`
+    headings, underlined ones, <h1>-<h6>; none inside fenced code), in plain text and short;
+    None when the cell has none."""
+    found: str | None = None
+    fenced = False
+    previous = ""
+    for line in markdown.splitlines():
+        if _FENCE.match(line):
+            fenced = not fenced
+        elif not fenced:
+            atx = _ATX.match(line)
+            if atx:
+                found = atx.group(1) or found
+            elif _SETEXT.match(line) and previous.strip() and not _ATX.match(previous):
+                found = previous
+            for html in _HTML.findall(line):
+                found = _TAG.sub("", html)
+        previous = "" if fenced else line
+    if found is None:
+        return None
+    text = " ".join(_UNPRINTABLE.sub(" ", found.replace("`", "").replace("**", "")).split())
+    if len(text) > HEADING_CHARS:
+        text = text[: HEADING_CHARS - 1].rstrip() + "…"
+    return text or None

@@ -140,11 +140,13 @@ class Event:
 class CellRun:
     """How one notebook cell ran in the sandbox: `ok`, `error`, `timeout` or `not_run`."""
 
-    index: int
+    index: int  # among all the notebook's cells, markdown included
     status: str
     duration: float = 0.0
     grade_id: str | None = None
     message: str = ""
+    code_number: int | None = None  # 1-based among code cells (None in results before it)
+    heading: str | None = None  # the nearest markdown heading above, as the student sees it
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -153,6 +155,8 @@ class CellRun:
             "duration": round(self.duration, 3),
             "grade_id": self.grade_id,
             "message": self.message,
+            "code_number": self.code_number,
+            "heading": self.heading,
         }
 
 
@@ -252,6 +256,8 @@ class Results:
                     duration=float(c.get("duration", 0.0)),
                     grade_id=None if c.get("grade_id") is None else str(c["grade_id"]),
                     message=str(c.get("message", "")),
+                    code_number=_opt_int(c.get("code_number")),
+                    heading=None if c.get("heading") is None else str(c["heading"]),
                 )
                 for c in data.get("cells", [])
             ),
