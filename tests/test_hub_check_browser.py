@@ -7,6 +7,8 @@ Playwright drives Debian's Chromium; screenshots of every page are kept in build
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from introdl.hub.local import Hub
@@ -71,6 +73,23 @@ def test_a_student_checks_lab1_in_the_browser(browser, hub: Hub) -> None:  # typ
     labs.wait_for_url("**/services/check/checks/*")
     check_url = labs.url
     shot(labs, "03-waiting")
+    # While it is graded the page shows the results as they land (the notebook's cells run so far,
+    # its public checks, each hidden test), reloaded every second without script.
+    seen: set[str] = set()
+    deadline = time.monotonic() + 600
+    while not labs.locator("#score").count() and time.monotonic() < deadline:
+        if labs.locator("#progress").count():
+            seen.add("progress")
+        if labs.locator("#cells").count():
+            assert "code cells run" in labs.locator("#cells").inner_text()
+            if "cells" not in seen:
+                shot(labs, "03b-notebook-running")
+            seen.add("cells")
+        if labs.locator("#so-far").count() and "tests" not in seen:
+            seen.add("tests")
+            shot(labs, "03c-hidden-tests-landing")
+        labs.wait_for_timeout(250)
+    assert {"progress", "cells"} <= seen, seen
     labs.wait_for_selector("#score", timeout=600_000)
     shot(labs, "04-verdict")
     assert labs.locator("#score").inner_text().startswith("1 / ")

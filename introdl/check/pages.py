@@ -162,7 +162,8 @@ def progress(live: dict[str, Any]) -> str:
         for c in live["public_checks"]
     ]
     if checks:
-        body += "<p id='public'>Your notebook's own checks: " + "; ".join(checks) + ".</p>"
+        items = "".join(f"<li>{c}</li>" for c in checks)
+        body += f"<div id='public'><p>Your notebook's own checks:</p><ul>{items}</ul></div>"
     if live["tests"] or live["tests_waiting"]:
         body += (
             f"<p id='so-far'>Hidden tests so far: {live['score_so_far']:g} / "
@@ -189,6 +190,8 @@ def progress(live: dict[str, Any]) -> str:
             + (f", {trains} of them training your model (these take longest)" if trains else "")
             + ".</p>"
         )
+    elif live["phase"] == "notebook" and not nb["code_cells"]:
+        body += "<p id='waiting'>Your notebook is about to run in its sandbox.</p>"
     elif live["phase"] == "notebook":
         body += "<p id='waiting'>The hidden tests start when your notebook has run.</p>"
     return body + "</div>"
