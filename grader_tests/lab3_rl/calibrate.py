@@ -68,7 +68,7 @@ def curve_run(
     cpu, wall = time.process_time() - cpu, time.monotonic() - wall
     verdict = curves.judge_curve(result["rewards"], result["stopped"])
     eval_seeds = [seed * 7919 + k for k in range(curves.EVAL_EPISODES)]
-    played, _ = curves.play(lambda obs: module.act(["agent"], obs), 1, eval_seeds)
+    played = curves.play(lambda obs: module.act(["agent"], obs), 1, eval_seeds).totals
     return {
         "seed": seed,
         "learned": verdict.learned,

@@ -95,18 +95,31 @@ def judge_curve(rewards: Sequence[float], stopped: str) -> Verdict:
     )
 
 
+@dataclass(frozen=True)
+class Played:
+    totals: np.ndarray  # reward of each episode so far, shape (agents, len(seeds))
+    out_of_time: bool  # SECONDS ran out with episodes still running
+    steps: int  # steps played (the longest episode so far)
+    best_mean: float  # the mean if every episode still running lasted to MAX_STEPS
+
+
 def play(
     act: Callable[[np.ndarray], Any],
     agents: int,
     seeds: Sequence[int],
     max_steps: int = EVAL_MAX_STEPS,
     seconds: float = EVAL_SECONDS,
-) -> tuple[np.ndarray, bool]:
+    bar: float | None = None,
+) -> Played:
     """Play one CartPole episode per seed for each of AGENTS policies, in the grader's process.
 
     ACT maps observations (agents, len(seeds), 4) to actions (agents, len(seeds)); it is called
-    once per step for all episodes still running. Returns the rewards, shape (agents, len(seeds)),
-    and whether SECONDS ran out first (episodes still running then keep the reward they had).
+    once per step for all episodes still running. Stops when every episode has ended, after
+    MAX_STEPS steps, when SECONDS run out (episodes still running then keep the reward they had),
+    or, given BAR, as soon as the mean reward is sure to end at least BAR or sure to end below
+    it. CartPole pays exactly 1 per step, so the mean at the end lies between the mean so far
+    and the mean if every running episode lasted to MAX_STEPS: stopping there never changes
+    which side of BAR the mean ends on, only the feedback's number (then a bound).
     """
     import time
 
@@ -122,11 +135,18 @@ def play(
     ).astype(np.float32)
     totals = np.zeros((agents, len(seeds)))
     running = np.ones((agents, len(seeds)), dtype=bool)
-    for _ in range(max_steps):
+
+    def played(step: int, out_of_time: bool = False) -> Played:
+        best = float((totals.sum() + running.sum() * (max_steps - step)) / totals.size)
+        return Played(totals, out_of_time, step, best)
+
+    for step in range(max_steps):
         if not running.any():
-            break
+            return played(step)
+        if bar is not None and (totals.mean() >= bar or played(step).best_mean < bar):
+            return played(step)
         if time.monotonic() - started > seconds:
-            return totals, True
+            return played(step, out_of_time=True)
         actions = np.asarray(act(obs))
         if actions.shape != running.shape or not np.issubdtype(actions.dtype, np.integer):
             raise AssertionError(
@@ -147,7 +167,7 @@ def play(
                 obs[a, e] = o
                 totals[a, e] += reward
                 running[a, e] = not (terminated or truncated)
-    return totals, False
+    return played(max_steps)
 
 
 def load_in_process(namespace: dict[str, Any]) -> types.ModuleType:
