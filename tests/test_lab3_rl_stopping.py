@@ -88,3 +88,70 @@ def test_evaluation_stopped_early_gives_the_verdict_of_the_whole_evaluation(good
         assert (early.totals.mean() >= curves.EVAL_MEAN_AT_LEAST) == passes, (good, seed)
         assert early.totals.mean() <= full.totals.mean() <= early.best_mean
         assert early.steps <= full.steps
+
+
+FLOORS = [[300, 35.0], [480, 100.0]]
+
+
+def curve(*pieces: tuple[int, float]) -> list[float]:
+    """Episode rewards: N episodes of reward R for each (N, R)."""
+    return [r for n, r in pieces for _ in range(n)]
+
+
+def test_a_curve_below_the_floor_fails_at_the_look_with_words() -> None:
+    """Does a seed still below a look's floor fail there, saying after how many episodes, how
+    high it got and what a learning agent has by then?"""
+    verdict = curves.judge_curve(curve((300, 22)), "floor", FLOORS)
+    assert not verdict.learned
+    assert verdict.episodes == 300
+    assert "only 22 after 300 episodes" in verdict.reason
+    assert "above 35" in verdict.reason
+    later = curves.judge_curve(curve((300, 60), (180, 90)), "floor", FLOORS)
+    assert not later.learned
+    assert later.episodes == 480
+
+
+def test_a_curve_above_every_floor_is_judged_by_the_target_as_before() -> None:
+    """Is a seed that stays above the floors judged by today's rule: learned when it reaches
+    the target within the budget, failed otherwise?"""
+    learned = curves.judge_curve(curve((300, 60), (180, 120), (20, 200)), "target", FLOORS)
+    assert learned.learned
+    short = curves.judge_curve(curve((300, 60), (500, 150)), "episodes", FLOORS)
+    assert not short.learned
+    assert "short of 195" in short.reason
+
+
+def test_the_target_reached_before_a_floor_decides_first() -> None:
+    """Does a seed that reached the target before a look stay learned, even when a later window
+    (played by a kernel that went on) is below that look's floor?"""
+    verdict = curves.judge_curve(curve((40, 20), (20, 200), (340, 10)), "target", FLOORS)
+    assert verdict.learned
+
+
+def test_floors_never_turn_a_failure_into_a_pass() -> None:
+    """Can the floors only fail a seed (no false pass from the looks), on random curves?"""
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        n = int(rng.integers(20, 801))
+        rewards = np.minimum(rng.gamma(2.0, rng.uniform(5, 110), size=n), 500)
+        with_floors = curves.judge_curve(rewards, "episodes", FLOORS)
+        without = curves.judge_curve(rewards, "episodes", [])
+        assert not (with_floors.learned and not without.learned)
+
+
+def test_a_curve_cut_short_is_judged_on_what_was_played() -> None:
+    """Does a kernel that stops before a look and claims a pass get nothing from it?"""
+    verdict = curves.judge_curve(curve((20, 20), (150, 190)), "floor", FLOORS)
+    assert not verdict.learned
+
+
+def test_the_reward_curve_test_has_floors_inside_its_budget() -> None:
+    """Does the hidden test stop seeds that cannot learn any more, at looks in order inside the
+    episode budget, with floors below the target (values: CALIBRATION.md)?"""
+    floors = curves.TRAINING["floors"]
+    assert floors, "the reward-curve test should stop seeds that cannot learn any more"
+    assert [at for at, _ in floors] == sorted({at for at, _ in floors})
+    assert all(
+        curves.TRAINING["window"] <= at < curves.TRAINING["max_episodes"] for at, _ in floors
+    )
+    assert all(0 < floor < curves.TRAINING["target"] for _, floor in floors)

@@ -27,6 +27,11 @@ TRAINING: dict[str, Any] = {
     "target": 195.0,  # stop once the mean of the last WINDOW episodes reaches this
     "window": 20,  # episodes in the moving average
     "seconds": 30.0,  # wall-clock cap per seed inside the kernel
+    # (episodes, floor): once that many episodes have ended, a WINDOW-episode mean below FLOOR
+    # fails the seed there. Agents that went on to learn were at 23 or more after 300 episodes
+    # and 65 or more after 480; agents that never learn stay at 9-33 (CALIBRATION.md, "Stopping
+    # early"). The target is looked at after every step, as before.
+    "floors": [[300, 15.0], [480, 40.0]],
 }
 SEEDS = 3  # agents trained per grading (fewer when the first ones decide)
 SEEDS_TO_PASS = 2  # of which at least this many must learn
@@ -52,8 +57,15 @@ class Verdict:
     reason: str  # in words, for feedback
 
 
-def judge_curve(rewards: Sequence[float], stopped: str) -> Verdict:
-    """Did this reward curve start low, rise, and cross the target within the budget?"""
+def judge_curve(
+    rewards: Sequence[float], stopped: str, floors: Sequence[Sequence[float]] | None = None
+) -> Verdict:
+    """Did this reward curve start low, rise, and cross the target within the budget?
+
+    FLOORS (default: TRAINING's) are (episodes, floor): once that many episodes have ended, a
+    WINDOW-episode mean below FLOOR fails the curve, unless the target was reached before. The
+    curve is judged from the rewards alone, whatever STOPPED says.
+    """
     window = int(TRAINING["window"])
     target = float(TRAINING["target"])
     values = np.asarray(rewards, dtype=np.float64)
@@ -76,6 +88,21 @@ def judge_curve(rewards: Sequence[float], stopped: str) -> Verdict:
             f"the untrained agent already averaged {start:.0f} over its first {window} episodes; "
             "a new model from create_cartpole_model() should start from scratch",
         )
+    for at, floor in TRAINING["floors"] if floors is None else floors:
+        at = int(at)
+        if values.size < at or smoothed[: at - window + 1].max() >= target:
+            break  # not played that far, or the target decided first
+        mean = float(smoothed[at - window])
+        if mean < floor:
+            return Verdict(
+                False,
+                start,
+                float(smoothed[: at - window + 1].max()),
+                at,
+                f"the {window}-episode mean reward was only {mean:.0f} after {at} episodes (it "
+                f"started at {start:.0f}); agents that learn are above {floor:.0f} by then, so "
+                "the training of this seed stopped there",
+            )
     if best < target:
         why = {
             "time": "when the time ran out",
