@@ -54,11 +54,20 @@ from tests.fixtures.lab3_rl.variants import (
 LAB = "lab3_rl"
 
 
+MEANS_AT = (200, 300, 400, 480, 560, 640, 720, 800)  # episodes at which runs report the mean
+
+
 def curve_run(
     variant: Variant | None, seed: int, training: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """Train, judge and play one CartPole agent; the numbers the hidden tests look at."""
+    """Train, judge and play one CartPole agent; the numbers the hidden tests look at.
+
+    The agent trains WITHOUT the floors (a run stopped at a floor is this run's prefix), so one
+    run gives the verdict with the floors ("learned", as the hidden test judges) and without
+    them ("learned_without_floors", the rule before them), the episodes each needs to decide,
+    and the WINDOW-episode mean at MEANS_AT."""
     settings = dict(curves.TRAINING if training is None else training)
+    floors = settings.pop("floors", [])
     module = curves.load_in_process(namespace(variant))
     cpu, wall = time.process_time(), time.monotonic()
     try:
@@ -66,16 +75,26 @@ def curve_run(
     except Exception as err:  # a wrong variant may crash the loop: that fails the test too
         return {"seed": seed, "learned": False, "error": f"{type(err).__name__}: {err}"[:200]}
     cpu, wall = time.process_time() - cpu, time.monotonic() - wall
-    verdict = curves.judge_curve(result["rewards"], result["stopped"])
+    verdict = curves.judge_curve(result["rewards"], result["stopped"], floors=floors)
+    before = curves.judge_curve(result["rewards"], result["stopped"], floors=[])
     eval_seeds = [seed * 7919 + k for k in range(curves.EVAL_EPISODES)]
-    played, _ = curves.play(lambda obs: module.act(["agent"], obs), 1, eval_seeds)
+    played = curves.play(lambda obs: module.act(["agent"], obs), 1, eval_seeds).totals
+    window = int(settings["window"])
+    rewards = np.asarray(result["rewards"], dtype=np.float64)
     return {
         "seed": seed,
         "learned": verdict.learned,
+        "learned_without_floors": before.learned,
         "start": round(verdict.start, 1),
         "best": round(verdict.best, 1),
         "episodes": verdict.episodes,
+        "episodes_without_floors": before.episodes,
         "stopped": result["stopped"],
+        "means": {
+            at: round(float(rewards[at - window : at].mean()), 1)
+            for at in MEANS_AT
+            if at <= rewards.size
+        },
         "eval_mean": round(float(played.mean()), 1),
         "eval_passes": bool(played.mean() >= curves.EVAL_MEAN_AT_LEAST),
         "cpu_s": round(cpu, 1),
@@ -160,6 +179,15 @@ def curve(names: list[str], seeds: list[int], training: dict[str, Any], out: Pat
             f"cpu s/run median {np.median(cpu) if cpu else 0:.1f}, max {max(cpu, default=0):.1f}",
             flush=True,
         )
+        flips = [r["seed"] for r in runs if r.get("learned") != r.get("learned_without_floors")]
+        decided = [r["episodes"] for r in runs if "episodes" in r]
+        before = [r["episodes_without_floors"] for r in runs if "episodes" in r]
+        print(
+            f"   floors {training.get('floors')}: verdict changed on seeds {flips or 'none'}; "
+            f"episodes to the verdict median {np.median(decided) if decided else 0:.0f} "
+            f"(without floors {np.median(before) if before else 0:.0f})",
+            flush=True,
+        )
 
 
 def suite(names: list[str], seeds: list[int], out: Path | None, only: tuple[str, ...] = ()) -> None:
@@ -207,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         training = dict(curves.TRAINING)
         for item in args.set:
             key, value = item.split("=", 1)
-            training[key] = type(training[key])(value)
+            training[key] = json.loads(value) if key == "floors" else type(training[key])(value)
         curve(args.variant, seeds, training, args.json)
     else:
         suite(args.variant, seeds, args.json, tuple(args.only))

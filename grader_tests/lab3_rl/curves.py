@@ -27,6 +27,11 @@ TRAINING: dict[str, Any] = {
     "target": 195.0,  # stop once the mean of the last WINDOW episodes reaches this
     "window": 20,  # episodes in the moving average
     "seconds": 30.0,  # wall-clock cap per seed inside the kernel
+    # (episodes, floor): once that many episodes have ended, a WINDOW-episode mean below FLOOR
+    # fails the seed there. Agents that went on to learn were at 23 or more after 300 episodes
+    # and 65 or more after 480; agents that never learn stay at 9-33 (CALIBRATION.md, "Stopping
+    # early"). The target is looked at after every step, as before.
+    "floors": [[300, 15.0], [480, 40.0]],
 }
 SEEDS = 3  # agents trained per grading (fewer when the first ones decide)
 SEEDS_TO_PASS = 2  # of which at least this many must learn
@@ -52,8 +57,15 @@ class Verdict:
     reason: str  # in words, for feedback
 
 
-def judge_curve(rewards: Sequence[float], stopped: str) -> Verdict:
-    """Did this reward curve start low, rise, and cross the target within the budget?"""
+def judge_curve(
+    rewards: Sequence[float], stopped: str, floors: Sequence[Sequence[float]] | None = None
+) -> Verdict:
+    """Did this reward curve start low, rise, and cross the target within the budget?
+
+    FLOORS (default: TRAINING's) are (episodes, floor): once that many episodes have ended, a
+    WINDOW-episode mean below FLOOR fails the curve, unless the target was reached before. The
+    curve is judged from the rewards alone, whatever STOPPED says.
+    """
     window = int(TRAINING["window"])
     target = float(TRAINING["target"])
     values = np.asarray(rewards, dtype=np.float64)
@@ -76,6 +88,21 @@ def judge_curve(rewards: Sequence[float], stopped: str) -> Verdict:
             f"the untrained agent already averaged {start:.0f} over its first {window} episodes; "
             "a new model from create_cartpole_model() should start from scratch",
         )
+    for at, floor in TRAINING["floors"] if floors is None else floors:
+        at = int(at)
+        if values.size < at or smoothed[: at - window + 1].max() >= target:
+            break  # not played that far, or the target decided first
+        mean = float(smoothed[at - window])
+        if mean < floor:
+            return Verdict(
+                False,
+                start,
+                float(smoothed[: at - window + 1].max()),
+                at,
+                f"the {window}-episode mean reward was only {mean:.0f} after {at} episodes (it "
+                f"started at {start:.0f}); agents that learn are above {floor:.0f} by then, so "
+                "the training of this seed stopped there",
+            )
     if best < target:
         why = {
             "time": "when the time ran out",
@@ -95,18 +122,31 @@ def judge_curve(rewards: Sequence[float], stopped: str) -> Verdict:
     )
 
 
+@dataclass(frozen=True)
+class Played:
+    totals: np.ndarray  # reward of each episode so far, shape (agents, len(seeds))
+    out_of_time: bool  # SECONDS ran out with episodes still running
+    steps: int  # steps played (the longest episode so far)
+    best_mean: float  # the mean if every episode still running lasted to MAX_STEPS
+
+
 def play(
     act: Callable[[np.ndarray], Any],
     agents: int,
     seeds: Sequence[int],
     max_steps: int = EVAL_MAX_STEPS,
     seconds: float = EVAL_SECONDS,
-) -> tuple[np.ndarray, bool]:
+    bar: float | None = None,
+) -> Played:
     """Play one CartPole episode per seed for each of AGENTS policies, in the grader's process.
 
     ACT maps observations (agents, len(seeds), 4) to actions (agents, len(seeds)); it is called
-    once per step for all episodes still running. Returns the rewards, shape (agents, len(seeds)),
-    and whether SECONDS ran out first (episodes still running then keep the reward they had).
+    once per step for all episodes still running. Stops when every episode has ended, after
+    MAX_STEPS steps, when SECONDS run out (episodes still running then keep the reward they had),
+    or, given BAR, as soon as the mean reward is sure to end at least BAR or sure to end below
+    it. CartPole pays exactly 1 per step, so the mean at the end lies between the mean so far
+    and the mean if every running episode lasted to MAX_STEPS: stopping there never changes
+    which side of BAR the mean ends on, only the feedback's number (then a bound).
     """
     import time
 
@@ -122,11 +162,18 @@ def play(
     ).astype(np.float32)
     totals = np.zeros((agents, len(seeds)))
     running = np.ones((agents, len(seeds)), dtype=bool)
-    for _ in range(max_steps):
+
+    def played(step: int, out_of_time: bool = False) -> Played:
+        best = float((totals.sum() + running.sum() * (max_steps - step)) / totals.size)
+        return Played(totals, out_of_time, step, best)
+
+    for step in range(max_steps):
         if not running.any():
-            break
+            return played(step)
+        if bar is not None and (totals.mean() >= bar or played(step).best_mean < bar):
+            return played(step)
         if time.monotonic() - started > seconds:
-            return totals, True
+            return played(step, out_of_time=True)
         actions = np.asarray(act(obs))
         if actions.shape != running.shape or not np.issubdtype(actions.dtype, np.integer):
             raise AssertionError(
@@ -147,7 +194,7 @@ def play(
                 obs[a, e] = o
                 totals[a, e] += reward
                 running[a, e] = not (terminated or truncated)
-    return totals, False
+    return played(max_steps)
 
 
 def load_in_process(namespace: dict[str, Any]) -> types.ModuleType:

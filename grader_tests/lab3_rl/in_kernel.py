@@ -61,6 +61,7 @@ def train_cartpole(
     target,
     window,
     seconds,
+    floors=(),
 ):
     """Train a fresh agent from the student's code on CartPole with the grader's seed.
 
@@ -68,8 +69,10 @@ def train_cartpole(
     environment's episode ends it restarts at once. Every EPISODES_PER_UPDATE finished episodes,
     one train_step on their observations, actions and discount_rewards (each episode's returns
     computed on its own). Stops when the mean of the last WINDOW episode rewards reaches TARGET,
-    after MAX_EPISODES episodes, or after SECONDS. Returns the episode rewards in the order the
-    episodes ended, why it stopped, and the time it took; the model is kept as AGENTS[agent].
+    after MAX_EPISODES episodes, or after SECONDS; and, for each (EPISODES, FLOOR) of FLOORS,
+    once EPISODES episodes have ended, when the mean of episodes EPISODES-WINDOW+1 to EPISODES
+    is below FLOOR (the grader counts it as failed). Returns the episode rewards in the order
+    the episodes ended, why it stopped, and the time it took; the model is kept as AGENTS[agent].
     """
     import gymnasium as gym
     import keras
@@ -85,7 +88,8 @@ def train_cartpole(
     finished = []
     rewards = []
     stopped = "episodes"
-    while len(rewards) < max_episodes:
+    pending = sorted((int(e), float(floor)) for e, floor in floors)
+    while len(rewards) < max_episodes and stopped == "episodes":
         if time.monotonic() - started > seconds:
             stopped = "time"
             break
@@ -107,6 +111,10 @@ def train_cartpole(
         if len(rewards) >= window and np.mean(rewards[-window:]) >= target:
             stopped = "target"
             break
+        while pending and len(rewards) >= pending[0][0] and stopped == "episodes":
+            at, floor = pending.pop(0)
+            mean = np.mean(rewards[at - window : at])
+            stopped = "floor" if mean < floor else stopped
     return {
         "rewards": rewards[:max_episodes],
         "stopped": stopped,
