@@ -171,7 +171,8 @@ class Run:
             f"{self.variant:<42} {self.builder:<16} seed {self.seed:>4}  acc/ce {looks}  "
             f"accuracy {'pass' if a.passed else 'FAIL'}@{a.epoch} "
             f"cross-entropy {'pass' if c.passed else 'FAIL'}@{c.epoch}  "
-            f"{self.seconds_with_stop:5.1f} s of {s.seconds:5.1f} s"
+            f"{self.seconds_with_stop:5.1f} s of {s.seconds:5.1f} s "
+            f"(looks at {', '.join(f'{t:.1f}' for t in s.seconds_at)} s)"
             f"{'' if self.same_verdicts else '  VERDICT CHANGED'}"
         )
 
