@@ -127,3 +127,50 @@ def test_the_recipe_says_how_many_epochs_the_grader_trained() -> None:
     assert quality.RECIPE.describe(1).startswith("1 epoch of Adam")
     assert quality.RECIPE.describe(2).startswith("2 epochs of Adam")
     assert quality.RECIPE.describe() == quality.RECIPE.describe(quality.RECIPE.epochs)
+
+
+def scores_judged(accuracies: list[float], cross_entropies: list[float]) -> quality.Scores:
+    looks = quality.LOOKS[quality.SOURCE]["build_cnn_model"]
+    accuracy, cross_entropy = quality.judge(accuracies, cross_entropies, looks)
+    assert accuracy is not None
+    assert cross_entropy is not None
+    return quality.Scores(
+        accuracies=accuracies,
+        cross_entropies=cross_entropies,
+        seconds_at=[1.0] * len(accuracies),
+        accuracy_verdict=accuracy,
+        cross_entropy_verdict=cross_entropy,
+        outputs_probabilities=True,
+        seed=7,
+    )
+
+
+def test_a_student_judged_early_reads_after_how_many_epochs_and_what_that_look_asks() -> None:
+    """A CNN without pooling, failed on both measures after one epoch: does the message say the
+    grader trained 1 epoch, what the network scored, what the lab's design does by then and at the
+    end, and that the grader stopped there?"""
+    from grader_tests.lab2_mnist import test_lab2_mnist as hidden
+
+    bar = quality.BARS[quality.SOURCE]["build_cnn_model"]
+    scores = scores_judged([0.5010], [1.455])
+    accuracy = hidden.accuracy_failure(scores, bar, "your CNN", "a CNN of the lab's design")
+    assert "(1 epoch of Adam" in accuracy
+    assert "classified 50.1% of 2,000 held-out digits" in accuracy
+    assert "is at 75.0% or more after 1 epoch and reaches at least 95% after 3" in accuracy
+    assert "judged it there" in accuracy
+    entropy = hidden.cross_entropy_failure(scores, bar, "your CNN", "a CNN of the lab's design")
+    assert "is 1.455; a CNN of the lab's design is at 0.60 or less after 1 epoch" in entropy
+
+
+def test_a_student_judged_at_the_last_look_reads_todays_message() -> None:
+    """A dense net in place of a CNN is judged by the final bar: does its message name 3 epochs and
+    the final bar, as before stopping existed?"""
+    from grader_tests.lab2_mnist import test_lab2_mnist as hidden
+
+    bar = quality.BARS[quality.SOURCE]["build_cnn_model"]
+    scores = scores_judged([0.908, 0.924, 0.931], [0.324, 0.257, 0.227])
+    assert scores.cross_entropy_verdict.passed
+    message = hidden.accuracy_failure(scores, bar, "your CNN", "a CNN of the lab's design")
+    assert "(3 epochs of Adam" in message
+    assert "classified 93.1%" in message
+    assert message.endswith("a CNN of the lab's design reaches at least 95% this way")

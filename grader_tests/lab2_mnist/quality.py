@@ -89,10 +89,8 @@ class Look:
     """
 
     epoch: int
-    passes: (
-        Bar  # both pass if accuracy >= passes.accuracy and cross-entropy <= passes.cross_entropy
-    )
-    floor: Bar  # accuracy < floor.accuracy fails; cross-entropy > floor.cross_entropy fails
+    passes: Bar  # both pass if accuracy >= its accuracy and cross-entropy <= its cross_entropy
+    floor: Bar  # accuracy fails if < its accuracy; cross-entropy fails if > its cross_entropy
 
 
 def final_look(builder: str) -> Look:
