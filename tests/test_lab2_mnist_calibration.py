@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from grader_tests.lab2_mnist import calibrate
+from grader_tests.lab2_mnist import calibrate, quality
 from introdl import data
 from introdl.grading.commands.grade_notebook import grade_notebook
 from tests.conftest import ROOT
@@ -43,10 +43,14 @@ def report(runs: list[calibrate.Run]) -> None:
 
 
 def test_reference_clears_both_bars_for_every_seed() -> None:
-    """Does the lab's own solution clear the accuracy and cross-entropy bars for ten seeds?"""
+    """Does the lab's own solution clear the accuracy and cross-entropy bars for ten seeds, under
+    the stopping rule and after every epoch alike, mostly judged before the last epoch?"""
     runs = calibrate.calibrate([calibrate.REFERENCE], list(REFERENCE_SEEDS))
     report(runs)
     assert all(run.passes for run in runs), [r.line() for r in runs if not r.passes]
+    assert all(run.same_verdicts for run in runs), [r.line() for r in runs if not r.same_verdicts]
+    early = [r for r in runs if r.scores.judged_at < quality.RECIPE.epochs]
+    assert len(early) >= 0.8 * len(runs), [r.line() for r in runs]
 
 
 def test_correct_but_different_networks_clear_the_bars() -> None:
@@ -54,14 +58,17 @@ def test_correct_but_different_networks_clear_the_bars() -> None:
     runs = calibrate.calibrate(list(calibrate.CORRECT_VARIANTS), list(VARIANT_SEEDS))
     report(runs)
     assert all(run.passes for run in runs), [r.line() for r in runs if not r.passes]
+    assert all(run.same_verdicts for run in runs), [r.line() for r in runs if not r.same_verdicts]
 
 
 @pytest.mark.parametrize("variant", calibrate.QUALITY_VARIANTS)
 def test_wrong_network_misses_a_bar_for_every_seed(variant: str) -> None:
-    """Does each known-wrong CNN miss the accuracy or the cross-entropy bar whatever the seed?"""
+    """Does each known-wrong CNN miss the accuracy or the cross-entropy bar whatever the seed, and
+    does the stopping rule give each measure the verdict of training every epoch?"""
     runs = calibrate.calibrate([variant], list(VARIANT_SEEDS), builders=("build_cnn_model",))
     report(runs)
     assert not any(run.passes for run in runs), [r.line() for r in runs if r.passes]
+    assert all(run.same_verdicts for run in runs), [r.line() for r in runs if not r.same_verdicts]
 
 
 def test_source_gets_full_marks_and_the_release_none_within_two_minutes() -> None:

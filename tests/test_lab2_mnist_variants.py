@@ -20,7 +20,7 @@ import nbformat
 import numpy as np
 import pytest
 
-from grader_tests.lab2_mnist import calibrate
+from grader_tests.lab2_mnist import calibrate, quality
 from introdl import data
 from introdl.grading.door.bridge import Student
 from introdl.grading.hidden.runner import run_hidden_tests
@@ -157,6 +157,24 @@ def test_correct_work_passes_every_test_but_the_quality_ones(
     assert len(results) == len(fast)
     failed = [(r.name, r.status, r.output) for r in results if r.status != "passed"]
     assert not failed, f"{variant}: {failed}"
+
+
+def test_grader_training_stops_once_judged_with_the_verdicts_of_every_epoch(
+    student: Student,
+) -> None:
+    """Does the grader stop training the solutions' network at the look that judged both its
+    measures, before the last epoch, with the scores and verdicts that training every epoch gives?
+    (The fully connected net, whose epochs are cheap; the CNN's per-look numbers are the
+    calibration's, in the slow suite.)"""
+    stopped = quality.train_and_score(student, "build_fc_model", SEED)
+    every = quality.train_and_score(student, "build_fc_model", SEED, stop=False)
+    assert stopped.epochs == stopped.judged_at < quality.RECIPE.epochs == every.epochs
+    assert stopped.accuracies == every.accuracies[: stopped.epochs]
+    assert stopped.cross_entropies == every.cross_entropies[: stopped.epochs]
+    assert stopped.accuracy_verdict == every.accuracy_verdict
+    assert stopped.cross_entropy_verdict == every.cross_entropy_verdict
+    assert stopped.accuracy_verdict.passed
+    assert stopped.cross_entropy_verdict.passed
 
 
 LOOK_FOR_HELDOUT = """

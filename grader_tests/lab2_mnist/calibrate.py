@@ -5,9 +5,11 @@
 For the reference (the source notebook's solutions) and each variant in tests/fixtures/lab2_mnist/,
 a sandboxed kernel runs the notebook's set-up and answer cells (plus the variant's code, which
 redefines what it gets wrong), then the grader's own training (quality.train_and_score) runs once
-per seed through the `student` door, exactly as in grading. It prints one line per run and a
-summary per variant and network: accuracy and cross-entropy on the held-out digits, seconds, and
-whether the run clears the bars in quality.BARS. It writes nothing; copy the numbers into
+per seed through the `student` door, exactly as in grading but training every epoch (stop=False)
+so that every look is recorded. It prints one line per run and a summary per variant, network and
+look (epoch): accuracy and cross-entropy on the held-out digits, what the stopping rule
+(quality.LOOKS) judged at that look, whether a verdict differs from the final bar's after every
+epoch (the rule before stopping), and seconds until judged against seconds for every epoch. It writes nothing; copy the numbers into
 CALIBRATION.md. Not a hidden test (the runner only collects test_*.py).
 """
 
@@ -17,6 +19,7 @@ import argparse
 import contextlib
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -133,21 +136,44 @@ class Run:
     variant: str
     builder: str
     seed: int
-    scores: quality.Scores
+    scores: quality.Scores  # every look recorded (trained with stop=False)
 
     @property
     def passes(self) -> bool:
+        """Both measures pass under the stopping rule (quality.LOOKS)."""
+        return self.scores.accuracy_verdict.passed and self.scores.cross_entropy_verdict.passed
+
+    @property
+    def passes_at_the_end(self) -> tuple[bool, bool]:
+        """Accuracy and cross-entropy against the final bar after every epoch (the rule before
+        issue 23's stopping): what the verdicts must stay."""
         bar = quality.BARS[quality.SOURCE][self.builder]
-        return (
-            self.scores.accuracy >= bar.accuracy and self.scores.cross_entropy <= bar.cross_entropy
-        )
+        s = self.scores
+        return s.accuracies[-1] >= bar.accuracy, s.cross_entropies[-1] <= bar.cross_entropy
+
+    @property
+    def same_verdicts(self) -> bool:
+        s = self.scores
+        return (s.accuracy_verdict.passed, s.cross_entropy_verdict.passed) == self.passes_at_the_end
+
+    @property
+    def seconds_with_stop(self) -> float:
+        return self.scores.seconds_at[self.scores.judged_at - 1]
 
     def line(self) -> str:
         s = self.scores
+        looks = "  ".join(
+            f"e{i + 1} {a:.4f}/{c:.3f}"
+            for i, (a, c) in enumerate(zip(s.accuracies, s.cross_entropies, strict=True))
+        )
+        a, c = s.accuracy_verdict, s.cross_entropy_verdict
         return (
-            f"{self.variant:<45} {self.builder:<16} seed {self.seed:>4}  accuracy {s.accuracy:.4f}  "
-            f"cross-entropy {s.cross_entropy:.4f}  {s.seconds:5.1f} s  "
-            f"{'passes' if self.passes else 'FAILS'}"
+            f"{self.variant:<42} {self.builder:<16} seed {self.seed:>4}  acc/ce {looks}  "
+            f"accuracy {'pass' if a.passed else 'FAIL'}@{a.epoch} "
+            f"cross-entropy {'pass' if c.passed else 'FAIL'}@{c.epoch}  "
+            f"{self.seconds_with_stop:5.1f} s of {s.seconds:5.1f} s "
+            f"(looks at {', '.join(f'{t:.1f}' for t in s.seconds_at)} s)"
+            f"{'' if self.same_verdicts else '  VERDICT CHANGED'}"
         )
 
 
@@ -160,30 +186,56 @@ def calibrate(
             student = Student(kernel)
             for builder in builders:
                 for seed in seeds:
-                    scores = quality.train_and_score(student, builder, seed)
+                    scores = quality.train_and_score(student, builder, seed, stop=False)
                     runs.append(Run(variant, builder, seed, scores))
                     print(runs[-1].line(), flush=True)
     return runs
 
 
+def _spread(values: Sequence[float], digits: int) -> str:
+    return f"{min(values):.{digits}f} / {statistics.mean(values):.{digits}f} / {max(values):.{digits}f}"
+
+
 def summary(runs: Sequence[Run]) -> str:
+    """One row per variant, network and look: the scores' spread, and what the rule decided there."""
     lines = []
-    keys = sorted({(r.variant, r.builder) for r in runs})
-    for variant, builder in keys:
+    for variant, builder in sorted({(r.variant, r.builder) for r in runs}):
         group = [r for r in runs if (r.variant, r.builder) == (variant, builder)]
-        acc = [r.scores.accuracy for r in group]
-        ce = [r.scores.cross_entropy for r in group]
-        secs = [r.scores.seconds for r in group]
-        lines.append(
-            f"| {variant} | {builder} | {len(group)} | {min(acc):.4f} / {sum(acc) / len(acc):.4f} / "
-            f"{max(acc):.4f} | {min(ce):.3f} / {sum(ce) / len(ce):.3f} / {max(ce):.3f} | "
-            f"{max(secs):.0f} | {sum(r.passes for r in group)}/{len(group)} |"
-        )
+        for epoch in range(1, min(r.scores.epochs for r in group) + 1):
+            acc = [r.scores.accuracies[epoch - 1] for r in group]
+            ce = [r.scores.cross_entropies[epoch - 1] for r in group]
+            decided = [
+                ("A" if v.passed else "a") if v.epoch == epoch else ""
+                for r in group
+                for v in [r.scores.accuracy_verdict]
+            ]
+            judged = [
+                ("C" if v.passed else "c") if v.epoch == epoch else ""
+                for r in group
+                for v in [r.scores.cross_entropy_verdict]
+            ]
+            stopped = sum(r.scores.judged_at == epoch for r in group)
+            lines.append(
+                f"| {variant} | {builder} | {epoch} | {len(group)} | {_spread(acc, 4)} | "
+                f"{_spread(ce, 3)} | accuracy: {decided.count('A')} pass, {decided.count('a')} "
+                f"fail; cross-entropy: {judged.count('C')} pass, {judged.count('c')} fail | "
+                f"{stopped} |"
+            )
+    changed = [r for r in runs if not r.same_verdicts]
+    before = [r.scores.seconds for r in runs]
+    after = [r.seconds_with_stop for r in runs]
     header = (
-        "| variant | network | runs | accuracy min / mean / max | cross-entropy min / mean / max "
-        "| slowest s | pass the bars |\n|---|---|---|---|---|---|---|"
+        "| variant | network | after epoch | runs | accuracy min / mean / max | cross-entropy min / "
+        "mean / max | judged at this look | stopped here |\n|---|---|---|---|---|---|---|---|"
     )
-    return header + "\n" + "\n".join(lines)
+    return (
+        header
+        + "\n"
+        + "\n".join(lines)
+        + f"\n\nverdicts changed by the stopping rule: {len(changed)} of {len(runs)} runs"
+        + f"\nquality-test seconds, median: {statistics.median(before):.1f} training every epoch, "
+        + f"{statistics.median(after):.1f} stopping when judged"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
