@@ -25,6 +25,7 @@ with a message.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -153,6 +154,17 @@ def introdl_cmd(lab: str, *extra: str) -> list[str]:
     ]
 
 
+def full_marks(course: Path, lab: str, students: int) -> None:
+    """Stop the benchmark unless introdl grade graded every submission to full marks (a run that
+    refused them all takes 0.5 s and would read as a speed-up)."""
+    scores = []
+    for results in sorted(course.glob(f"autograded/*/{lab}/results.json")):
+        data = json.loads(results.read_text())
+        scores.append((data.get("score"), data.get("max_score"), data.get("errors")))
+    if len(scores) != students or any(s != m or e for s, m, e in scores):
+        raise SystemExit(f"introdl grade did not grade all {students} to full marks: {scores}")
+
+
 def a_class(lab: str, students: int, rounds: int, skip: set[str]) -> None:
     with tempfile.TemporaryDirectory(prefix="introdl-bench-") as tmp:
         course = Path(tmp) / "course"
@@ -184,6 +196,8 @@ def a_class(lab: str, students: int, rounds: int, skip: set[str]) -> None:
             for key in order:
                 seconds = methods[key][1]() / students
                 per[key].append(seconds)
+                if key in ("c", "c0"):
+                    full_marks(course, lab, students)
                 shutil.rmtree(course / "autograded", ignore_errors=True)
                 print(
                     f"  round {r + 1}: ({key}) {methods[key][0]:<24} {seconds:6.2f} s/submission  ({load()})"
