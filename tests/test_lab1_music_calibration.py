@@ -19,7 +19,7 @@ from types import ModuleType
 
 import pytest
 
-from introdl.grading.door.bridge import Student
+from introdl.grading.door.bridge import StudentError
 from introdl.labs.lab1_music import extract_songs
 from tests.test_lab1_music_variants import (
     all_variants,
@@ -48,29 +48,39 @@ def hidden_module() -> ModuleType:
     return importlib.import_module("grader_tests.lab1_music.test_lab1_music")
 
 
+def per_call(training) -> str:  # type: ignore[no-untyped-def]
+    return " ".join(f"{training.looks[c]:.3f}" for c in sorted(training.looks))
+
+
 def test_reference_heldout_loss_and_tunes_over_many_seeds(tmp_path: Path) -> None:
-    """Over RUNS seeds, does the reference's held-out loss after the grader's training stay below
-    the threshold with a margin, and does its generated text always hold a tune?"""
+    """Over RUNS seeds, does the reference pass the training test's stopping rule, sitting MARGIN
+    below every look's floor, and the final threshold with MARGIN; and does the text it generates
+    from the model as the grader leaves it (stopped at the deciding look) always hold a tune?"""
     hidden = hidden_module()
     size = hidden.GRADER_MODEL
     kernel = start_lab_kernel(tmp_path)
     rows = []
     try:
-        student = Student(kernel)
+        student = kernel.student()
+        lab = hidden.prepare(student)
         for seed in range(1, RUNS + 1):
             started = time.monotonic()
-            training = hidden.train_on_songs(student, seed)
+            full = hidden.train_on_songs(student, seed, stop=False)  # every call measured
+            full_s = time.monotonic() - started
+            started = time.monotonic()
+            graded = hidden.train_on_songs(student, seed)  # as grading does: stops when judged
             trained_at = time.monotonic()
             hidden.build(
                 student, "_grader_gen_model", 83, size["embedding_dim"], size["rnn_units"], 1
             )
-            student.call("_grader_copy_weights", "_grader_model", "_grader_gen_model")
+            student.call(f"{lab}.copy_weights", "_grader_model", "_grader_gen_model")
             text = hidden.generate(student, "_grader_gen_model", "X", 2000, timeout=120)
             done = time.monotonic()
             row = {
                 "seed": seed,
-                "before": training.before,
-                "after": training.after,
+                "full": full,
+                "graded": graded,
+                "full_s": full_s,
                 "train_s": trained_at - started,
                 "generate_s": done - trained_at,
                 "tunes_1000": len(extract_songs(text[:1001])),
@@ -78,22 +88,60 @@ def test_reference_heldout_loss_and_tunes_over_many_seeds(tmp_path: Path) -> Non
             }
             rows.append(row)
             print(
-                "reference seed {seed:3d}: held-out loss {before:.3f} -> {after:.3f}; tunes in "
-                "1000/2000 characters {tunes_1000}/{tunes_2000}; training {train_s:.0f} s, "
-                "generating 2000 characters {generate_s:.0f} s".format(**row),
+                f"reference seed {seed:3d}: held-out loss {full.before:.3f} -> after each call "
+                f"{per_call(full)} ({full_s:.0f} s); graded: "
+                f"{'passed' if graded.passed else 'FAILED'} after {graded.steps} steps at "
+                f"{graded.after:.3f} ({row['train_s']:.0f} s); tunes in 1000/2000 characters "
+                f"{row['tunes_1000']}/{row['tunes_2000']} ({row['generate_s']:.0f} s)",
                 flush=True,
             )
     finally:
         kernel.shutdown()
-    after = [r["after"] for r in rows]
+    after = [r["full"].after for r in rows]
     print(
-        f"reference over {len(rows)} seeds: held-out loss min {min(after):.3f}, "
-        f"mean {statistics.mean(after):.3f}, max {max(after):.3f} (threshold "
-        f"{hidden.HELDOUT_LOSS_THRESHOLD}); tunes in {hidden.GENERATED_CHARACTERS} characters: "
-        f"min {min(r[f'tunes_{hidden.GENERATED_CHARACTERS}'] for r in rows)}"
+        f"reference over {len(rows)} seeds: held-out loss after {hidden.TRAINING_STEPS} steps "
+        f"min {min(after):.3f}, mean {statistics.mean(after):.3f}, max {max(after):.3f} (threshold "
+        f"{hidden.HELDOUT_LOSS_THRESHOLD}); graded steps median "
+        f"{statistics.median(r['graded'].steps for r in rows)}; tunes in "
+        f"{hidden.GENERATED_CHARACTERS} characters: min {min(r['tunes_2000'] for r in rows)}"
     )
     assert max(after) < hidden.HELDOUT_LOSS_THRESHOLD - MARGIN
-    assert all(r[f"tunes_{hidden.GENERATED_CHARACTERS}"] >= 1 for r in rows)
+    assert all(r["graded"].passed and r["full"].passed for r in rows)
+    for look in hidden.LOOKS:
+        worst = max(r["full"].looks[look.call] for r in rows)
+        assert worst < look.floor - MARGIN, (look, worst)
+    assert all(r["tunes_2000"] >= 1 for r in rows)
+
+
+def test_every_variant_at_every_look(tmp_path: Path) -> None:
+    """Trained for the whole budget, measured after every call: does the stopping rule give every
+    variant the verdict the final threshold gives it (no early pass of a model that ends above
+    it, no early fail of one that ends below it)?"""
+    hidden = hidden_module()
+    kernel = start_lab_kernel(tmp_path)
+    problems = []
+    try:
+        student = kernel.student()
+        for variant in all_variants():
+            for seed in VARIANT_SEEDS:
+                use(kernel, variant)
+                try:
+                    full = hidden.train_on_songs(student, seed, stop=False)
+                except StudentError as err:  # the variant's code raises: fails either way
+                    print(f"{variant.name} seed {seed}: training raises {str(err)[:120]!r}")
+                    continue
+                final = full.after < hidden.HELDOUT_LOSS_THRESHOLD
+                print(
+                    f"{variant.name} seed {seed}: after each call {per_call(full)}; rule "
+                    f"{'passes' if full.passed else 'fails'}, final threshold "
+                    f"{'passes' if final else 'fails'}",
+                    flush=True,
+                )
+                if full.passed != final:
+                    problems.append(f"{variant.name} seed {seed}: {full.looks}")
+    finally:
+        kernel.shutdown()
+    assert not problems, problems
 
 
 @pytest.mark.parametrize("seed", PIPELINE_SEEDS)

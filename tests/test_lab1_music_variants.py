@@ -13,6 +13,7 @@ grading pipeline. The many-seed runs against the full suite are in test_lab1_mus
 from __future__ import annotations
 
 import ast
+import importlib
 import re
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -253,3 +254,21 @@ def test_untouched_release_scores_zero() -> None:
     assert results.tests, "no hidden test ran"
     assert results.score == 0, [(t.name, t.status) for t in results.tests if t.score]
     assert {t.name for t in results.tests} == hidden_test_names()
+
+
+@needs_bwrap
+def test_training_stops_once_judged(lab_kernel: DefinitionsKernel) -> None:
+    """Does the grader stop training at the first look that decides: the reference passes before
+    the whole budget, a model that never updates its weights fails at the first look?"""
+    hidden = importlib.import_module("grader_tests.lab1_music.test_lab1_music")
+    student = lab_kernel.student()
+    use(lab_kernel, None)
+    learned = hidden.train_on_songs(student, 15)
+    assert learned.passed, learned.looks
+    assert learned.steps < hidden.TRAINING_STEPS, learned.looks
+    (frozen,) = [v for v in WRONG if v.name == "wrong-no-gradient-update"]
+    use(lab_kernel, frozen)
+    stuck = hidden.train_on_songs(student, 15)
+    assert not stuck.passed, stuck.looks
+    assert stuck.steps == hidden.LOOKS[0].call * hidden.STEPS_PER_CALL, stuck.looks
+    assert "after 25 steps" in hidden.training_verdict(stuck)

@@ -17,6 +17,7 @@ import tensorflow as tf
 NOTEBOOK: dict[str, Any] = {}  # the notebook's namespace, bound by the door
 MODELS: dict[str, Any] = {}  # the student's models, built here by name
 TRAINING: dict[str, Any] = {}  # the optimizer, the compiled step and the training songs
+FORWARD: dict[str, Any] = {}  # compiled forward passes of the models, by name
 
 
 def seed(value: int) -> None:
@@ -42,6 +43,7 @@ def build(
     built(np.zeros((batch_size, 2), dtype="int32"))  # create the weights
     reset(built)
     MODELS[name] = built
+    FORWARD.pop(name, None)
     return [list(w.shape) for w in built.get_weights()]
 
 
@@ -50,6 +52,20 @@ def logits(name: str, x: np.ndarray) -> np.ndarray:
     reset(model)
     out: np.ndarray = np.asarray(model(x), dtype="float32")
     return out
+
+
+def batched_logits(name: str, x: np.ndarray, batch_size: int) -> np.ndarray:
+    """Logits of the rows of X, batch_size rows per call from a reset state; the forward pass is
+    compiled once (eager, one (32, 100) batch took ~0.75 s on 2 busy cores; compiled, ~0.01 s)."""
+    model = MODELS[name]
+    if name not in FORWARD:
+        FORWARD[name] = tf.function(model)
+    forward = FORWARD[name]
+    out = []
+    for start in range(0, len(x), batch_size):
+        reset(model)
+        out.append(np.asarray(forward(x[start : start + batch_size]), dtype="float32"))
+    return np.concatenate(out)
 
 
 def trainer(name: str, learning_rate: float) -> None:
