@@ -8,14 +8,17 @@ INTRODL_OFFLINE=1 or against a web server on loopback, never the internet.
 from __future__ import annotations
 
 import functools
+import hashlib
 import http.server
 import json
+import os
 import pickle
 import re
 import shutil
 import sys
 import tarfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,7 +27,8 @@ import numpy as np
 import pytest
 
 from introdl import data
-from introdl.data.downloads import SourceFailed, Url, download_url, sha256_file
+from introdl.data import cache as cache_module
+from introdl.data.downloads import Generated, SourceFailed, Url, download_url, sha256_file
 from introdl.data.loaders import check_face_h5
 from introdl.grading import cli
 
@@ -412,3 +416,60 @@ def test_keras_cache_copy_is_checked_before_use(fresh_cache: Path, tmp_path: Pat
     np.savez(fake, x_train=np.zeros((1, 28, 28), np.uint8))
     with pytest.raises(data.DataUnavailable, match=r"local copy .*mnist\.npz sha256 .* instead of"):
         data.fetch("mnist", progress=False)
+
+
+def counted_dataset(hashed: list[Path]) -> data.Dataset:
+    """A one-file data set, made by a Generated source, whose digest notes every file it reads."""
+
+    def digest(path: Path) -> str:
+        hashed.append(path)
+        return sha256_file(path)
+
+    return data.Dataset(
+        name="counted",
+        description="one text file",
+        sources=(Generated("a text file", lambda d: (d / "a.txt").write_text("abc"), "nothing"),),
+        files=(data.Artifact("a.txt", hashlib.sha256(b"abc").hexdigest(), digest),),
+        main="a.txt",
+    )
+
+
+def test_a_settled_data_set_is_hashed_once_per_process(
+    fresh_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Is a data set fetched twice (the debiasing lab's skewed_faces) read for its checksum once,
+    while one written in the last seconds is checked on every fetch?"""
+    hashed: list[Path] = []
+    monkeypatch.setitem(data.REGISTRY, "counted", counted_dataset(hashed))
+    path = data.fetch("counted", progress=False)
+    hashed.clear()
+    data.fetch("counted", progress=False)
+    data.fetch("counted", progress=False)
+    assert hashed == [path, path], "a file written just now must be checked on every fetch"
+    monkeypatch.setattr(cache_module, "_SETTLED_SECONDS", 0.0)
+    hashed.clear()
+    for _ in range(3):
+        assert data.fetch("counted", progress=False) == path
+    assert hashed == [path], "a settled, unchanged file should be hashed once, then trusted"
+
+
+def test_a_file_changed_after_its_check_is_checked_again(
+    fresh_cache: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Can a cached file be swapped for another of the same size, its mtime put back, after the
+    process verified it, and be trusted? (It must not: its ctime moved, so it is hashed again.)"""
+    hashed: list[Path] = []
+    monkeypatch.setitem(data.REGISTRY, "counted", counted_dataset(hashed))
+    monkeypatch.setattr(cache_module, "_SETTLED_SECONDS", 0.0)
+    path = data.fetch("counted", progress=False)
+    data.fetch("counted", progress=False)  # verified, remembered
+    before = path.stat()
+    time.sleep(0.05)  # past the file system's timestamp granularity
+    path.write_text("abd")  # same size, other content
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    hashed.clear()
+    again = data.fetch("counted", progress=False)
+    assert hashed, "the changed file was trusted without a check"
+    assert again.read_text() == "abc", "the changed file should be replaced by a good copy"
+    assert path.with_name("a.txt.invalid").read_text() == "abd"
+    assert "a.txt" in capsys.readouterr().err

@@ -7,8 +7,10 @@ images), which also proves that generation reproduces the registry's recorded ar
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import h5py
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
@@ -22,6 +24,7 @@ from introdl.data.generated import (
     make_skewed_faces,
     read_groups,
 )
+from introdl.labs import lab2_debiasing as lab
 from introdl.labs.lab2_debiasing import FaceBatches, detection_rates
 
 N_FACES = TRAIN_IDENTITIES * AUGMENT_PER_FACE
@@ -148,3 +151,29 @@ def test_generated_files_read_back_by_group(offline: Path) -> None:
         f["labels"] = np.ones((2, 1))
     with pytest.raises(ValueError, match="no `groups`"):
         read_groups(path)
+
+
+def test_image_grids_are_one_picture_with_every_image_and_label(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Does show_images draw its 40 images as one picture in one axes (a grid of 40 axes took
+    a tenth of a second each in a check), each image whole, every label above it?"""
+    figures: list[Any] = []
+    monkeypatch.setattr(lab, "_show_photo", figures.append)
+    rng = np.random.default_rng(0)
+    images = rng.uniform(size=(45, 64, 64, 3)).astype(np.float32)  # the 5 beyond 4 rows dropped
+    labels = [f"g{i}" for i in range(45)]
+    lab.show_images(images, "title", ncols=10, labels=labels)
+    (fig,) = figures
+    (ax,) = fig.axes
+    (shown,) = ax.get_images()
+    grid = np.asarray(shown.get_array())
+    _, cells = lab._mosaic(images[:40], 10, gap_above=14)
+    for image, (top, middle) in zip(images[:40], cells, strict=True):
+        top, left = int(top), int(middle - 32)
+        assert np.array_equal(grid[top : top + 64, left : left + 64], image)
+    assert [t.get_text() for t in ax.texts] == labels[:40]
+    lab.show_reconstructions(images[:8], images[8:16])
+    (ax,) = figures[-1].axes
+    assert [t.get_text() for t in ax.texts] == ["input", "reconstruction"]
+    plt.close("all")
