@@ -7,14 +7,14 @@
         plot.update(history)
     plot.update(history, final=True)
 
-The picture is redrawn at most every `every` seconds (drawing costs ~50 ms) in one output area
+The picture is drawn `every` seconds after the plot is made, then at most every `every` seconds
+(drawing costs ~50-200 ms), and at the final update unless already up to date, in one output area
 of the cell, updated through an IPython display handle. Outside IPython, `update` does nothing.
 """
 
 from __future__ import annotations
 
 import io
-import math
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -31,7 +31,10 @@ class LiveFigure:
     def __init__(self, every: float = 2.0) -> None:
         self.every = every  # seconds between redraws
         self._handle: Any = None
-        self._last = -math.inf
+        # The first drawing comes EVERY seconds after the plot is made, or at the final update: a
+        # short run (the smoke budget's few steps, in a check) is drawn once, not twice.
+        self._last = time.monotonic()
+        self._shown: tuple[float, ...] | None = None  # the values drawn last
 
     def render(self, values: Sequence[float]) -> bytes:
         raise NotImplementedError
@@ -41,6 +44,9 @@ class LiveFigure:
         now = time.monotonic()
         if not final and now - self._last < self.every:
             return
+        shown = tuple(values)
+        if final and shown == self._shown:
+            return  # the picture already shows these values (a short run: drawn at its last step)
         self._last = now
         try:
             from IPython import get_ipython
@@ -50,6 +56,7 @@ class LiveFigure:
         if get_ipython() is None:
             return
         image = Image(data=self.render(values), format="png")
+        self._shown = shown
         if self._handle is None:
             self._handle = display(image, display_id=True)
         else:
