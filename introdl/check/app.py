@@ -33,6 +33,7 @@ from introdl.check.notebook import HomeNotebooks, NotebookSource, due_date, rele
 from introdl.check.refusals import RefusalLog
 from introdl.check.workers import Workers
 from introdl.grading.grade import GradeOptions
+from introdl.staff.store import StaffStore
 
 if TYPE_CHECKING:
     from introdl.check.cluster_workers import Grading
@@ -56,10 +57,13 @@ class CheckApp:
         refusals: RefusalLog | None = None,
         notebooks: NotebookSource | None = None,
         options: GradeOptions | None = None,
+        staff: StaffStore | None = None,
     ) -> None:
         self.queue = queue
         self.refusals = refusals or RefusalLog(queue.path)
         self.course = course
+        # Extensions, regrade requests, the audit trail (introdl/staff): beside the queue.
+        self.staff = staff or StaffStore.beside(queue.path.parent)
         self.staff_group = staff_group
         self.notebooks = notebooks or HomeNotebooks()
         self.workers: Grading = Workers(queue, course, workers, warm, options=options)

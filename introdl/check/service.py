@@ -64,6 +64,8 @@ from introdl.check.server_notebook import ServerNotebooks
 from introdl.check.settings import CheckService, course_settings, limits_of
 from introdl.grading.grade import GradeOptions
 from introdl.grading.kernel.launch import sweep_stale
+from introdl.staff.routes import staff_routes
+from introdl.staff.store import StaffStore
 
 log = logging.getLogger("introdl.check")
 
@@ -84,6 +86,7 @@ def make_app(app: CheckApp, prefix: str) -> web.Application:
         (rf"{p}/api/queue/?", ApiQueue, kw),
         (rf"{p}/api/limits/([^/]+)/([^/]+)/?", ApiLimits, kw),
         (rf"{p}/api/refusals/?", ApiRefusals, kw),
+        *staff_routes(p, kw),
     ]
     # xsrf_cookies: tornado checks every page POST's form token (HubOAuth's check, tied to the login).
     # default_handler_class: any other address is answered in words too (errors.py).
@@ -113,6 +116,7 @@ async def serve(args: argparse.Namespace) -> None:
         workers=int(settings.workers),
         warm=int(settings.warm),
         options=grade_options(args),
+        staff=StaffStore.beside(state),
     )
     app.notebooks = notebook_source(args, app)
     cluster = cluster_of(args, settings)
