@@ -39,8 +39,14 @@ from distributed import Client, Future, KilledWorker
 import introdl.data as registry
 from introdl.check.fair_queue import Check, CheckQueue
 from introdl.check.live import LiveChecks, with_first_result
-from introdl.check.settings import course_settings
-from introdl.check.workers import MAX_ATTEMPTS, STOP_GRACE, failed, grading_limit, overran
+from introdl.check.workers import (
+    MAX_ATTEMPTS,
+    STOP_GRACE,
+    Serving,
+    failed,
+    grading_limit,
+    overran,
+)
 from introdl.grading.cluster.bundles import Bundle
 from introdl.grading.cluster.dask_run import BundlePlugin, grade_on_worker, plugin_name
 from introdl.grading.cluster.same_code import mismatch, own_fingerprint, worker_code
@@ -80,9 +86,9 @@ class Lost(Exception):
     """The cluster lost a check (not the student's doing): it goes back to the fair queue."""
 
 
-class ClusterWorkers:
+class ClusterWorkers(Serving):
     """Grade QUEUE's checks on the Dask cluster at SCHEDULER, one per free worker thread; each
-    worker keeps WARM kernels (0: cold). MARGIN and OPTIONS as for workers.Workers."""
+    worker keeps WARM kernels (0: cold). The rest as for workers.Serving."""
 
     def __init__(
         self,
@@ -93,15 +99,8 @@ class ClusterWorkers:
         margin: float | None = None,
         options: GradeOptions | None = None,
     ) -> None:
-        self.queue = queue
-        self.course = course
+        super().__init__(queue, course, warm, margin, options)
         self.scheduler = scheduler
-        self.warm = warm
-        self.options = options or GradeOptions()
-        self.margin = float(course_settings(course).watchdog_margin if margin is None else margin)
-        self.wake = asyncio.Event()
-        self.on_done: Callable[[Check], None] | None = None
-        self.live = LiveChecks()  # running checks' results so far, from the workers' events
         self.threads = 0  # the cluster's worker threads at the last look
         self.started: dict[str, tuple[float, str, str]] = {}  # key -> (when, worker, address)
         # check id -> (name, address) of each worker that started it, in order

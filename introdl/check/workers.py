@@ -161,11 +161,34 @@ class Worker:
         old.shutdown(wait=False, cancel_futures=True)
 
 
-class Workers:
-    """WORKERS gradings at once for QUEUE, against the course at COURSE; each worker process keeps
-    WARM sandboxed kernels ready (introdl/grading/pool.py), each for one check. MARGIN: seconds
-    a grading may take beyond its lab's limit before the watchdog stops it (default: the course's
-    c.CheckService.watchdog_margin). OPTIONS: how the engine grades (backend, image)."""
+class Serving:
+    """What every grader of the service's queue keeps (Workers here, ClusterWorkers on Dask): the
+    QUEUE it serves, the course at COURSE, WARM sandboxed kernels per worker (0: cold), MARGIN
+    (seconds a grading may take beyond its lab's limit before the watchdog stops it; default the
+    course's c.CheckService.watchdog_margin), OPTIONS (how the engine grades: backend, image), and
+    the live view of running checks."""
+
+    def __init__(
+        self,
+        queue: CheckQueue,
+        course: Path,
+        warm: int = 0,
+        margin: float | None = None,
+        options: GradeOptions | None = None,
+    ) -> None:
+        self.queue = queue
+        self.course = course
+        self.warm = warm
+        self.options = options or GradeOptions()
+        self.margin = float(course_settings(course).watchdog_margin if margin is None else margin)
+        self.wake = asyncio.Event()
+        self.live = LiveChecks()  # running checks' results so far, from the workers' events
+        self.on_done: Callable[[Check], None] | None = None
+
+
+class Workers(Serving):
+    """WORKERS gradings at once on this host, each worker process keeping its warm sandboxed
+    kernels (introdl/grading/pool.py), each for one check; the rest as for `Serving`."""
 
     def __init__(
         self,
@@ -176,17 +199,10 @@ class Workers:
         margin: float | None = None,
         options: GradeOptions | None = None,
     ) -> None:
-        self.queue = queue
-        self.course = course
+        super().__init__(queue, course, warm, margin, options)
         self.workers = workers
-        self.warm = warm
-        self.options = options or GradeOptions()
-        self.margin = float(course_settings(course).watchdog_margin if margin is None else margin)
-        self.wake = asyncio.Event()
-        self.live = LiveChecks()
         self.channel = multiprocessing.get_context("spawn").Queue()
         self.slots = [Worker(100 + i, self.channel) for i in range(workers)]
-        self.on_done: Callable[[Check], None] | None = None
 
     async def run(self) -> None:
         """Serve the queue for ever (or until cancelled)."""
