@@ -94,7 +94,7 @@ def student_page(
         body += (
             f"<tr id='regrade-{req.id}'><td><a href='{escape(prefix)}regrades/{req.id}'>{req.id}</a></td>"
             f"<td>{escape(req.lab)}</td><td>{escape(req.item)}</td><td class='state'>"
-            f"{state(req)}</td><td class='score'>{change(req)}</td>"
+            f"{state(req)}</td><td class='change'>{change(req)}</td>"
             f"<td>{text(req.answer or '')}</td><td>{actions}</td></tr>"
         )
     return body + "</table>"
