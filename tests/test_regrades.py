@@ -266,6 +266,11 @@ def test_exchange_releases_are_read_from_the_exchanges_records(tmp_path: Path) -
     assert releases.released_at("ben", LAB) is None
     assert releases.released_at("ada", "lab9") is None
     assert ExchangeReleases(tmp_path / "none").released_at("ada", LAB) is None
+    # The exchange stopped (no -wal, no -shm): read without leaving files of ours in its folder.
+    store.db.close()
+    files = sorted(p.name for p in (tmp_path / "exchange").iterdir())
+    assert releases.released_at("ada", LAB) == at
+    assert sorted(p.name for p in (tmp_path / "exchange").iterdir()) == files
 
 
 @needs_bwrap
@@ -292,3 +297,14 @@ def test_a_rerun_grades_again_with_the_current_tests_and_records_old_and_new(
         2.0,
     )
     _ = grade_submission  # the engine the desk uses (imported for readers)
+
+
+def test_the_check_service_takes_the_instructor_group_and_the_exchange() -> None:
+    """Do --instructor-group and --exchange-root reach the service (default: none given)?"""
+    from introdl.check.service import parse_args
+
+    plain = parse_args(["--course", "c", "--state", "s"])
+    assert (plain.instructor_group, plain.exchange_root) == ("", "")
+    given = parse_args(["--course", "c", "--state", "s", "--instructor-group", "profs",
+                        "--exchange-root", "/srv/exchange"])  # fmt: skip
+    assert (given.instructor_group, given.exchange_root) == ("profs", "/srv/exchange")

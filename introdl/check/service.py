@@ -22,6 +22,8 @@ Pages (cookie login through the hub) and API (hub token), under the prefix (/ser
     GET  api/checks/<id>         one of the caller's checks            GET  api/queue (staff)
     POST api/limits/<student>/<lab>?extra=N   more checks for a student (staff)
     GET  api/refusals            refused requests, newest first (staff; also on the staff page)
+    GET  regrades                the caller's regrade requests     POST regrades/labs/<lab> file
+    GET  staff/regrades          the regrade queue (staff); docs/staff.md lists the rest
 
 What changes state needs proof that the person meant it (issue 21, case 4): the API takes a hub
 token in the `Authorization` header only (the login cookie is never enough there), the pages' forms

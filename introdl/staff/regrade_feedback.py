@@ -30,12 +30,17 @@ class ExchangeReleases:
     """Feedback releases as the course exchange recorded them."""
 
     def __init__(self, root: Path) -> None:
-        self.path = Path(root) / "exchange.sqlite"
+        self.path = Path(root).resolve() / "exchange.sqlite"
 
     def released_at(self, student: str, lab: str) -> float | None:
         if not self.path.is_file():
             return None
-        db = sqlite3.connect(f"{self.path.as_uri()}?mode=ro", uri=True)
+        # Never create files in the exchange's folder (the check service runs as root; a root-
+        # owned -shm would lock the exchange's own user out): with no -wal file there is nothing
+        # unsaved, so the file is read as it is (immutable); with one, the exchange's -shm is used.
+        live = self.path.with_name(self.path.name + "-wal").exists()
+        mode = "mode=ro" if live else "mode=ro&immutable=1"
+        db = sqlite3.connect(f"{self.path.as_uri()}?{mode}", uri=True)
         try:
             row = db.execute(
                 "SELECT MIN(f.released_at) FROM feedback f JOIN submissions s "
