@@ -22,6 +22,8 @@ Pages (cookie login through the hub) and API (hub token), under the prefix (/ser
     GET  api/checks/<id>         one of the caller's checks            GET  api/queue (staff)
     POST api/limits/<student>/<lab>?extra=N   more checks for a student (staff)
     GET  api/refusals            refused requests, newest first (staff; also on the staff page)
+    GET  regrades                the caller's regrade requests     POST regrades/labs/<lab> file
+    GET  staff/regrades          the regrade queue (staff); docs/staff.md lists the rest
 
 What changes state needs proof that the person meant it (issue 21, case 4): the API takes a hub
 token in the `Authorization` header only (the login cookie is never enough there), the pages' forms
@@ -64,6 +66,9 @@ from introdl.check.server_notebook import ServerNotebooks
 from introdl.check.settings import CheckService, course_settings, limits_of
 from introdl.grading.grade import GradeOptions
 from introdl.grading.kernel.launch import sweep_stale
+from introdl.staff.regrade import RegradeDesk
+from introdl.staff.regrade_feedback import CourseReleases, ExchangeReleases
+from introdl.staff.regrade_settings import regrade_window
 from introdl.staff.routes import staff_routes
 from introdl.staff.store import StaffStore
 
@@ -119,6 +124,8 @@ async def serve(args: argparse.Namespace) -> None:
         staff=StaffStore.beside(state),
     )
     app.notebooks = notebook_source(args, app)
+    app.regrades = regrade_desk(args, app)  # type: ignore[attr-defined]
+    app.instructor_group = args.instructor_group or args.staff_group  # type: ignore[attr-defined]
     cluster = cluster_of(args, settings)
     if cluster:  # checks graded on the Dask cluster of batch grading (docs/cluster.md)
         from introdl.check.cluster_workers import ClusterWorkers
@@ -153,6 +160,20 @@ async def serve(args: argparse.Namespace) -> None:
         await serving
 
 
+def regrade_desk(args: argparse.Namespace, app: CheckApp) -> RegradeDesk:
+    """Regrade requests (introdl/staff/regrade.py): the course's window (checked at start), and
+    feedback releases from the exchange's records (--exchange-root) or the course's folder."""
+    course = Path(args.course)
+    releases = ExchangeReleases(Path(args.exchange_root)) if args.exchange_root else None
+    return RegradeDesk(
+        app.staff,
+        course,
+        regrade_window(course),
+        releases or CourseReleases(course),
+        options=app.workers.options,
+    )
+
+
 def cluster_of(args: argparse.Namespace, settings: CheckService) -> str:
     """The Dask scheduler checks are graded on: --cluster, else c.CheckService.cluster, else
     none (the service's own workers)."""
@@ -182,6 +203,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--course", required=True, help="the course directory (nbgrader_config.py)")
     parser.add_argument("--state", required=True, help="the service's SQLite (created, mode 0700)")
     parser.add_argument("--staff-group", default="formgrade-introdl", help="hub group of staff")
+    parser.add_argument(
+        "--instructor-group",
+        default="",
+        help="hub group of instructors, who answer escalated regrade requests (default: the "
+        "staff group)",
+    )
+    parser.add_argument(
+        "--exchange-root",
+        default="",
+        help="the course exchange's root (its exchange.sqlite, read only): when feedback was "
+        "released, for the regrade window (default: the course's feedback/ folder)",
+    )
     parser.add_argument("--port", type=int, default=10102, help="when not run by the hub")
     parser.add_argument(
         "--notebooks",

@@ -12,5 +12,22 @@ from typing import Any
 
 def staff_routes(prefix: str, kw: dict[str, Any]) -> list[Any]:
     """Routes under PREFIX (no trailing slash); KW is passed to every handler (`app`)."""
-    routes: list[Any] = []
+    from introdl.staff import regrade_handlers as rg
+
+    n, verbs = "([0-9]+)", "(answer|rerun|close|escalate)"
+    routes: list[Any] = [
+        (rf"{prefix}/regrades/?", rg.RegradesPage, kw),
+        (rf"{prefix}/regrades/labs/([^/]+)/?", rg.RegradesPage, kw),
+        (rf"{prefix}/regrades/{n}/?", rg.RegradePage, kw),
+        (rf"{prefix}/regrades/{n}/(accept|escalate)/?", rg.RegradePage, kw),
+        (rf"{prefix}/staff/regrades/?", rg.StaffRegradesPage, kw),
+        (rf"{prefix}/staff/regrades/{n}/?", rg.RegradePage, kw),
+        (rf"{prefix}/staff/regrades/{n}/{verbs}/?", rg.RegradePage, kw),
+        (rf"{prefix}/api/regrades/?", rg.ApiRegrades, kw),
+        (rf"{prefix}/api/regrades/labs/([^/]+)/?", rg.ApiRegrades, kw),
+        (rf"{prefix}/api/regrades/{n}/?", rg.ApiRegrade, kw),
+        (rf"{prefix}/api/regrades/{n}/(accept|escalate)/?", rg.ApiRegrade, kw),
+        (rf"{prefix}/api/staff/regrades/?", rg.ApiStaffRegrades, kw),
+        (rf"{prefix}/api/staff/regrades/{n}/{verbs}/?", rg.ApiRegrade, kw),
+    ]
     return routes
