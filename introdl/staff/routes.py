@@ -9,8 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from introdl.staff.extension_pages import ApiExtension, ApiExtensions, ExtensionsPage
+
 
 def staff_routes(prefix: str, kw: dict[str, Any]) -> list[Any]:
     """Routes under PREFIX (no trailing slash); KW is passed to every handler (`app`)."""
-    routes: list[Any] = []
+    routes: list[Any] = [
+        (rf"{prefix}/staff/extensions/?", ExtensionsPage, kw),
+        (rf"{prefix}/api/extensions/?", ApiExtensions, kw),
+        (rf"{prefix}/api/extensions/([^/]+)/([^/]+)/?", ApiExtension, kw),
+    ]
     return routes
