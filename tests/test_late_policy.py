@@ -10,7 +10,7 @@ import csv
 import html
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -209,3 +209,53 @@ def test_cli_grants_and_revokes_with_meaningful_exit_codes(
         "extension.revoke",
         "extension.grant",
     ]
+
+
+def test_a_student_sees_their_graded_score_with_the_stored_penalty(course: Course) -> None:
+    """The home page's row for frank: ten days late, 50%, and the gradebook's numbers."""
+    from introdl.staff import late as status
+
+    graded = status.graded_of(course.root, LAB, "frank")
+    assert graded == status.Graded(score=5.0, max_score=6.0, penalty=pytest.approx(2.5))
+    assert status.graded_of(course.root, LAB, "nobody") is None
+    row = status.status(
+        LAB,
+        due=late.parse_until("2026-11-03T00:00"),
+        extension=None,
+        handins={LAB: datetime(2026, 11, 13, 0, 0, 1, tzinfo=UTC)},
+        policy=late.course_policy(course.root)[0],
+        graded=graded,
+        now=datetime(2026, 12, 1, tzinfo=UTC),
+    )
+    page = status.deadlines_html([row])
+    assert "10 d 0 h late, penalty 50% of the score" in page
+    assert "2.5 / 6 (5 minus a late penalty of 2.5)" in page
+
+
+def test_an_extension_reason_is_shown_as_text(course: Course) -> None:
+    """Staff-written text reaches a student's page escaped, never as markup."""
+    from introdl.staff import late as status
+
+    ext.grant(
+        course.store,
+        course.root,
+        lab=LAB,
+        student="mallory",
+        until="2026-11-09T00:00",
+        reason="<script>alert(1)</script>",
+        who="ta",
+    )
+    extension = ext.extension_of(course.store, "mallory", LAB)
+    row = status.status(
+        LAB,
+        due=None,
+        extension=extension,
+        handins=None,
+        policy=late.Policy(),
+        graded=None,
+        now=datetime(2026, 11, 1, tzinfo=UTC),
+    )
+    page = status.deadlines_html([row])
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    assert "until 2026-11-09 00:00 UTC" in page
+    assert ext.extensions(course.store, student="erin") == []  # only one's own are listed
