@@ -143,7 +143,7 @@ def late_words(row: LabStatus) -> str:
     if row.late_seconds <= 0:
         return f"{when}: on time"
     if not row.percent:
-        return f"{when}: {days(row.late_seconds)} late, within the grace period: no penalty"
+        return f"{when}: {days(row.late_seconds)} late, no late penalty (the course's policy)"
     return f"{when}: {days(row.late_seconds)} late, penalty {row.percent:g}% of the score"
 
 
