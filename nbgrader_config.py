@@ -60,6 +60,18 @@ c.IgnorePattern.pattern = (
 c.LimitOutput.max_lines = 1000
 c.LimitOutput.max_traceback = 100
 
+# --- Deadlines, extensions and the late penalty (introdl/grading/record/late.py, docs/staff.md) -
+# Due dates are nbgrader's (`nbgrader db assignment add LAB --duedate=...`); staff grant a student
+# more time with `introdl extension LAB STUDENT --until TIME` or the check service's staff page.
+# The penalty nbgrader stores (gradebook, export, feedback) comes from this policy: per started
+# day after the (extended) due date, capped. 0 per day: nbgrader's own LateSubmissionPlugin rule.
+c.AssignLatePenalties.plugin_class = "introdl.grading.record.late.LatePenalty"
+c.LatePolicy.percent_per_day = 0  # e.g. 10: a hand-in 1 s to 24 h late loses 10% of its score
+c.LatePolicy.max_percent = 50  # the cap, in percent of the score
+c.LatePolicy.grace_minutes = 0  # minutes after the due date that still count as on time
+# The check service's --state folder: grading reads staff's extensions there (staff.sqlite).
+c.LatePolicy.check_state = ""
+
 # --- "Check my work" before the deadline (introdl/check/, docs/check.md) --------------------
 # nbgrader ignores this section; the check service reads it.
 c.CheckService.checks_per_day = 5  # per student and lab, in any 24 hours

@@ -33,6 +33,7 @@ from introdl.check.notebook import HomeNotebooks, NotebookSource, due_date, rele
 from introdl.check.refusals import RefusalLog
 from introdl.check.workers import Workers
 from introdl.grading.grade import GradeOptions
+from introdl.staff.handins import ExchangeHandins
 from introdl.staff.store import StaffStore
 
 if TYPE_CHECKING:
@@ -65,6 +66,8 @@ class CheckApp:
         # Extensions, regrade requests, the audit trail (introdl/staff): beside the queue.
         self.staff = staff or StaffStore.beside(queue.path.parent)
         self.staff_group = staff_group
+        # The exchange, asked for students' hand-in times (--exchange-url); None: not shown.
+        self.handins: ExchangeHandins | None = None
         self.notebooks = notebooks or HomeNotebooks()
         self.workers: Grading = Workers(queue, course, workers, warm, options=options)
         # The singleton: the OAuth callback handler finds the login state (PKCE verifier) there.

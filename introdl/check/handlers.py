@@ -31,6 +31,7 @@ from introdl.hub.request_guard import (
     page_csp,
     repeated_student,
 )
+from introdl.staff import late
 
 log = logging.getLogger("introdl.check")
 PAGE_CSP = page_csp(base64.b64encode(hashlib.sha256(pages.STYLE.encode()).digest()).decode())
@@ -285,7 +286,7 @@ class Page(Base):
 
 class HomePage(Page):
     @web.authenticated
-    def get(self, lab: str = "") -> None:
+    async def get(self, lab: str = "") -> None:
         if lab:  # labs/<lab> is the form's target: opened as an address, it is the home page
             self.redirect(self.prefix)
             return
@@ -295,7 +296,9 @@ class HomePage(Page):
             (lab, app.queue.next_allowed(self.user, lab), app.queue.allowance(self.user, lab))
             for lab in app.labs()
         ]
-        self.render_page(pages.home(labs, mine, xsrf=self.form_token()))
+        # Due dates, the caller's own extension and late status (introdl/staff/late.py).
+        due = late.deadlines_html(await late.student_deadlines(app, self.user))
+        self.render_page(pages.home(labs, mine, xsrf=self.form_token(), deadlines=due))
 
     @web.authenticated
     async def post(self, lab: str = "") -> None:

@@ -47,9 +47,15 @@ def page(body: str, *, user: str, prefix: str, refresh: bool = False) -> str:
 
 
 def home(
-    labs: Sequence[tuple[str, float, int]], checks: Sequence[dict[str, Any]], *, xsrf: str
+    labs: Sequence[tuple[str, float, int]],
+    checks: Sequence[dict[str, Any]],
+    *,
+    xsrf: str,
+    deadlines: str = "",
 ) -> str:
-    """Each lab with its 'check my work' button (or when the next check is allowed), then history."""
+    """Each lab with its 'check my work' button (or when the next check is allowed), the
+    DEADLINES table (staff/late.py: due dates, the student's extension and late status), then
+    the history of checks."""
     rows = []
     for lab, next_allowed, allowance in labs:
         ready = next_allowed <= datetime.now(UTC).timestamp()
@@ -68,6 +74,7 @@ def home(
         "the hidden tests, in the same sandbox as final grading. Save your notebook first. "
         "A check never counts as a submission: submit through the Assignment List.</p>"
         f"<table><tr><th>lab</th><th>checks</th><th></th></tr>{''.join(rows)}</table>"
+        f"{deadlines}"
     )
     if checks:
         body += "<h2>Your checks</h2><table><tr><th>#</th><th>lab</th><th>asked</th><th>state</th><th>score</th></tr>"

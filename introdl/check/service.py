@@ -24,6 +24,7 @@ Pages (cookie login through the hub) and API (hub token), under the prefix (/ser
     GET  api/refusals            refused requests, newest first (staff; also on the staff page)
     GET  regrades                the caller's regrade requests     POST regrades/labs/<lab> file
     GET  staff/regrades          the regrade queue (staff); docs/staff.md lists the rest
+    staff/extensions, api/extensions...   deadlines and extensions (introdl/staff/extension_pages.py)
 
 What changes state needs proof that the person meant it (issue 21, case 4): the API takes a hub
 token in the `Authorization` header only (the login cookie is never enough there), the pages' forms
@@ -66,6 +67,8 @@ from introdl.check.server_notebook import ServerNotebooks
 from introdl.check.settings import CheckService, course_settings, limits_of
 from introdl.grading.grade import GradeOptions
 from introdl.grading.kernel.launch import sweep_stale
+from introdl.grading.record.late import course_policy
+from introdl.staff.handins import ExchangeHandins
 from introdl.staff.regrade import RegradeDesk
 from introdl.staff.regrade_feedback import CourseReleases, ExchangeReleases
 from introdl.staff.regrade_settings import regrade_window
@@ -126,6 +129,9 @@ async def serve(args: argparse.Namespace) -> None:
     app.notebooks = notebook_source(args, app)
     app.regrades = regrade_desk(args, app)  # type: ignore[attr-defined]
     app.instructor_group = args.instructor_group or args.staff_group  # type: ignore[attr-defined]
+    if args.exchange_url:  # students' hand-in times, for their late status (staff/handins.py)
+        app.handins = ExchangeHandins(args.exchange_url, app.hub_auth.api_token)
+    course_policy(course)  # a nonsense late policy stops the service at start, naming the file
     cluster = cluster_of(args, settings)
     if cluster:  # checks graded on the Dask cluster of batch grading (docs/cluster.md)
         from introdl.check.cluster_workers import ClusterWorkers
@@ -244,6 +250,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="",
         help="grade checks on the Dask cluster whose scheduler is at this address "
         "(tcp://HOST:8786; default: c.CheckService.cluster, else this host's workers)",
+    )
+    parser.add_argument(
+        "--exchange-url",
+        default="",
+        help="the course exchange's address as this service reaches it (e.g. "
+        "http://127.0.0.1:10101/services/exchange/): students see when they handed in and "
+        "whether it was late; empty: their late status shows no hand-in times",
     )
     args = parser.parse_args(argv)
     if args.notebooks == "server" and not args.public_url:

@@ -31,6 +31,7 @@ def _commands() -> dict[str, tuple[Command, dict[str, str]]]:
     from introdl.grading.commands import data, demo, grade, grade_notebook, release
     from introdl.grading.sandbox.docker import DEFAULT_IMAGE
     from introdl.similarity.command import similarity
+    from introdl.staff.extension_command import extension
 
     return {
         "release": (release.release, {"lab": "a lab id, or `all`"}),
@@ -84,6 +85,18 @@ def _commands() -> dict[str, tuple[Command, dict[str, str]]]:
                 "top": "how many pairs the report shows side by side",
             },
         ),
+        "extension": (
+            extension,
+            {
+                "lab": "the lab",
+                "student": "the student's hub name",
+                "until": "the student's own due date, ISO 8601 (UTC unless a zone is given), "
+                "e.g. 2026-12-24T17:00",
+                "reason": "why (kept in the audit trail; the student sees it)",
+                "revoke": "take the student's extension back",
+                "state": "the check service's state folder (default: c.LatePolicy.check_state)",
+            },
+        ),
         "demo": (
             demo.demo,
             {"workdir": "where to build the demo course (default: a fresh temporary folder)"},
@@ -114,6 +127,7 @@ POSITIONAL = {
     "grade": ["lab"],
     "grade-notebook": ["path"],
     "similarity": ["lab"],
+    "extension": ["lab", "student"],
 }
 
 

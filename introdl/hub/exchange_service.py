@@ -28,6 +28,8 @@ API (under the service's prefix, e.g. /services/exchange/):
     POST   api/feedback/<lab>/<student>?timestamp=T  feedback for a hand-in      (staff)
     GET    api/refusals                         refused attempts                  (staff)
     GET    api/limits                           the course's archive limits       (anyone)
+    GET    api/handins/<student>                the student's latest hand-in time per lab
+                                                (the check service's own token only)
 
 An archive is checked whole (`archive.check`: names, depth, count, unpacked size and ratio) and
 written off the event loop, so a large or hostile upload does not stall anyone else's request; a
@@ -57,9 +59,13 @@ from introdl.hub.exchange_store import (
     OverLimit,
     StoreError,
     Submission,
+    checked_name,
 )
 
 log = logging.getLogger("introdl.exchange")
+# Hub services that may read any student's hand-in times (api/handins); the hub's roles must also
+# let them reach the exchange (roles.check_roles).
+TIMES_READERS = ("check",)
 
 
 def describe(sub: Submission) -> dict[str, Any]:
@@ -173,6 +179,35 @@ class Refusals(Handler):
         self.send_json(self.store.refusals())
 
 
+class HandinTimes(Handler):
+    """The check service shows each student their own late status (introdl/staff/handins.py):
+    it asks, with its own hub token, when a student last handed in each lab. No person's token is
+    accepted here, a student's included (they see their own hand-ins at api/submissions); every
+    other caller is refused and logged."""
+
+    async def prepare(self) -> None:
+        action = f"{self.request.method} {self.request.path[:200]}"
+        model = self.current_user if self.request.headers.get("Authorization") else None
+        if not model or model.get("kind") != "service" or model.get("name") not in TIMES_READERS:
+            self.refuse(
+                action,
+                "-",
+                "",
+                "hand-in times are for the check service's own token only",
+                status=403,
+            )
+
+    def get(self, student: str) -> None:
+        try:
+            name = checked_name(student, "student")
+        except StoreError as error:
+            raise web.HTTPError(400, str(error)) from error
+        latest: dict[str, str] = {}
+        for sub in self.store.submissions(student=name):
+            latest[sub.lab] = max(latest.get(sub.lab, ""), sub.timestamp)
+        self.send_json(latest)
+
+
 class CourseLimits(Handler):
     def get(self) -> None:
         self.send_json(self.exchange.limits.to_config())
@@ -198,6 +233,7 @@ def make_app(exchange: Exchange, prefix: str) -> web.Application:
         (rf"{api}/collect/{lab}/{lab}/?", CollectOne, {"exchange": exchange}),
         (rf"{api}/refusals/?", Refusals, {"exchange": exchange}),
         (rf"{api}/limits/?", CourseLimits, {"exchange": exchange}),
+        (rf"{api}/handins/{lab}/?", HandinTimes, {"exchange": exchange}),
     ]
     return web.Application(routes, default_handler_class=NotFound)  # other addresses: words
 

@@ -118,6 +118,8 @@ c.JupyterHub.services = [
             S["check_state"],
             "--staff-group",
             STAFF_GROUP,
+            "--exchange-url",  # students' hand-in times (introdl/staff/handins.py)
+            f"http://127.0.0.1:{S['exchange_port']}/services/exchange/",
             *check_reads,
         ],
         "cwd": S["check_state"],

@@ -47,7 +47,8 @@ def check_roles(service: str = "check", servers_of: tuple[str, ...] = ()) -> lis
     it may see whether a member's server runs (`read:servers`) and make, use once and delete a
     token of that member (`tokens`); the token it asks for can reach only that member's server.
     """
-    scopes = ["read:users:name", "read:users:groups"]
+    # The exchange's api/handins: students' hand-in times for their late status (staff/handins.py).
+    scopes = ["read:users:name", "read:users:groups", "access:services!service=exchange"]
     for group in servers_of:
         scopes += [f"read:servers!group={group}", f"tokens!group={group}"]
     return [{"name": "check-service", "services": [service], "scopes": scopes}]

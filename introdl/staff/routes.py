@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from introdl.staff.extension_pages import ApiExtension, ApiExtensions, ExtensionsPage
+
 
 def staff_routes(prefix: str, kw: dict[str, Any]) -> list[Any]:
     """Routes under PREFIX (no trailing slash); KW is passed to every handler (`app`)."""
@@ -29,5 +31,8 @@ def staff_routes(prefix: str, kw: dict[str, Any]) -> list[Any]:
         (rf"{prefix}/api/regrades/{n}/(accept|escalate)/?", rg.ApiRegrade, kw),
         (rf"{prefix}/api/staff/regrades/?", rg.ApiStaffRegrades, kw),
         (rf"{prefix}/api/staff/regrades/{n}/{verbs}/?", rg.ApiRegrade, kw),
+        (rf"{prefix}/staff/extensions/?", ExtensionsPage, kw),
+        (rf"{prefix}/api/extensions/?", ApiExtensions, kw),
+        (rf"{prefix}/api/extensions/([^/]+)/([^/]+)/?", ApiExtension, kw),
     ]
     return routes

@@ -136,8 +136,9 @@ class StaffStore:
     ) -> Iterator[sqlite3.Connection]:
         """A transaction that writes its audit line too: `with store.change(...) as db: ...`.
 
-        The audit line is written after the body, so details the body adds to DETAIL (a dict the
-        caller keeps) are recorded; if the body raises, neither the change nor the line lands.
+        The audit line is written after the body, with DETAIL as JSON: a value the body fills in
+        (a dict or list the caller passed in DETAIL and still holds) is recorded as it is then. If
+        the body raises, neither the change nor the line lands.
         """
         with self._lock:
             self.db.execute("BEGIN IMMEDIATE")

@@ -10,10 +10,10 @@ does what `nbgrader autograde` would have done after execution, with nbgrader's 
 3. each autograded grade cell gets two outputs in place of a score nbgrader would compute from
    errors: a plain-text list of its hidden tests (name, status, authored message) and an
    `execute_result` holding the score, which nbgrader reads as partial credit;
-4. nbgrader's `SaveAutoGrades` and `AssignLatePenalties` store the scores and late penalty, and the
-   notebook is written to `autograded/<student>/<lab>/<lab>.ipynb`, made inert first (inert.py:
-   only text and plain images of the student's outputs, their markdown shown as text), because
-   the formgrader and the feedback render it as HTML in staff's and students' browsers.
+4. nbgrader's `SaveAutoGrades` and `AssignLatePenalties` (late.py: the course's policy, staff's
+   extension copied in first) store the scores and late penalty; the notebook is written to
+   `autograded/<student>/<lab>/<lab>.ipynb`, made inert first (inert.py: only text and plain
+   images of the student's outputs, their markdown as text): formgrader and feedback show it.
 
 Only the coordinating process calls `land_grades`: the gradebook is a SQLite file by default, and
 worker processes (which run student code next door) never open it.
@@ -53,6 +53,7 @@ from sqlalchemy.exc import SAWarning
 from introdl.grading.course import course_config, nbgrader
 from introdl.grading.errors import BadInput
 from introdl.grading.record.inert import inert_notebook, instructor_cells
+from introdl.grading.record.late import apply_staff_extension
 from introdl.grading.record.results import Results, TestResult
 
 # nbformat's helpers are untyped; these names give them types once.
@@ -188,6 +189,7 @@ def land_grades(
             gb.update_or_create_submission(lab, student, timestamp=timestamp)
         else:
             gb.update_or_create_submission(lab, student)
+        apply_staff_extension(gb, coursedir.config, lab, student)  # before the penalty
 
     nb = _sanitized_or_release(course_root, coursedir, lab, student, notebook, notebook_id)
     resources = _resources(coursedir, lab, student, notebook_id)
