@@ -71,6 +71,8 @@ class Fault:
     status: int
     times: int
     retry_after: str | None = None
+    only: str = ""  # fail only requests whose path contains this ("/scores")
+    after: int = 0  # let this many matching requests through first
 
 
 @dataclass
@@ -85,8 +87,10 @@ class Context:
 class Platform:
     """The platform; start it with `with Platform() as platform:` (a thread serves it)."""
 
-    def __init__(self, *, page_size: int = 100) -> None:
-        self.private_key = new_rsa_key()
+    def __init__(
+        self, *, page_size: int = 100, private_key: rsa.RSAPrivateKey | None = None
+    ) -> None:
+        self.private_key = private_key or new_rsa_key()
         self.kid = "platform-key-1"
         self.page_size = page_size
         self.deployment_id = "deployment-1"
@@ -97,13 +101,18 @@ class Platform:
         self.faults: list[Fault] = []
         self.calls: list[tuple[str, str, int]] = []
         self.refused_assertions: list[str] = []
+        self.assertions: list[
+            str
+        ] = []  # every client assertion received (a test greps logs for them)
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self.issuer = self.url
         self.token_url = f"{self.url}/token"
         self.jwks_url = f"{self.url}/jwks"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     def __enter__(self) -> Platform:
         self._thread.start()
@@ -135,10 +144,22 @@ class Platform:
             {"user_id": user_id, "roles": [role], "status": "Active", **extra}
         )
 
-    def fail_next(self, status: int, times: int = 1, *, retry_after: str | None = None) -> None:
-        """Answer the next TIMES AGS/NRPS calls with STATUS (the token endpoint keeps working)."""
+    def fail_next(
+        self,
+        status: int,
+        times: int = 1,
+        *,
+        retry_after: str | None = None,
+        only: str = "",
+        after: int = 0,
+    ) -> None:
+        """Answer the next TIMES AGS/NRPS calls (those whose path holds ONLY, after the first
+        AFTER of them) with STATUS.
+
+        The token endpoint keeps working: a 401 here is an access token the platform expired.
+        """
         with self._lock:
-            self.faults.append(Fault(status, times, retry_after))
+            self.faults.append(Fault(status, times, retry_after, only, after))
 
     def expire_tokens(self) -> None:
         with self._lock:
@@ -164,14 +185,17 @@ class Platform:
         return sum(1 for m, p, s in self.calls if m == "POST" and path_part in p and s < 300)
 
     # --- serving ------------------------------------------------------------------------
-    def take_fault(self) -> Fault | None:
+    def take_fault(self, path: str) -> Fault | None:
         with self._lock:
-            while self.faults and self.faults[0].times <= 0:
-                self.faults.pop(0)
-            if not self.faults:
-                return None
-            self.faults[0].times -= 1
-            return self.faults[0]
+            self.faults = [f for f in self.faults if f.times > 0]
+            for fault in self.faults:
+                if fault.only in path:
+                    if fault.after > 0:
+                        fault.after -= 1
+                        return None
+                    fault.times -= 1
+                    return fault
+            return None
 
     def grant(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
         if form.get("grant_type") != "client_credentials":
@@ -179,6 +203,7 @@ class Platform:
         if form.get("client_assertion_type") != ASSERTION_TYPE:
             return 400, {"error": "invalid_request", "error_description": "assertion type"}
         assertion = form.get("client_assertion", "")
+        self.assertions.append(assertion)
         try:
             unverified = jwt.decode(assertion, options={"verify_signature": False})
             client_id = str(unverified.get("iss", ""))
@@ -267,7 +292,7 @@ def _handler(platform: Platform) -> type[BaseHTTPRequestHandler]:
                 return self._reply(status, body)
             if len(parts) < 3 or parts[0] != "contexts" or parts[1] not in platform.contexts:
                 return self._reply(404, {"error": "not found"})
-            fault = platform.take_fault()
+            fault = platform.take_fault(url.path)
             if fault is not None:
                 headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
                 if fault.status == 401:
