@@ -108,11 +108,11 @@ def make_gradebook(db_url: str, students: tuple[Student, ...] = STUDENTS) -> Non
 
 
 @functools.cache
-def template_gradebook() -> bytes:
+def template_gradebook(students: tuple[Student, ...] = STUDENTS) -> bytes:
     """The gradebook's bytes, made once per test session (a new one runs alembic: ~2 s)."""
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "gradebook.db"
-        make_gradebook(f"sqlite:///{path}")
+        make_gradebook(f"sqlite:///{path}", students)
         return path.read_bytes()
 
 
