@@ -69,13 +69,18 @@ def load_private_key(path: Path) -> rsa.RSAPrivateKey:
 def public_jwk(key: rsa.RSAPrivateKey) -> dict[str, Any]:
     """The tool's public key as a JWK, its kid the RFC 7638 thumbprint (stable for one key)."""
     jwk: dict[str, Any] = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+    public = {"kty": "RSA", "e": jwk["e"], "n": jwk["n"]}
+    return {**public, "kid": thumbprint(public), "alg": "RS256", "use": "sig"}
+
+
+def thumbprint(jwk: dict[str, Any]) -> str:
+    """RFC 7638: SHA-256 of the required members (e, kty, n), sorted, no spaces; base64url."""
     canonical = json.dumps(
-        {"e": jwk["e"], "kty": "RSA", "n": jwk["n"]}, separators=(",", ":"), sort_keys=True
+        {"e": jwk["e"], "kty": jwk["kty"], "n": jwk["n"]}, separators=(",", ":"), sort_keys=True
     )
     digest = hashes.Hash(hashes.SHA256())
     digest.update(canonical.encode())
-    kid = jwt.utils.base64url_encode(digest.finalize()).decode()
-    return {"kty": "RSA", "e": jwk["e"], "n": jwk["n"], "kid": kid, "alg": "RS256", "use": "sig"}
+    return jwt.utils.base64url_encode(digest.finalize()).decode()
 
 
 def client_assertion(
