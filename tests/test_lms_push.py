@@ -315,3 +315,20 @@ def test_missing_settings_are_named(
     err = capsys.readouterr().err
     assert f"{root / 'nbgrader_config.py'}: set c.LTI.issuer" in err
     assert "c.LTI.private_key_file" in err
+
+
+def test_a_score_refused_for_one_student_does_not_stop_the_others(
+    course: Course, platform: Platform, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Is a 422 for one student recorded as failed while the rest are sent (exit 1)?"""
+    platform.fail_next(422, only="/scores")
+    assert lms("push", LAB) == 1
+    out = capsys.readouterr().out
+    assert "FAILED: alice (u-alice) 8: 422" in out
+    assert "not tried" not in out
+    assert sorted(line_item_scores(platform)) == ["u-bob", "u-carol"]
+    assert recorded(course) == [
+        ("alice", 8.0, "failed", 422),
+        ("bob", 7.0, "sent", 204),
+        ("carol", 5.0, "sent", 204),
+    ]
