@@ -332,3 +332,17 @@ def test_a_score_refused_for_one_student_does_not_stop_the_others(
         ("bob", 7.0, "sent", 204),
         ("carol", 5.0, "sent", 204),
     ]
+
+
+def test_the_record_names_the_unix_user_not_what_usr_says(
+    course: Course, platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Is `who` in the records the process's own user, whatever $USER and $LOGNAME claim?"""
+    import pwd
+
+    monkeypatch.setenv("USER", "mallory")
+    monkeypatch.setenv("LOGNAME", "mallory")
+    assert lms("push", LAB) == 0
+    with sqlite3.connect(course.root / "state" / "lms.sqlite") as db:
+        who = {row[0] for row in db.execute("SELECT who FROM pushes")}
+    assert who == {pwd.getpwuid(os.geteuid()).pw_name}

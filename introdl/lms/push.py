@@ -11,8 +11,8 @@ nothing.
 
 from __future__ import annotations
 
-import getpass
 import os
+import pwd
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -90,9 +90,14 @@ class PushResult:
 
 
 def who_runs() -> str:
-    user = getpass.getuser()
+    """The Unix user running the push, from the process's uid (not $USER, which anyone sets);
+    sudo's SUDO_USER is added as a hint when running as root."""
+    try:
+        user = pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        user = f"uid {os.geteuid()}"
     sudo = os.environ.get("SUDO_USER")
-    return f"{sudo} (as {user})" if sudo and sudo != user else user
+    return f"{user} (sudo by {sudo})" if os.geteuid() == 0 and sudo and sudo != user else user
 
 
 def is_learner(member: dict[str, Any]) -> bool:
@@ -147,6 +152,7 @@ def push(course: Path, lab: str, *, dry_run: bool = False) -> PushResult:
         )
     finally:
         records.close()
+        client.session.close()
     return PushResult(
         lab=lab,
         dry_run=dry_run,
