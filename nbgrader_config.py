@@ -92,3 +92,15 @@ c.ExchangeService.max_name_bytes = 255  # one part of a name: what ext4/xfs/btrf
 c.ExchangeService.max_path_bytes = 1024  # a whole relative name
 c.ExchangeService.quota_mb = 2048  # everything one student has handed in, as stored
 c.ExchangeService.submissions_per_hour = 30  # hand-ins of one student, all labs together
+
+# --- Grades to the LMS (introdl lms push|status|csv; docs/lms.md) ----------------------------
+# nbgrader ignores this section. The key and client id files: mode 0600, the hub user's own.
+# c.LTI.issuer = "https://canvas.instructure.com"
+# c.LTI.client_id_file = "/etc/introdl/lti/client_id"
+# c.LTI.deployment_id = "..."
+# c.LTI.token_url = "https://canvas.example.edu/login/oauth2/token"
+# c.LTI.platform_jwks_url = "https://canvas.example.edu/api/lti/security/jwks"
+# c.LTI.lineitems_url = "https://canvas.example.edu/api/lti/courses/1234/line_items"
+# c.LTI.memberships_url = "https://canvas.example.edu/api/lti/courses/1234/names_and_roles"
+# c.LTI.private_key_file = "/etc/introdl/lti/tool.pem"
+# c.LTI.state = "/srv/introdl/state"  # folder of lms.sqlite, the push records

@@ -3,7 +3,8 @@
 Each command is a function with keyword-only arguments and a docstring; this module only parses
 arguments (defaults are read from the function, so they cannot drift) and prints the frozen
 dataclass the function returns. Exit codes: 0 done (a graded submission with failing tests is
-still 0), 2 bad input, 130 stopped by Ctrl-C (what was done is kept; the shell's code for SIGINT).
+still 0), 2 bad input, 130 stopped by Ctrl-C (what was done is kept; the shell's code for SIGINT);
+a result with an `exit_code` says its own (`introdl lms push`: 1 when the LMS refused a score).
 With `--json`, standard output holds the JSON alone: what a command prints while it runs
 (`introdl grade`'s progress) goes to standard error.
 """
@@ -30,6 +31,7 @@ def _commands() -> dict[str, tuple[Command, dict[str, str]]]:
     """Command name -> (function, {parameter: help}). Imported lazily: TensorFlow is slow to load."""
     from introdl.grading.commands import data, demo, grade, grade_notebook, release
     from introdl.grading.sandbox.docker import DEFAULT_IMAGE
+    from introdl.lms.command import lms
     from introdl.similarity.command import similarity
     from introdl.staff.extension_command import extension
 
@@ -97,6 +99,18 @@ def _commands() -> dict[str, tuple[Command, dict[str, str]]]:
                 "state": "the check service's state folder (default: c.LatePolicy.check_state)",
             },
         ),
+        "lms": (
+            lms,
+            {
+                "action": "push, status, csv or jwks",
+                "lab": "the lab whose grades go to the LMS",
+                "dry_run": "push: show what would be sent and send nothing",
+                "lms": "csv: canvas or moodle (the gradebook import format)",
+                "out": "csv: where to write the file",
+                "name": "csv: the assignment's name in the LMS (default: the lab id)",
+                "assignment_id": "csv, canvas: the Canvas assignment id (empty: Canvas creates it)",
+            },
+        ),
         "demo": (
             demo.demo,
             {"workdir": "where to build the demo course (default: a fresh temporary folder)"},
@@ -128,6 +142,7 @@ POSITIONAL = {
     "grade-notebook": ["path"],
     "similarity": ["lab"],
     "extension": ["lab", "student"],
+    "lms": ["action", "lab"],
 }
 
 
@@ -216,7 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(payload, indent=2, default=str))
     else:
         print(render(result))
-    return 0
+    return int(getattr(result, "exit_code", 0))
 
 
 if __name__ == "__main__":
