@@ -31,6 +31,7 @@ def _commands() -> dict[str, tuple[Command, dict[str, str]]]:
     from introdl.grading.commands import data, demo, grade, grade_notebook, release
     from introdl.grading.sandbox.docker import DEFAULT_IMAGE
     from introdl.similarity.command import similarity
+    from introdl.staff.report import report
 
     return {
         "release": (release.release, {"lab": "a lab id, or `all`"}),
@@ -84,6 +85,14 @@ def _commands() -> dict[str, tuple[Command, dict[str, str]]]:
                 "top": "how many pairs the report shows side by side",
             },
         ),
+        "report": (
+            report,
+            {
+                "lab": "the lab to report on, or `all`",
+                "html": "where to write the HTML (CSV files beside it); empty: build/report/LAB.html",
+                "state": "the check service's state folder (its checks.sqlite); empty: no checks",
+            },
+        ),
         "demo": (
             demo.demo,
             {"workdir": "where to build the demo course (default: a fresh temporary folder)"},
@@ -114,6 +123,7 @@ POSITIONAL = {
     "grade": ["lab"],
     "grade-notebook": ["path"],
     "similarity": ["lab"],
+    "report": ["lab"],
 }
 
 

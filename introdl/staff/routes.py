@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from introdl.staff.dashboard_handlers import dashboard_routes
+
 
 def staff_routes(prefix: str, kw: dict[str, Any]) -> list[Any]:
     """Routes under PREFIX (no trailing slash); KW is passed to every handler (`app`)."""
     routes: list[Any] = []
+    routes += dashboard_routes(prefix, kw)
     return routes
