@@ -95,16 +95,22 @@ def main() -> int:
     shutil.rmtree(course / "state" / "plots", ignore_errors=True)
     cold = [fresh_process(course)]
     restart = [fresh_process(course) for _ in range(3)]
-    print(f"cold (fresh process, nothing drawn): {cold[0][0]:.2f} s, {cold[0][1]} plots drawn, "
-          f"page {cold[0][2] / 1e3:.0f} kB")
-    print(f"restart (fresh process, plots kept on disk): median {statistics.median(r[0] for r in restart):.2f} s "
-          f"of {[round(r[0], 2) for r in restart]}, {restart[0][1]} drawn")
+    print(
+        f"cold (fresh process, nothing drawn): {cold[0][0]:.2f} s, {cold[0][1]} plots drawn, "
+        f"page {cold[0][2] / 1e3:.0f} kB"
+    )
+    print(
+        f"restart (fresh process, plots kept on disk): median {statistics.median(r[0] for r in restart):.2f} s "
+        f"of {[round(r[0], 2) for r in restart]}, {restart[0][1]} drawn"
+    )
 
     dash = Dashboard(Sources(course, queue), plot_dir=course / "state" / "plots")
     first = timed(dash)
     warm = [timed(dash) for _ in range(20)]
-    print(f"in process: first {first:.2f} s; warm median {statistics.median(warm) * 1e3:.0f} ms, "
-          f"max {max(warm) * 1e3:.0f} ms")
+    print(
+        f"in process: first {first:.2f} s; warm median {statistics.median(warm) * 1e3:.0f} ms, "
+        f"max {max(warm) * 1e3:.0f} ms"
+    )
 
     after_check, after_grade = [], []
     for i in range(5):
@@ -120,18 +126,26 @@ def main() -> int:
         after_check.append((timed(dash), dash.drawn - drawn))
         path = results[i * 7]
         data = json.loads(path.read_text())
-        data["tests"][0]["status"] = "failed" if data["tests"][0]["status"] == "passed" else "passed"
+        data["tests"][0]["status"] = (
+            "failed" if data["tests"][0]["status"] == "passed" else "passed"
+        )
         path.write_text(json.dumps(data))
         drawn = dash.drawn
         after_grade.append((timed(dash), dash.drawn - drawn))
-    print(f"after a check finished: median {statistics.median(t for t, _ in after_check) * 1e3:.0f} ms "
-          f"({after_check[0][1]} plot(s) redrawn)")
-    print(f"after a submission was regraded: median {statistics.median(t for t, _ in after_grade) * 1e3:.0f} ms "
-          f"({after_grade[0][1]} plot(s) redrawn)")
+    print(
+        f"after a check finished: median {statistics.median(t for t, _ in after_check) * 1e3:.0f} ms "
+        f"({after_check[0][1]} plot(s) redrawn)"
+    )
+    print(
+        f"after a submission was regraded: median {statistics.median(t for t, _ in after_grade) * 1e3:.0f} ms "
+        f"({after_grade[0][1]} plot(s) redrawn)"
+    )
     t = time.perf_counter()
     header, rows = tables(dash.model())["checks"]
     text = to_csv(header, rows)
-    print(f"CSV of checks ({len(rows)} rows, {len(text) / 1e3:.0f} kB): {(time.perf_counter() - t) * 1e3:.0f} ms")
+    print(
+        f"CSV of checks ({len(rows)} rows, {len(text) / 1e3:.0f} kB): {(time.perf_counter() - t) * 1e3:.0f} ms"
+    )
     return 0
 
 

@@ -144,7 +144,8 @@ def test_scores_are_nbgraders_own_less_the_late_penalty(course: Path) -> None:
             grade.manual_score = grade.extra_credit = None
             gb.db.commit()
     view = dashboard(course).model().lab(LAB)
-    assert view is not None and view.distribution is not None
+    assert view is not None
+    assert view.distribution is not None
     assert (view.distribution.median, view.distribution.max_score) == (2.5, 4.0)
 
 
@@ -191,7 +192,10 @@ def test_a_change_redraws_only_what_changed_and_a_restart_nothing(
     try:
         view = dash.model().lab(LAB)
         assert view is not None
-        assert [(t.name, t.passed) for t in view.tests][:2] == [("test_a_2", 2), ("test_b_1", 2)]  # a tie: by name
+        assert [(t.name, t.passed) for t in view.tests][:2] == [
+            ("test_a_2", 2),
+            ("test_b_1", 2),
+        ]  # a tie: by name
         render(dash, str)
         assert dash.drawn == drawn + 1  # the tests' pass rates (the timings did not change)
     finally:
@@ -229,13 +233,18 @@ def test_hostile_text_stays_text_in_the_page_the_plots_and_the_csv(course: Path)
     tags = elements(html)
     assert {"script", "svg", "iframe"}.isdisjoint(t for t, _ in tags)
     assert not [a for _, attrs in tags for a in attrs if a.startswith("on")]
-    assert "&lt;script&gt;alert(&#x27;…&#x27;)&lt;/script&gt;&lt;img src=x onerror=alert(#)&gt;" in html
+    assert (
+        "&lt;script&gt;alert(&#x27;…&#x27;)&lt;/script&gt;&lt;img src=x onerror=alert(#)&gt;"
+        in html
+    )
     assert "&quot;&gt;&lt;svg onload=alert(3)&gt;$\\frac{" in html
     plots = svgs_of(html)
     assert len(plots) == 4
     for svg in plots:
         assert inert(svg) == svg
-        assert b"alert" not in svg and b"<text" not in svg and b"<!--" not in svg
+        assert b"alert" not in svg
+        assert b"<text" not in svg
+        assert b"<!--" not in svg
     with pytest.raises(NotInert):
         inert(b"<svg><script>alert(1)</script></svg>")
     with pytest.raises(NotInert):
@@ -268,8 +277,11 @@ def test_the_cli_writes_the_report(
     state = str(course / "state")
     assert cli.main(["report", LAB, "--html", str(out), "--state", state]) == 0
     html = out.read_text()
-    assert "default-src 'none'" in html and "test_a_2" in html and "ben" in html
-    assert "<script" not in html and len(svgs_of(html)) == 4
+    assert "default-src 'none'" in html
+    assert "test_a_2" in html
+    assert "ben" in html
+    assert "<script" not in html
+    assert len(svgs_of(html)) == 4
     assert (tmp_path / "out" / "lab_a-failures.csv").read_text().count("\n") == 5
     assert "lab_a-tests.csv" in html
     assert cli.main(["report", "lab_zz", "--html", str(out)]) == 2
@@ -279,7 +291,11 @@ def test_the_cli_writes_the_report(
 def test_the_service_reads_the_queue_it_does_not_write(course: Path) -> None:
     """Is checks.sqlite opened read-only (a dashboard bug cannot change a verdict)?"""
     db = course / "state" / "checks.sqlite"
-    before = sqlite3.connect(db).execute("SELECT COUNT(*), SUM(LENGTH(results)) FROM checks").fetchone()
+    before = (
+        sqlite3.connect(db).execute("SELECT COUNT(*), SUM(LENGTH(results)) FROM checks").fetchone()
+    )
     dashboard(course).model()
-    after = sqlite3.connect(db).execute("SELECT COUNT(*), SUM(LENGTH(results)) FROM checks").fetchone()
+    after = (
+        sqlite3.connect(db).execute("SELECT COUNT(*), SUM(LENGTH(results)) FROM checks").fetchone()
+    )
     assert before == after

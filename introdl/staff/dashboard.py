@@ -22,8 +22,15 @@ from typing import Any
 
 from introdl.staff import dashboard_plots as plots
 from introdl.staff.dashboard_data import PHASES, CheckUse, Score, Sources
-from introdl.staff.dashboard_stats import Distribution, TestRate, Timing, distribution
-from introdl.staff.dashboard_stats import stuck, test_rates, timings
+from introdl.staff.dashboard_stats import (
+    Distribution,
+    TestRate,
+    Timing,
+    distribution,
+    stuck,
+    test_rates,
+    timings,
+)
 
 TABLES = ("scores", "tests", "failures", "checks", "timings")
 PLOT_VERSION = "1"  # part of every plot's digest: bump when a plot's drawing changes
@@ -175,7 +182,9 @@ class Dashboard:
         """Every plot of MODEL by its place on the page: 'timings', 'stuck', '<lab>/scores', ..."""
         out: dict[str, bytes] = {}
         labs = [v.lab for v in model.labs]
-        graded = {(t.lab, t.phase): (t.median, t.p95) for t in model.timings if t.source == "grading"}
+        graded = {
+            (t.lab, t.phase): (t.median, t.p95) for t in model.timings if t.source == "grading"
+        }
         if graded:
             # JSON has no tuple keys: the arguments travel as a list, and are rebuilt to draw.
             pairs = sorted([lab, phase, m, p] for (lab, phase), (m, p) in graded.items())

@@ -211,7 +211,9 @@ class ChecksCache:
                     f" '$.max_score'), {extract} FROM checks WHERE id IN ({marks})",
                     chunk,
                 ):
-                    phases = {p: float(v) for p, v in zip(PHASES, row[3:], strict=True) if v is not None}
+                    phases = {
+                        p: float(v) for p, v in zip(PHASES, row[3:], strict=True) if v is not None
+                    }
                     self.done[row[0]] = (_opt(row[1]), _opt(row[2]), phases)
         uses: dict[tuple[str, str], dict[str, Any]] = {}
         timed = []

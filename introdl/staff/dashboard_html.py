@@ -44,7 +44,9 @@ def body(model: Model, svgs: dict[str, bytes], csv_link: Callable[[str], str]) -
     CSV_LINK(table) is where the table's CSV is downloaded from."""
 
     def download(table: str) -> str:
-        return f"<p><a class='csv' href='{escape(csv_link(table))}'>CSV: every row of {table}</a></p>"
+        return (
+            f"<p><a class='csv' href='{escape(csv_link(table))}'>CSV: every row of {table}</a></p>"
+        )
 
     out = ["<h2>The class dashboard</h2>", _overview(model)]
     out.append("<h2 id='timings'>Grading time per phase</h2>")
@@ -107,8 +109,7 @@ def _tests(lab: str, tests: tuple[TestRate, ...]) -> str:
     ]
     for t in tests[:SHOWN_TESTS]:
         messages = "".join(
-            f"<li><b>{n}×</b> <code>{escape(m)}</code></li>"
-            for m, n in t.failures[:SHOWN_MESSAGES]
+            f"<li><b>{n}×</b> <code>{escape(m)}</code></li>" for m, n in t.failures[:SHOWN_MESSAGES]
         )
         out.append(
             f"<tr><td>{escape(t.name)}</td><td>{t.passed} / {t.runs}</td>"

@@ -109,7 +109,9 @@ def timings(source: str, rows: Iterable[tuple[str, dict[str, float]]]) -> list[T
                 seconds.setdefault((lab, phase), []).append(phases[phase])
     return [
         Timing(lab, source, phase, len(v), percentile(v, 50), percentile(v, 95))
-        for (lab, phase), v in sorted(seconds.items(), key=lambda kv: (kv[0][0], PHASES.index(kv[0][1])))
+        for (lab, phase), v in sorted(
+            seconds.items(), key=lambda kv: (kv[0][0], PHASES.index(kv[0][1]))
+        )
     ]
 
 

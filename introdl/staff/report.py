@@ -29,7 +29,9 @@ class ReportResult:
 
     def summary(self) -> str:
         worst = f"; most failed: {self.most_failed}" if self.most_failed else ""
-        lines = [f"{self.lab}: {self.submissions} graded submission(s), {self.tests} hidden test(s){worst}"]
+        lines = [
+            f"{self.lab}: {self.submissions} graded submission(s), {self.tests} hidden test(s){worst}"
+        ]
         return "\n".join([*lines, f"report: {self.html}", *(f"csv: {c}" for c in self.csv)])
 
 
@@ -42,7 +44,9 @@ def report(*, lab: str = "", html: str = "", state: str = "") -> ReportResult:
     if state:
         checks_db = Path(state).resolve() / "checks.sqlite"
         if not checks_db.is_file():
-            raise BadInput(f"{checks_db} does not exist: --state is the check service's state folder")
+            raise BadInput(
+                f"{checks_db} does not exist: --state is the check service's state folder"
+            )
     dash = Dashboard(Sources(course=root, checks_db=checks_db))
     model = dash.model()
     known = [v.lab for v in model.labs]
@@ -65,13 +69,13 @@ def report(*, lab: str = "", html: str = "", state: str = "") -> ReportResult:
             written.append(str(path))
     except OSError as err:
         raise BadInput(f"cannot write the report at {out}: {err}") from err
-    view = model.lab(lab)
-    tests = view.tests if view else ()
+    views = [v for v in model.labs if only is None or v.lab == only]
+    tests = sorted((t for v in views for t in v.tests), key=lambda t: t.pass_rate)
     return ReportResult(
         lab=lab,
         html=str(out),
         csv=tuple(written),
-        submissions=max((t.runs for t in tests), default=0),
+        submissions=sum(max((t.runs for t in v.tests), default=0) for v in views),
         tests=len(tests),
-        most_failed=tests[0].name if tests else "",
+        most_failed=f"{tests[0].name} ({tests[0].pass_rate:.0%} pass)" if tests else "",
     )
