@@ -40,7 +40,7 @@ def grade_cell(test: str) -> str:
     return test.rsplit("_", 1)[0]  # test_<cell>_<k> belongs to grade cell test_<cell>
 
 
-def _results(sub: Submission, tests: list[str], cells: int) -> Results:
+def results_of(sub: Submission, tests: list[str], cells: int) -> Results:
     return Results(
         lab=sub.lab,
         student=sub.student,
@@ -97,7 +97,7 @@ def write_class(root: Path, subs: list[Submission], *, cells: int = 30) -> Path:
             gb.db.commit()
     for sub in subs:
         path = root / "autograded" / sub.student / sub.lab / "results.json"
-        _results(sub, labs[sub.lab], cells).write(path)
+        results_of(sub, labs[sub.lab], cells).write(path)
     queue_path = root / "state" / "checks.sqlite"
     CheckQueue(queue_path).close()
     rows = []
@@ -105,7 +105,7 @@ def write_class(root: Path, subs: list[Submission], *, cells: int = 30) -> Path:
     for sub in subs:
         for score in sub.checks:
             clock += 7.0
-            verdict = _results(sub, labs[sub.lab], cells).to_json()
+            verdict = results_of(sub, labs[sub.lab], cells).to_json()
             verdict["score"] = score
             rows.append(
                 (sub.student, sub.lab, "done", clock, clock + 1, clock + 30, 1, json.dumps(verdict))
