@@ -176,8 +176,8 @@ def test_who_asked_most_and_still_fails_comes_first(course: Path) -> None:
 def test_a_change_redraws_only_what_changed_and_a_restart_nothing(
     course: Path, tmp_path: Path
 ) -> None:
-    """Is the page read again after a results.json changes (the new rate shown), one plot redrawn,
-    and nothing redrawn by a restarted service whose plots were kept?"""
+    """Is the page read again after a results.json changes (the new rate shown), one plot redrawn
+    and the old one dropped, and nothing redrawn by a restarted service whose plots were kept?"""
     dash = dashboard(course, tmp_path / "plots")
     render(dash, str)
     drawn = dash.drawn
@@ -198,8 +198,11 @@ def test_a_change_redraws_only_what_changed_and_a_restart_nothing(
         ]  # a tie: by name
         render(dash, str)
         assert dash.drawn == drawn + 1  # the tests' pass rates (the timings did not change)
+        assert len(list((tmp_path / "plots").glob("*.svg"))) == 4  # the old one is gone
     finally:
         path.write_text(old)
+    render(dash, str)  # the file as it was: the old plot drawn again, the new one dropped
+    assert dash.drawn == drawn + 2
     again = dashboard(course, tmp_path / "plots")
     render(again, str)
     assert again.drawn == 0

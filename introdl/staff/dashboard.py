@@ -136,7 +136,8 @@ class Dashboard:
     _stamp: Any = None
     _model: Model | None = None
     _plots: dict[str, bytes] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _lock: threading.RLock = field(default_factory=threading.RLock)
+    _used: set[str] = field(default_factory=set)  # plots the page being drawn shows
     drawn: int = 0  # plots drawn by this object (the benchmark and tests read it)
 
     def model(self) -> Model:
@@ -147,10 +148,13 @@ class Dashboard:
             return self._model
 
     def plot(self, key: str, draw: Callable[..., bytes], *args: Any) -> bytes:
-        """The SVG that DRAW(*ARGS) makes, drawn only if these ARGS were never drawn before."""
+        """The SVG that DRAW(*ARGS) makes, drawn only if these ARGS were never drawn before.
+        One thread draws at a time (matplotlib keeps global state); a second request for the
+        same plot waits and finds it drawn."""
         text = json.dumps([PLOT_VERSION, key, args], default=str)
         name = f"{hashlib.sha256(text.encode()).hexdigest()[:32]}.svg"
         with self._lock:
+            self._used.add(name)
             if name in self._plots:
                 return self._plots[name]
             if self.plot_dir is not None:
@@ -161,13 +165,23 @@ class Dashboard:
                 else:
                     self._plots[name] = svg
                     return svg
-        svg = draw(*args)
-        with self._lock:
+            svg = draw(*args)
             self.drawn += 1
             self._plots[name] = svg
             if self.plot_dir is not None:
                 self._keep(name, svg)
-        return svg
+            return svg
+
+    def _forget_unused(self) -> None:
+        """Drop the plots the last page did not show (a busy queue changes a plot per check)."""
+        with self._lock:
+            for name in set(self._plots) - self._used:
+                del self._plots[name]
+            if self.plot_dir is not None and self.plot_dir.is_dir():
+                for path in self.plot_dir.glob("*.svg"):
+                    if path.name not in self._used:
+                        path.unlink(missing_ok=True)
+            self._used = set()
 
     def _keep(self, name: str, svg: bytes) -> None:
         try:
@@ -180,6 +194,13 @@ class Dashboard:
 
     def plots(self, model: Model) -> dict[str, bytes]:
         """Every plot of MODEL by its place on the page: 'timings', 'stuck', '<lab>/scores', ..."""
+        with self._lock:
+            self._used = set()
+            out = self._draw_all(model)
+            self._forget_unused()
+        return out
+
+    def _draw_all(self, model: Model) -> dict[str, bytes]:
         out: dict[str, bytes] = {}
         labs = [v.lab for v in model.labs]
         graded = {
