@@ -289,6 +289,10 @@ def test_the_cli_writes_the_report(
     assert "lab_a-tests.csv" in html
     assert cli.main(["report", "lab_zz", "--html", str(out)]) == 2
     assert cli.main(["report", LAB, "--state", str(tmp_path / "nowhere")]) == 2
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "checks.sqlite").write_bytes(b"not a database, " * 100)
+    assert cli.main(["report", LAB, "--state", str(broken)]) == 2
 
 
 def test_the_service_reads_the_queue_it_does_not_write(course: Path) -> None:

@@ -8,6 +8,7 @@ service's `checks.sqlite` in its state folder (`--state`; without it, that part 
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,7 +49,13 @@ def report(*, lab: str = "", html: str = "", state: str = "") -> ReportResult:
                 f"{checks_db} does not exist: --state is the check service's state folder"
             )
     dash = Dashboard(Sources(course=root, checks_db=checks_db))
-    model = dash.model()
+    try:
+        model = dash.model()
+    except (sqlite3.Error, OSError) as err:
+        raise BadInput(
+            f"cannot read the gradebook of {root} or {checks_db or 'the checks'} ({err}): "
+            "run this as a user who may read them (the check service's state is root's)"
+        ) from err
     known = [v.lab for v in model.labs]
     if lab != "all" and lab not in known:
         raise BadInput(
