@@ -34,6 +34,7 @@ def _commands() -> dict[str, tuple[Command, dict[str, str]]]:
     from introdl.lms.command import lms
     from introdl.similarity.command import similarity
     from introdl.staff.extension_command import extension
+    from introdl.staff.report import report
 
     return {
         "release": (release.release, {"lab": "a lab id, or `all`"}),
@@ -111,6 +112,14 @@ def _commands() -> dict[str, tuple[Command, dict[str, str]]]:
                 "assignment_id": "csv, canvas: the Canvas assignment id (empty: Canvas creates it)",
             },
         ),
+        "report": (
+            report,
+            {
+                "lab": "the lab to report on, or `all`",
+                "html": "where to write the HTML (CSV files beside it); empty: build/report/LAB.html",
+                "state": "the check service's state folder (its checks.sqlite); empty: no checks",
+            },
+        ),
         "demo": (
             demo.demo,
             {"workdir": "where to build the demo course (default: a fresh temporary folder)"},
@@ -143,6 +152,7 @@ POSITIONAL = {
     "similarity": ["lab"],
     "extension": ["lab", "student"],
     "lms": ["action", "lab"],
+    "report": ["lab"],
 }
 
 

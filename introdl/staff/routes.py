@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from introdl.staff.dashboard_handlers import dashboard_routes
 from introdl.staff.extension_pages import ApiExtension, ApiExtensions, ExtensionsPage
 
 
@@ -35,4 +36,5 @@ def staff_routes(prefix: str, kw: dict[str, Any]) -> list[Any]:
         (rf"{prefix}/api/extensions/?", ApiExtensions, kw),
         (rf"{prefix}/api/extensions/([^/]+)/([^/]+)/?", ApiExtension, kw),
     ]
+    routes += dashboard_routes(prefix, kw)
     return routes
