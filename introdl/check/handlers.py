@@ -332,6 +332,7 @@ class StaffPage(Page):
                 queue.summary(),
                 xsrf=self.form_token(),
                 refusals=self.app_state.refusals.recent(),
+                prefix=self.prefix,
             )
         )
 

@@ -42,7 +42,9 @@ def page(body: str, *, user: str, prefix: str, refresh: bool = False) -> str:
         f"<!doctype html><html><head><meta charset='utf-8'>{meta}"
         f"<title>Check my work</title><style>{STYLE}</style></head><body>"
         f"<header><h1><a href='{escape(prefix)}'>Check my work</a></h1>"
-        f"<p>{who}<a href='/hub/home'>hub home</a></p></header>{body}</body></html>"
+        f"<p>{who}<a href='{escape(prefix)}'>your labs</a> · "
+        f"<a href='{escape(prefix)}regrades' id='nav-regrades'>regrade requests</a> · "
+        f"<a href='/hub/home'>hub home</a></p></header>{body}</body></html>"
     )
 
 
@@ -211,6 +213,17 @@ def refused(lab: str, message: str, *, back: str = "..") -> str:
     )
 
 
+def staff_nav(prefix: str) -> str:
+    """Links between the staff pages of the check service (introdl/staff adds the last three)."""
+    p = escape(prefix)
+    return (
+        f"<nav id='staff-nav'><a href='{p}staff'>queue and limits</a> · "
+        f"<a href='{p}staff/extensions'>extensions</a> · "
+        f"<a href='{p}staff/regrades'>regrade requests</a> · "
+        f"<a href='{p}staff/dashboard'>class dashboard</a></nav>"
+    )
+
+
 def staff(
     order: Sequence[Check],
     running: Sequence[Check],
@@ -218,10 +231,14 @@ def staff(
     *,
     xsrf: str,
     refusals: Sequence[dict[str, Any]] = (),
+    prefix: str = "/services/check/",
 ) -> str:
     """The queue in serving order, then per student and lab: checks asked, last and best score;
     then the form that grants more checks and the requests the service refused (newest first)."""
-    body = "<h2>Queue</h2><table id='queue'><tr><th>#</th><th>student</th><th>lab</th><th>state</th><th>asked</th></tr>"
+    body = (
+        staff_nav(prefix)
+        + "<h2>Queue</h2><table id='queue'><tr><th>#</th><th>student</th><th>lab</th><th>state</th><th>asked</th></tr>"
+    )
     for c in list(running) + list(order):
         body += (
             f"<tr><td>{c.id}</td><td>{escape(c.student)}</td><td>{escape(c.lab)}</td>"

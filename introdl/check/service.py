@@ -25,6 +25,7 @@ Pages (cookie login through the hub) and API (hub token), under the prefix (/ser
     GET  regrades                the caller's regrade requests     POST regrades/labs/<lab> file
     GET  staff/regrades          the regrade queue (staff); docs/staff.md lists the rest
     staff/extensions, api/extensions...   deadlines and extensions (introdl/staff/extension_pages.py)
+    GET  staff/dashboard         the class dashboard, staff/dashboard/<table>.csv (staff)
 
 What changes state needs proof that the person meant it (issue 21, case 4): the API takes a hub
 token in the `Authorization` header only (the login cookie is never enough there), the pages' forms

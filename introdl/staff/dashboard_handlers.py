@@ -18,6 +18,7 @@ from typing import Any
 
 from tornado import web
 
+from introdl.check import pages
 from introdl.check.app import CheckApp
 from introdl.check.handlers import Page
 from introdl.staff.dashboard import TABLES, Dashboard, tables, to_csv
@@ -46,7 +47,7 @@ class DashboardPage(Page):
         dash = dashboard_of(self.app_state)
         base = f"{self.prefix}staff/dashboard/"
         html = await asyncio.to_thread(render, dash, lambda table: f"{base}{table}.csv")
-        self.render_page(html)
+        self.render_page(pages.staff_nav(self.prefix) + html)
 
 
 class DashboardCsv(Page):

@@ -21,6 +21,7 @@ from typing import Any
 
 from tornado import web
 
+from introdl.check import pages
 from introdl.check.handlers import Api, Page
 from introdl.check.pages import when
 from introdl.grading.errors import BadInput
@@ -49,7 +50,7 @@ class ExtensionsPage(Page):
         )
         if message:
             body = f"<p class='refused' id='refused'>{escape(message)}</p>" + body
-        self.render_page(body, status)
+        self.render_page(pages.staff_nav(self.prefix) + body, status)
 
     @web.authenticated
     async def post(self) -> None:

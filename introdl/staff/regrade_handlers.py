@@ -17,6 +17,7 @@ from typing import Any
 
 from tornado import web
 
+from introdl.check import pages
 from introdl.check.app import CheckApp
 from introdl.check.handlers import Api, Base, Page
 from introdl.staff import regrade_pages as html
@@ -215,7 +216,9 @@ class StaffRegradesPage(Regrading, Page):
     async def get(self) -> None:
         await self.require_staff()
         self.desk.sweep()
-        self.render_page(html.queue_page(self.desk.queue(), prefix=self.prefix))
+        self.render_page(
+            pages.staff_nav(self.prefix) + html.queue_page(self.desk.queue(), prefix=self.prefix)
+        )
 
 
 def as_json(req: Request) -> dict[str, Any]:
