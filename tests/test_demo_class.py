@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import html
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -95,3 +96,66 @@ def test_a_second_run_regrades_nothing(demo: tuple[Path, dict[str, Row], list[st
     )
     assert {r.status for r in again} == {"unchanged"}
     assert {r.student: r.score for r in again} == {s: r.score for s, r in rows.items()}
+
+
+def test_the_demo_class_grades_reach_the_lms(
+    demo: tuple[Path, dict[str, Row], list[str], Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Does `introdl lms push` put every demo student's exported score on a real LTI 1.3
+    platform's line item (loopback), matching each by lms_user_id, and send nothing the second
+    time?"""
+    from nbgrader.api import Gradebook
+
+    from introdl.grading.cli import main
+    from introdl.lms.keys import public_jwk
+    from tests.lms_course import CLIENT_ID, secret_file, tool_key
+    from tests.lti_platform import Platform, private_pem
+
+    source, rows, _, export = demo
+    course = tmp_path / "course"
+    shutil.copytree(source, course)  # the demo course stays as the other tests left it
+    db_url = f"sqlite:///{course / 'gradebook.db'}"
+    with Gradebook(db_url, "introdl") as gb:
+        for student in rows:
+            gb.update_or_create_student(student, lms_user_id=f"lms-{student}")
+    exported = {
+        r["student_id"]: float(r["score"])
+        for r in csv.DictReader(export.open())
+        if r["assignment"] == LAB
+    }
+    with Platform() as platform:
+        for student in rows:
+            platform.add_member("demo", f"lms-{student}")
+        key = tool_key()
+        secrets_dir = course / "secrets"
+        secrets_dir.mkdir(mode=0o700)
+        platform.register_tool(CLIENT_ID, public_jwk(key))
+        settings = {
+            "issuer": platform.issuer,
+            "client_id_file": str(secret_file(secrets_dir / "client_id", CLIENT_ID.encode())),
+            "deployment_id": platform.deployment_id,
+            "token_url": platform.token_url,
+            "platform_jwks_url": platform.jwks_url,
+            "lineitems_url": platform.lineitems_url("demo"),
+            "memberships_url": platform.memberships_url("demo"),
+            "private_key_file": str(secret_file(secrets_dir / "tool.pem", private_pem(key))),
+            "state": str(course / "state"),
+        }
+        with (course / "nbgrader_config.py").open("a") as config:
+            config.writelines(f"\nc.LTI.{name} = {value!r}" for name, value in settings.items())
+        monkeypatch.setenv("INTRODL_COURSE_ROOT", str(course))
+
+        assert main(["lms", "push", LAB]) == 0
+        (item,) = platform.context("demo").lineitems.values()
+        (number,) = platform.context("demo").lineitems
+        on_lms = {s["userId"]: s["scoreGiven"] for s in platform.scores("demo", number)}
+        assert on_lms == {f"lms-{s}": score for s, score in exported.items()}
+        assert item["scoreMaximum"] == rows["ada"].max_score
+        assert "not in the gradebook" not in capsys.readouterr().out
+        posted = platform.posts("/scores")
+        assert main(["lms", "push", LAB]) == 0
+        assert platform.posts("/scores") == posted == len(rows)
+        assert f"0 sent, {len(rows)} unchanged" in capsys.readouterr().out
