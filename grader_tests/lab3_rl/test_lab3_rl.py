@@ -24,6 +24,7 @@ from introdl.grading.hidden.expect import (
     assert_true,
     close,
 )
+from introdl.grading.hidden.marks import HostTooSlow
 
 RL = "_grader_lab3_rl"  # in_kernel.py, as installed in the kernel by `student.install`
 TRAINED: dict[str, Any] = {}  # the CartPole agents trained by the reward-curve test
@@ -359,27 +360,38 @@ def check_cartpole_trace(trace: dict[str, Any], seed: int, w: np.ndarray, steps:
 def test_cartpole_reward_curve_rises_past_target(kernel: Any, seed: int) -> None:
     window, target = curves.TRAINING["window"], curves.TRAINING["target"]
     started = time.monotonic()
+    cpu_left = curves.TRAINING_CPU_SECONDS  # kernel CPU seconds: what decides
     verdicts = []
     for k in range(curves.SEEDS):
         learned = sum(v.learned for v in verdicts)
         if learned >= curves.SEEDS_TO_PASS or learned + curves.SEEDS - k < curves.SEEDS_TO_PASS:
             break  # decided
-        remaining = curves.TRAINING_SECONDS - (time.monotonic() - started)
-        if remaining < 5:
+        if cpu_left < 5:
             break
+        wall_left = curves.TRAINING_WALL_SECONDS - (time.monotonic() - started)
+        if wall_left <= 0:
+            raise host_too_slow("the CartPole training", curves.TRAINING_WALL_SECONDS)
         agent = f"cartpole_{k}"
-        settings = {**curves.TRAINING, "seconds": min(curves.TRAINING["seconds"], remaining)}
+        settings = {
+            **curves.TRAINING,
+            "cpu_seconds": min(curves.TRAINING["cpu_seconds"], cpu_left),
+            "wall_seconds": min(curves.TRAINING["wall_seconds"], wall_left),
+        }
         result = kernel.call(
             f"{RL}.train_cartpole",
             agent,
             (seed + 104729 * k) % 2**31,
             **settings,
-            timeout=settings["seconds"] + 30,
+            timeout=settings["wall_seconds"] + 30,
         )
         assert_true(
             isinstance(result, dict) and isinstance(result.get("rewards"), list),
             "the grader's CartPole training returned no reward curve",
         )
+        if result.get("stopped") == "wall":
+            raise host_too_slow("the CartPole training", curves.TRAINING_WALL_SECONDS)
+        spent = result.get("cpu_seconds")
+        cpu_left -= float(spent) if isinstance(spent, int | float) else cpu_left
         rewards = as_array(result["rewards"], "the episode rewards")
         verdict = curves.judge_curve(rewards, str(result.get("stopped")))
         verdicts.append(verdict)
@@ -387,10 +399,12 @@ def test_cartpole_reward_curve_rises_past_target(kernel: Any, seed: int) -> None
     learned = sum(v.learned for v in verdicts)
     details = "; ".join(f"seed {i + 1}: {v.reason}" for i, v in enumerate(verdicts))
     slow = ""
-    if any("time ran out" in v.reason for v in verdicts):
+    if any("CPU time ran out" in v.reason for v in verdicts) or cpu_left < 5:
         slow = (
-            " Training ran out of time: choose_action is called at every step, so it must be "
-            "fast (call model(observation), never model.predict)."
+            f" Training ran out of CPU time ({curves.TRAINING['cpu_seconds']:.0f} s per seed, "
+            f"{curves.TRAINING_CPU_SECONDS:.0f} s in all; the grader's solution needs a few): "
+            "choose_action is called at every step, so it must be fast (call "
+            "model(observation), never model.predict)."
         )
     assert_true(
         learned >= curves.SEEDS_TO_PASS,
@@ -398,6 +412,15 @@ def test_cartpole_reward_curve_rises_past_target(kernel: Any, seed: int) -> None
         f"discount_rewards, compute_loss, train_step) with its own seeds; the mean reward over "
         f"{window} episodes should rise to {target:.0f} for at least {curves.SEEDS_TO_PASS} of "
         f"them. {details}.{slow}",
+    )
+
+
+def host_too_slow(what: str, seconds: float) -> HostTooSlow:
+    """The error of a test whose wall-clock safety net ran out before its CPU or step budget."""
+    return HostTooSlow(
+        f"{what} did not finish within the grader's {seconds:.0f}-second safety net although "
+        "your code had not used up its CPU budget: the grading machine was too busy. This is "
+        "not a verdict on your code; check again later."
     )
 
 
@@ -414,18 +437,27 @@ def test_trained_cartpole_policy_balances_in_graders_environments(
         "(see the reward-curve test)",
     )
     seeds = [int(s) for s in rng.integers(0, 2**31 - 1, size=curves.EVAL_EPISODES)]
+    kernel_cpu = [float(kernel.call(f"{RL}.cpu_now"))]  # the kernel's CPU clock, all its threads
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        answer = kernel.call(f"{RL}.act_charged", agents, obs, timeout=30)
+        assert_true(isinstance(answer, dict), "the grader's evaluation got no actions back")
+        kernel_cpu.append(float(answer["cpu"]))
+        return as_array(answer["actions"], "the actions").astype(np.int64)
+
     played = curves.play(
-        lambda obs: as_array(
-            kernel.call(f"{RL}.act", agents, obs, timeout=30), "the actions"
-        ).astype(np.int64),
+        act,
         len(agents),
         seeds,
         bar=curves.EVAL_MEAN_AT_LEAST,
+        cpu=lambda: kernel_cpu[-1] - kernel_cpu[0],
     )
+    if played.host_too_slow:
+        raise host_too_slow("the evaluation of your trained agents", curves.EVAL_WALL_SECONDS)
     mean = float(played.totals.mean())
     slow = (
-        f" The evaluation stopped after {curves.EVAL_SECONDS:.0f} s: choose_action must be fast "
-        "(call model(observation), never model.predict)."
+        f" The evaluation stopped after {curves.EVAL_CPU_SECONDS:.0f} s of CPU time in your "
+        "kernel: choose_action must be fast (call model(observation), never model.predict)."
         if played.out_of_time
         else ""
     )
