@@ -360,7 +360,7 @@ def check_cartpole_trace(trace: dict[str, Any], seed: int, w: np.ndarray, steps:
 def test_cartpole_reward_curve_rises_past_target(kernel: Any, seed: int) -> None:
     window, target = curves.TRAINING["window"], curves.TRAINING["target"]
     started = time.monotonic()
-    cpu_left = curves.TRAINING_CPU_SECONDS  # kernel CPU seconds: what decides
+    cpu_budget = cpu_left = curves.TRAINING_CPU_SECONDS  # kernel CPU seconds: what decides
     verdicts = []
     for k in range(curves.SEEDS):
         learned = sum(v.learned for v in verdicts)
@@ -370,7 +370,9 @@ def test_cartpole_reward_curve_rises_past_target(kernel: Any, seed: int) -> None
             break
         wall_left = curves.TRAINING_WALL_SECONDS - (time.monotonic() - started)
         if wall_left <= 0:
-            raise host_too_slow("the CartPole training", curves.TRAINING_WALL_SECONDS)
+            raise host_too_slow(
+                "the CartPole training", curves.TRAINING_WALL_SECONDS, cpu_left, cpu_budget
+            )
         agent = f"cartpole_{k}"
         settings = {
             **curves.TRAINING,
@@ -388,10 +390,12 @@ def test_cartpole_reward_curve_rises_past_target(kernel: Any, seed: int) -> None
             isinstance(result, dict) and isinstance(result.get("rewards"), list),
             "the grader's CartPole training returned no reward curve",
         )
-        if result.get("stopped") == "wall":
-            raise host_too_slow("the CartPole training", curves.TRAINING_WALL_SECONDS)
         spent = result.get("cpu_seconds")
         cpu_left -= float(spent) if isinstance(spent, int | float) else cpu_left
+        if result.get("stopped") == "wall":
+            raise host_too_slow(
+                "the CartPole training", curves.TRAINING_WALL_SECONDS, cpu_left, cpu_budget
+            )
         rewards = as_array(result["rewards"], "the episode rewards")
         verdict = curves.judge_curve(rewards, str(result.get("stopped")))
         verdicts.append(verdict)
@@ -415,12 +419,13 @@ def test_cartpole_reward_curve_rises_past_target(kernel: Any, seed: int) -> None
     )
 
 
-def host_too_slow(what: str, seconds: float) -> HostTooSlow:
+def host_too_slow(what: str, seconds: float, cpu_left: float, cpu_budget: float) -> HostTooSlow:
     """The error of a test whose wall-clock safety net ran out before its CPU or step budget."""
+    used = max(0.0, cpu_budget - cpu_left)
     return HostTooSlow(
         f"{what} did not finish within the grader's {seconds:.0f}-second safety net although "
-        "your code had not used up its CPU budget: the grading machine was too busy. This is "
-        "not a verdict on your code; check again later."
+        f"your code had used only {used:.0f} of its {cpu_budget:.0f} CPU seconds: the grading "
+        "machine was too busy. This is not a verdict on your code; check again later."
     )
 
 
@@ -453,7 +458,13 @@ def test_trained_cartpole_policy_balances_in_graders_environments(
         cpu=lambda: kernel_cpu[-1] - kernel_cpu[0],
     )
     if played.host_too_slow:
-        raise host_too_slow("the evaluation of your trained agents", curves.EVAL_WALL_SECONDS)
+        used = kernel_cpu[-1] - kernel_cpu[0]
+        raise host_too_slow(
+            "the evaluation of your trained agents",
+            curves.EVAL_WALL_SECONDS,
+            curves.EVAL_CPU_SECONDS - used,
+            curves.EVAL_CPU_SECONDS,
+        )
     mean = float(played.totals.mean())
     slow = (
         f" The evaluation stopped after {curves.EVAL_CPU_SECONDS:.0f} s of CPU time in your "
