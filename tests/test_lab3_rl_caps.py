@@ -62,14 +62,14 @@ def test_cpu_of_the_kernels_other_threads_is_charged() -> None:
 
 def test_a_kernel_the_host_does_not_schedule_hits_the_wall_net_not_the_cpu_cap() -> None:
     """A saturated host, made certain: the kernel spins on its allowance but is stopped (SIGSTOP)
-    for 1.5 s, as a process the scheduler never runs. Is it the wall-clock net that ends it, with
+    for 2 s, as a process the scheduler never runs. Is it the wall-clock net that ends it, with
     next to no CPU charged?"""
     child = textwrap.dedent(
         f"""
         import sys
         sys.path.insert(0, {str(ROOT)!r})
         from grader_tests.lab3_rl import curves
-        allowance = curves.load_in_process({{}}).Allowance(cpu_seconds=0.5, wall_seconds=1.0)
+        allowance = curves.load_in_process({{}}).Allowance(cpu_seconds=1.0, wall_seconds=1.5)
         print("ready", flush=True)
         while (spent := allowance.spent()) is None:
             pass
@@ -83,14 +83,14 @@ def test_a_kernel_the_host_does_not_schedule_hits_the_wall_net_not_the_cpu_cap()
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "ready"
         os.kill(proc.pid, signal.SIGSTOP)
-        time.sleep(1.5)
+        time.sleep(2.0)
         os.kill(proc.pid, signal.SIGCONT)
         spent, cpu, wall = proc.stdout.readline().split()
     finally:
         proc.kill()
         proc.wait()
     assert spent == "wall", (spent, cpu, wall)
-    assert float(cpu) < 0.5 < 1.0 < float(wall)
+    assert float(cpu) < 1.0 < 1.5 < float(wall)
 
 
 def balancer(obs: np.ndarray) -> np.ndarray:
@@ -169,8 +169,8 @@ def test_a_rebound_process_time_does_not_change_the_graders_clock() -> None:
     try:
         time.process_time = lambda: 0.0
         allowance = module.Allowance(cpu_seconds=0.2, wall_seconds=60)
-        busy_until = time.monotonic() + 0.4
-        while time.monotonic() < busy_until:
+        give_up = time.monotonic() + 10  # a busy loop, not a clock read through time.process_time
+        while allowance.spent() is None and time.monotonic() < give_up:
             pass
         assert allowance.spent() == "cpu"
     finally:
@@ -236,8 +236,14 @@ def test_the_reward_curve_test_is_an_error_when_the_wall_net_runs_out(
 
     # the hidden suite's own curves (the runner may have imported grader_tests afresh)
     monkeypatch.setitem(hidden.curves.TRAINING, "wall_seconds", 0.3)
+    monkeypatch.setattr(hidden, "TRAINED", {})
+    monkeypatch.setattr(hidden, "HOST_TOO_SLOW", [])
     with pytest.raises(HostTooSlow, match="too busy"):
         hidden.test_cartpole_reward_curve_rises_past_target(reference_kernel, 5)
+    # the evaluation that follows has no agent because of the host, not of the student
+    rng = np.random.default_rng(0)
+    with pytest.raises(HostTooSlow, match=r"No trained agent to evaluate: .*too busy"):
+        hidden.test_trained_cartpole_policy_balances_in_graders_environments(reference_kernel, rng)
 
 
 def test_the_reward_curve_test_fails_a_seed_that_runs_out_of_cpu(
@@ -247,7 +253,9 @@ def test_the_reward_curve_test_fails_a_seed_that_runs_out_of_cpu(
     student about CPU time?"""
     from grader_tests.lab3_rl import test_lab3_rl as hidden
 
+    monkeypatch.setattr(hidden, "HOST_TOO_SLOW", [])
     monkeypatch.setitem(hidden.curves.TRAINING, "cpu_seconds", 0.3)
     monkeypatch.setattr(hidden.curves, "TRAINING_CPU_SECONDS", 5.5)
     with pytest.raises(AssertionError, match="ran out of CPU time"):
         hidden.test_cartpole_reward_curve_rises_past_target(reference_kernel, 5)
+    assert not hidden.HOST_TOO_SLOW
