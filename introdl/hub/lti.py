@@ -262,7 +262,8 @@ class CourseLTI13Authenticator(LTI13Authenticator):  # type: ignore[misc]
         if self.gradebook_user:
             command = ["/usr/sbin/runuser", "-u", self.gradebook_user, "--", *command]
         env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            # nbgrader runs alembic from PATH when it makes a new gradebook: the hub's venv first
+            "PATH": f"{os.path.dirname(sys.executable)}:{os.environ.get('PATH', '/usr/bin:/bin')}",
             "LANG": "C.UTF-8",
             "HOME": self.gradebook_course,
             **{k: os.environ[k] for k in ("PYTHONPATH",) if k in os.environ},
