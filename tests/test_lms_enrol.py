@@ -10,10 +10,12 @@ import io
 from collections.abc import Iterator
 from pathlib import Path
 
+import jwt
 import pytest
+from ltiauthenticator.lti13.error import TokenError
 from tornado import web
 
-from introdl.hub.lti import CLAIM, CourseLTI13Authenticator, course_role
+from introdl.hub.lti import CLAIM, CourseLTI13Authenticator, course_role, launch_refusal
 from introdl.lms.enrol import main, record_student
 from introdl.lms.finals import lab_finals
 from tests.lms_course import LAB, make_course
@@ -110,3 +112,17 @@ def test_the_hub_runs_the_gradebook_step_with_the_launch_on_stdin(
     monkeypatch.setattr("sys.stdin", io.StringIO('{"student": "bob", "lms_user_id": "u-eve"}'))
     assert main([str(course)]) == 1
     assert "already has lms_user_id 'u-bob'" in capsys.readouterr().err
+
+
+def test_an_lms_that_cannot_be_reached_is_not_called_a_forgery() -> None:
+    """When the LMS's JWKS cannot be fetched, does the page say so (503, try again) rather than
+    blame the launch's key?"""
+    try:
+        try:
+            raise jwt.PyJWKClientConnectionError("Fail to fetch data from the url")
+        except jwt.PyJWKClientError as error:
+            raise TokenError(str(error))  # noqa: B904 (as ltiauthenticator raises it)
+    except TokenError as error:
+        page = launch_refusal(error)
+    assert page.status_code == 503
+    assert "could not reach the LMS" in page.jupyterhub_message  # type: ignore[attr-defined]

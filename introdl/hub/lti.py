@@ -92,6 +92,9 @@ def launch_refusal(error: Exception) -> web.HTTPError:
     if isinstance(error, InvalidAudienceError) or isinstance(cause, jwt.InvalidAudienceError):
         words = "This launch was refused: it was meant for another tool (its audience is not this hub's client id)."
         return refused(401, words, str(error))
+    if isinstance(cause, jwt.PyJWKClientConnectionError):
+        words = "This launch could not be checked: the hub could not reach the LMS for its keys. Wait a minute."
+        return refused(503, words, f"{type(cause).__name__}: {error}")
     if isinstance(cause, jwt.ExpiredSignatureError) or "too long ago" in str(error):
         words = "This launch has expired: the LMS's message is only valid for a few minutes."
     elif isinstance(cause, jwt.PyJWKClientError):
