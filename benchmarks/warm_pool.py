@@ -144,7 +144,7 @@ def introdl_cmd(lab: str, *extra: str) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "introdl.grading.cli",
+        "introdl.cli",
         "grade",
         lab,
         "--backend",

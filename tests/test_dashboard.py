@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from nbgrader.api import Gradebook
 
-from introdl.grading import cli
+from introdl import cli
 from introdl.staff.dashboard import Dashboard, tables, to_csv
 from introdl.staff.dashboard_data import Sources
 from introdl.staff.dashboard_html import render
