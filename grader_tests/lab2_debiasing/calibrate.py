@@ -103,7 +103,7 @@ def train_step_ratios(seeds: Iterable[int]) -> list[float]:
 
 def grade_real(path: Path, seed: int) -> float:
     out = subprocess.run(
-        [sys.executable, "-m", "introdl.grading.cli", "grade-notebook", str(path), "--lab", LAB,
+        [sys.executable, "-m", "introdl.cli", "grade-notebook", str(path), "--lab", LAB,
          "--seed", str(seed), "--json"],
         cwd=ROOT, capture_output=True, text=True, check=False,
     )  # fmt: skip
