@@ -313,9 +313,9 @@ def test_the_service_draws_the_dashboard_as_it_starts(course: Path, tmp_path: Pa
     visit finds the plots drawn (and kept on disk for the next start)?"""
     import threading
 
-    from introdl.check.app import CheckApp
-    from introdl.check.fair_queue import CheckQueue
-    from introdl.check.service import make_app
+    from introdl.checkwork.app import CheckApp
+    from introdl.checkwork.fair_queue import CheckQueue
+    from introdl.checkwork.service import make_app
     from introdl.staff.dashboard_handlers import PLOT_FOLDER, dashboard_of
 
     state = tmp_path / "state"

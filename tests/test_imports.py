@@ -127,7 +127,7 @@ def test_lab_helpers_never_import_grading() -> None:
         "introdl.grading",
         "introdl.cli",
         "introdl.similarity",
-        "introdl.check",
+        "introdl.checkwork",
         "introdl.staff",
         "introdl.lms",
     )
@@ -141,7 +141,7 @@ def test_lab_helpers_never_import_grading() -> None:
 ABOVE_THE_ENGINE = (
     "introdl.cli",
     "introdl.hub",
-    "introdl.check",
+    "introdl.checkwork",
     "introdl.similarity",
     "introdl.staff",
     "introdl.lms",
