@@ -36,7 +36,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from introdl.grading.door.bridge import Student  # noqa: E402
+from introdl.grading.door.student import Student  # noqa: E402
 from tests.definitions_kernel import DefinitionsKernel  # noqa: E402
 from tests.test_lab2_debiasing_variants import lab_kernel  # noqa: E402
 
