@@ -30,9 +30,9 @@ from pathlib import Path
 
 from introdl.checkwork.fair_queue import Check, CheckQueue, Limits
 from introdl.checkwork.workers import Workers
+from introdl.labs import LABS
 
 ROOT = Path(__file__).resolve().parents[1]
-LABS = ("lab1_tensorflow", "lab1_music", "lab2_mnist", "lab2_debiasing", "lab3_rl")
 
 
 async def verdicts(

@@ -3,6 +3,7 @@ names still work for notebooks fetched before the switch?"""
 
 from __future__ import annotations
 
+import ast
 import importlib
 import re
 import tempfile
@@ -11,6 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from introdl.labs import LABS as COURSE_LABS
 from tests.conftest import ROOT
 
 OLD_NAMES = {
@@ -83,3 +85,36 @@ def test_released_notebook_imports_resolve(lab: str) -> None:
     assert names, f"release/{lab} imports nothing from introdl"
     for name in sorted(names):
         importlib.import_module(name)
+
+
+def lab_lists(source: str) -> list[int]:
+    """Lines where SOURCE spells out a list or tuple of three or more lab ids."""
+    return [
+        node.lineno
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Tuple | ast.List)
+        and len(node.elts) >= 3
+        and all(isinstance(e, ast.Constant) and e.value in COURSE_LABS for e in node.elts)
+    ]
+
+
+def test_the_list_of_labs_is_written_once() -> None:
+    """Is `introdl.labs.LABS` the only place in the package, tests and benchmarks that lists the
+    labs (the engine, the hub and the tests import it), and does it match source/?"""
+    assert sorted(COURSE_LABS) == LABS
+    spelled = {
+        str(path.relative_to(ROOT)): lines
+        for folder in ("introdl", "tests", "benchmarks")
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        if (lines := lab_lists(path.read_text(encoding="utf-8")))
+    }
+    assert spelled == {"introdl/labs/__init__.py": [spelled["introdl/labs/__init__.py"][0]]}
+
+
+def test_a_second_list_of_labs_would_be_caught() -> None:
+    """Would a module that writes the labs out again be found (a tuple or a list, not a pair)?"""
+    labs = ", ".join(repr(lab) for lab in COURSE_LABS)
+    assert lab_lists(f"LABS = ({labs})\nother = [{labs}]\npair = ('lab1_music', 'lab3_rl')") == [
+        1,
+        2,
+    ]
