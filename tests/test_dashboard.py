@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from nbgrader.api import Gradebook
 
-from introdl.grading import cli
+from introdl import cli
 from introdl.staff.dashboard import Dashboard, tables, to_csv
 from introdl.staff.dashboard_data import Sources
 from introdl.staff.dashboard_html import render
@@ -313,9 +313,9 @@ def test_the_service_draws_the_dashboard_as_it_starts(course: Path, tmp_path: Pa
     visit finds the plots drawn (and kept on disk for the next start)?"""
     import threading
 
-    from introdl.check.app import CheckApp
-    from introdl.check.fair_queue import CheckQueue
-    from introdl.check.service import make_app
+    from introdl.checkwork.app import CheckApp
+    from introdl.checkwork.fair_queue import CheckQueue
+    from introdl.checkwork.service import make_app
     from introdl.staff.dashboard_handlers import PLOT_FOLDER, dashboard_of
 
     state = tmp_path / "state"

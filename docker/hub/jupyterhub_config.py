@@ -324,7 +324,7 @@ c.JupyterHub.services = [
         "command": [
             sys.executable,
             "-m",
-            "introdl.check.service",
+            "introdl.checkwork.service",
             "--course",
             str(COURSE_ROOT),
             "--state",

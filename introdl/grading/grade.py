@@ -18,7 +18,7 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
-from introdl.grading.door.bridge import Student
+from introdl.grading.door.student import Student
 from introdl.grading.hidden.runner import run_hidden_tests
 from introdl.grading.kernel.launch import start_kernel
 from introdl.grading.kernel.notebook import CellRecord, NotebookRun, run_notebook

@@ -18,14 +18,14 @@ from typing import Any
 
 from tornado import web
 
-from introdl.check import pages
-from introdl.check.app import CheckApp
-from introdl.check.handlers import Page
+from introdl.checkwork import pages
+from introdl.checkwork.app import CheckApp
+from introdl.checkwork.handlers import Page
 from introdl.staff.dashboard import TABLES, Dashboard, tables, to_csv
 from introdl.staff.dashboard_data import Sources
 from introdl.staff.dashboard_html import render
 
-log = logging.getLogger("introdl.check")
+log = logging.getLogger("introdl.checkwork")
 PLOT_FOLDER = "dashboard-plots"
 _DASHBOARDS: weakref.WeakKeyDictionary[CheckApp, Dashboard] = weakref.WeakKeyDictionary()
 

@@ -15,7 +15,7 @@ Example::
     kernel = start_kernel(workdir=Path("copy/of/submission"), datadir=Path("data"), slot=0)
     try:
         run = run_notebook(kernel, Path("copy/of/submission/lab1.ipynb"))  # notebook.py
-        student = Student(kernel)   # the only door for hidden tests (door/bridge.py)
+        student = Student(kernel)   # the only door for hidden tests (door/student.py)
     finally:
         kernel.shutdown()
 
