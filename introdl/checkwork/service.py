@@ -69,6 +69,7 @@ from introdl.checkwork.settings import CheckService, course_settings, limits_of
 from introdl.grading.grade import GradeOptions
 from introdl.grading.kernel.launch import sweep_stale
 from introdl.grading.record.late import course_policy
+from introdl.staff.dashboard_handlers import draw_ahead
 from introdl.staff.handins import ExchangeHandins
 from introdl.staff.regrade import RegradeDesk
 from introdl.staff.regrade_feedback import CourseReleases, ExchangeReleases
@@ -143,6 +144,7 @@ async def serve(args: argparse.Namespace) -> None:
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/check/")
     url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", f"http://127.0.0.1:{args.port}"))
     make_app(app, prefix).listen(url.port or args.port, address=url.hostname or "127.0.0.1")
+    draw_ahead(app)  # the class dashboard, so that the first staff visit finds it drawn
     log.info(
         "check service for %s on port %s: %d workers, limits %s, %d checks re-queued after a "
         "restart; notebooks from %s, graded with %s%s",

@@ -64,9 +64,7 @@ class DashboardCsv(Page):
 
 
 def dashboard_routes(prefix: str, kw: dict[str, Any]) -> list[tuple[str, type, dict[str, Any]]]:
-    """The dashboard's routes; starts drawing it (`draw_ahead`) for the service KW["app"]."""
-    if isinstance(kw.get("app"), CheckApp):
-        draw_ahead(kw["app"])
+    """The dashboard's routes (the service starts drawing it ahead itself: `draw_ahead`)."""
     return [
         (rf"{prefix}/staff/dashboard/?", DashboardPage, kw),
         (rf"{prefix}/staff/dashboard/([a-z]+)\.csv", DashboardCsv, kw),
