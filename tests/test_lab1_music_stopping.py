@@ -14,8 +14,10 @@ import math
 
 import pytest
 
-from grader_tests.lab1_music import test_lab1_music as hidden
+from introdl.grading.authoring import Lab
+from tests.conftest import ROOT
 
+hidden = Lab.named("lab1_music", ROOT).module("test_lab1_music")
 LAST = hidden.TRAINING_STEPS // hidden.STEPS_PER_CALL
 
 

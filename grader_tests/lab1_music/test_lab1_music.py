@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from grader_tests.lab1_music import reference
-from introdl.grading.hidden.expect import assert_close, close
+from introdl.grading.authoring import assert_close, close
 from introdl.labs.lab1_music import extract_songs
 
 # --- The grader's training budget (calibrated in CALIBRATION.md) --------------------------------

@@ -1,0 +1,53 @@
+"""The lab author's kit: everything a hidden test, `in_kernel.py`'s caller or `calibrate.py` may
+import from the grading engine (docs/hidden-tests.md). grader_tests/ imports nothing else of
+introdl.grading (tests/test_imports.py keeps it so).
+
+For hidden tests: the comparisons of `expect` and the door's types (`Student`, `StudentError`).
+For calibrate.py and the project's variant tests: `Lab` (a lab's files), `Variant` and `variants`
+(tests/fixtures/<lab>/), `DefinitionsKernel` (one sandboxed kernel holding the lab's definitions),
+`grade_file` (a whole grading), `Calibration`, `suite_mode` and `run_calibration` (the one runner
+behind `make calibrate`).
+"""
+
+from introdl.grading.authoring.calibrate import Calibration, run_calibration, suite_mode
+from introdl.grading.authoring.definitions import DefinitionsKernel, grade_file
+from introdl.grading.authoring.lab import REQUIRED_FILES, Lab
+from introdl.grading.authoring.variants import (
+    Variant,
+    submission_notebook,
+    variant_named,
+    variants,
+)
+from introdl.grading.door.bridge import Student, StudentError
+from introdl.grading.hidden.expect import (
+    ATOL,
+    RTOL,
+    as_array,
+    assert_close,
+    assert_shape,
+    assert_true,
+    close,
+)
+
+__all__ = [
+    "ATOL",
+    "REQUIRED_FILES",
+    "RTOL",
+    "Calibration",
+    "DefinitionsKernel",
+    "Lab",
+    "Student",
+    "StudentError",
+    "Variant",
+    "as_array",
+    "assert_close",
+    "assert_shape",
+    "assert_true",
+    "close",
+    "grade_file",
+    "run_calibration",
+    "submission_notebook",
+    "suite_mode",
+    "variant_named",
+    "variants",
+]
