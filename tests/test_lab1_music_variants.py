@@ -175,15 +175,15 @@ def test_untouched_release_scores_zero() -> None:
 def test_training_stops_once_judged(lab_kernel: DefinitionsKernel) -> None:
     """Does the grader stop training at the first look that decides: the reference passes before
     the whole budget, a model that never updates its weights fails at the first look?"""
-    hidden = LAB.module("test_lab1_music")
+    training = LAB.module("training")
     student = lab_kernel.student()
     use(lab_kernel, None)
-    learned = hidden.train_on_songs(student, 15)
+    learned = training.train_on_songs(student, 15)
     assert learned.passed, learned.looks
-    assert learned.steps < hidden.TRAINING_STEPS, learned.looks
+    assert learned.steps < training.TRAINING_STEPS, learned.looks
     (frozen,) = [v for v in WRONG if v.name == "wrong-no-gradient-update"]
     use(lab_kernel, frozen)
-    stuck = hidden.train_on_songs(student, 15)
+    stuck = training.train_on_songs(student, 15)
     assert not stuck.passed, stuck.looks
-    assert stuck.steps == hidden.LOOKS[0].call * hidden.STEPS_PER_CALL, stuck.looks
-    assert "after 25 steps" in hidden.training_verdict(stuck)
+    assert stuck.steps == training.LOOKS[0].call * training.STEPS_PER_CALL, stuck.looks
+    assert "after 25 steps" in training.training_verdict(stuck)

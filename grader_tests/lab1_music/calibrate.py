@@ -48,25 +48,25 @@ def per_call(training: Any) -> str:
 
 def reference(cal: Calibration) -> list[str]:
     """The reference over the seeds: held-out loss at every look, verdict, tunes generated."""
-    hidden = cal.lab.module("test_lab1_music")
-    size = hidden.GRADER_MODEL
+    training = cal.lab.module("training")
+    size = training.GRADER_MODEL
     rows = []
     with cal.kernel() as kernel:
         kernel.define()
         student = kernel.student()
-        lab = hidden.prepare(student)
+        lab = training.prepare(student)
         for seed in cal.seeds:
             started = time.monotonic()
-            full = hidden.train_on_songs(student, seed, stop=False)  # every call measured
+            full = training.train_on_songs(student, seed, stop=False)  # every call measured
             full_s = time.monotonic() - started
             started = time.monotonic()
-            graded = hidden.train_on_songs(student, seed)  # as grading does: stops when judged
+            graded = training.train_on_songs(student, seed)  # as grading does: stops when judged
             trained_at = time.monotonic()
-            hidden.build(
+            training.build(
                 student, "_grader_gen_model", 83, size["embedding_dim"], size["rnn_units"], 1
             )
             student.call(f"{lab}.copy_weights", "_grader_model", "_grader_gen_model")
-            text = hidden.generate(student, "_grader_gen_model", "X", 2000, timeout=120)
+            text = training.generate(student, "_grader_gen_model", "X", 2000, timeout=120)
             done = time.monotonic()
             row = {
                 "seed": seed,
@@ -87,19 +87,19 @@ def reference(cal: Calibration) -> list[str]:
             )
     after = [r["full"].after for r in rows]
     print(
-        f"reference over {len(rows)} seeds: held-out loss after {hidden.TRAINING_STEPS} steps "
+        f"reference over {len(rows)} seeds: held-out loss after {training.TRAINING_STEPS} steps "
         f"min {min(after):.3f}, mean {statistics.mean(after):.3f}, max {max(after):.3f} (threshold "
-        f"{hidden.HELDOUT_LOSS_THRESHOLD}); graded steps median "
+        f"{training.HELDOUT_LOSS_THRESHOLD}); graded steps median "
         f"{statistics.median(r['graded'].steps for r in rows)}; tunes in "
-        f"{hidden.GENERATED_CHARACTERS} characters: min {min(r['tunes_2000'] for r in rows)}"
+        f"{training.GENERATED_CHARACTERS} characters: min {min(r['tunes_2000'] for r in rows)}"
     )
     problems = []
-    if max(after) >= hidden.HELDOUT_LOSS_THRESHOLD - MARGIN:
+    if max(after) >= training.HELDOUT_LOSS_THRESHOLD - MARGIN:
         problems.append(f"held-out loss {max(after):.3f} within {MARGIN} of the threshold")
     problems += [
         f"seed {r['seed']} failed" for r in rows if not (r["graded"].passed and r["full"].passed)
     ]
-    for look in hidden.LOOKS:
+    for look in training.LOOKS:
         worst = max(r["full"].looks[look.call] for r in rows)
         if worst >= look.floor - MARGIN:
             problems.append(f"{look}: the worst seed's loss {worst:.3f} is within {MARGIN}")
@@ -110,7 +110,7 @@ def reference(cal: Calibration) -> list[str]:
 def looks(cal: Calibration) -> list[str]:
     """Trained for the whole budget, measured after every call: does the stopping rule give every
     variant the verdict the final threshold gives it?"""
-    hidden = cal.lab.module("test_lab1_music")
+    training = cal.lab.module("training")
     problems = []
     with cal.kernel() as kernel:
         student = kernel.student()
@@ -119,11 +119,11 @@ def looks(cal: Calibration) -> list[str]:
             for seed in cal.seeds:
                 kernel.define(variant)
                 try:
-                    full = hidden.train_on_songs(student, seed, stop=False)
+                    full = training.train_on_songs(student, seed, stop=False)
                 except StudentError as err:  # the variant's code raises: fails either way
                     print(f"{name} seed {seed}: training raises {str(err)[:120]!r}")
                     continue
-                final = full.after < hidden.HELDOUT_LOSS_THRESHOLD
+                final = full.after < training.HELDOUT_LOSS_THRESHOLD
                 print(
                     f"{name} seed {seed}: after each call {per_call(full)}; rule "
                     f"{'passes' if full.passed else 'fails'}, final threshold "

@@ -58,7 +58,7 @@ ANSWER_CELLS = (
 
 def suite(cal: Calibration) -> list[str]:
     """The whole suite for every variant, then the reference's train-step loss ratios."""
-    bar = cal.lab.module("test_lab2_debiasing").LOSS_RATIO
+    bar = cal.lab.module("inputs").LOSS_RATIO
     problems = suite_mode(cal)
     ratios = train_step_ratios(cal)
     print(
@@ -70,17 +70,17 @@ def suite(cal: Calibration) -> list[str]:
 
 def train_step_ratios(cal: Calibration) -> list[float]:
     """The reference's last-3 / first-3 mean loss in the train-step test, per grading seed."""
-    hidden = cal.lab.module("test_lab2_debiasing")
+    inputs = cal.lab.module("inputs")
     ratios = []
     with cal.kernel() as kernel:
         for seed in cal.seeds:
             kernel.define()
             student = kernel.student()
-            lab = student.install(hidden.IN_KERNEL)
+            lab = student.install(inputs.IN_KERNEL)
             rng = np.random.default_rng(seed)
             x = rng.uniform(size=(8, 64, 64, 3)).astype("float32")
             y = np.array([1, 0] * 4, dtype="float32").reshape(8, 1)
-            args = (x, y, int(rng.integers(4, 9)), hidden.TRAIN_STEPS, seed)
+            args = (x, y, int(rng.integers(4, 9)), inputs.TRAIN_STEPS, seed)
             losses, _ = student.call(f"{lab}.train", *args, timeout=300)
             values = np.array([float(v) for v in losses])
             ratios.append(float(values[-3:].mean() / values[:3].mean()))
