@@ -19,6 +19,48 @@ import numpy as np
 NOTEBOOK = {}  # the notebook's namespace, bound by the door (calibration binds its own)
 AGENTS = {}  # trained models, by name, for the grader to evaluate
 
+# The clocks, bound when the grader installs this module: a notebook that rebinds
+# time.process_time afterwards does not change what the grader reads.
+_cpu_clock = time.process_time
+_wall_clock = time.monotonic
+
+
+class Allowance:
+    """CPU seconds a piece of grading may spend in this kernel, and a wall-clock safety net.
+
+    CPU time is this process's (CLOCK_PROCESS_CPUTIME_ID: user + system time of ALL its
+    threads, so TensorFlow's thread pools are charged too; not child processes, which the
+    grader's loops do not start). Waiting is not charged: while the kernel sleeps, blocks, or
+    is not scheduled because the host is busy, its CPU clock stands still, so the CPU cap decides
+    the same way on an idle and on a saturated host. The wall-clock net only ends a run the
+    host is too slow to finish; the grader reports that as an error, not as a failure.
+    """
+
+    def __init__(self, cpu_seconds, wall_seconds):
+        self.cpu_seconds = float(cpu_seconds)
+        self.wall_seconds = float(wall_seconds)
+        self.cpu_started = _cpu_clock()
+        self.wall_started = _wall_clock()
+
+    def cpu(self):
+        return _cpu_clock() - self.cpu_started
+
+    def wall(self):
+        return _wall_clock() - self.wall_started
+
+    def spent(self):
+        """ "cpu" once the CPU cap is used up, "wall" once the safety net ran out, else None."""
+        if self.cpu() > self.cpu_seconds:
+            return "cpu"
+        if self.wall() > self.wall_seconds:
+            return "wall"
+        return None
+
+
+def cpu_now():
+    """This kernel's CPU seconds so far (all threads); the grader subtracts two readings."""
+    return _cpu_clock()
+
 
 def seed_everything(seed):
     import keras
@@ -60,7 +102,8 @@ def train_cartpole(
     learning_rate,
     target,
     window,
-    seconds,
+    cpu_seconds,
+    wall_seconds,
     floors=(),
 ):
     """Train a fresh agent from the student's code on CartPole with the grader's seed.
@@ -69,15 +112,18 @@ def train_cartpole(
     environment's episode ends it restarts at once. Every EPISODES_PER_UPDATE finished episodes,
     one train_step on their observations, actions and discount_rewards (each episode's returns
     computed on its own). Stops when the mean of the last WINDOW episode rewards reaches TARGET,
-    after MAX_EPISODES episodes, or after SECONDS; and, for each (EPISODES, FLOOR) of FLOORS,
-    once EPISODES episodes have ended, when the mean of episodes EPISODES-WINDOW+1 to EPISODES
-    is below FLOOR (the grader counts it as failed). Returns the episode rewards in the order
-    the episodes ended, why it stopped, and the time it took; the model is kept as AGENTS[agent].
+    after MAX_EPISODES episodes, once this kernel has spent CPU_SECONDS of CPU time on it
+    ("cpu": the student's code is too slow), or after WALL_SECONDS of wall-clock time ("wall":
+    the safety net; the host is too busy, which the grader reports as an error); and, for each
+    (EPISODES, FLOOR) of FLOORS, once EPISODES episodes have ended, when the mean of episodes
+    EPISODES-WINDOW+1 to EPISODES is below FLOOR (the grader counts it as failed). Returns the
+    episode rewards in the order the episodes ended, why it stopped, and the CPU and wall
+    seconds it took; the model is kept as AGENTS[agent].
     """
     import gymnasium as gym
     import keras
 
-    started = time.monotonic()
+    allowance = Allowance(cpu_seconds, wall_seconds)
     seed_everything(seed)
     model = NOTEBOOK["create_cartpole_model"]()
     optimizer = keras.optimizers.Adam(float(learning_rate))
@@ -90,8 +136,9 @@ def train_cartpole(
     stopped = "episodes"
     pending = sorted((int(e), float(floor)) for e, floor in floors)
     while len(rewards) < max_episodes and stopped == "episodes":
-        if time.monotonic() - started > seconds:
-            stopped = "time"
+        spent = allowance.spent()
+        if spent is not None:
+            stopped = spent
             break
         actions = actions_for(model, np.stack(observations).astype(np.float32), 2)
         for i, env in enumerate(envs):
@@ -118,7 +165,8 @@ def train_cartpole(
     return {
         "rewards": rewards[:max_episodes],
         "stopped": stopped,
-        "seconds": time.monotonic() - started,
+        "cpu_seconds": allowance.cpu(),
+        "seconds": allowance.wall(),
     }
 
 
@@ -147,6 +195,11 @@ def act(agents, observations):
     return np.stack(
         [actions_for(AGENTS[a], observations[k], 2) for k, a in enumerate(agents)]
     ).astype(np.int64)
+
+
+def act_charged(agents, observations):
+    """`act`, with this kernel's CPU seconds after it (the evaluation's CPU cap reads them)."""
+    return {"actions": act(agents, observations), "cpu": cpu_now()}
 
 
 # --- rollouts: what the student's collect functions recorded ---------------------------------

@@ -24,9 +24,11 @@ from introdl.grading.hidden.expect import (
     assert_true,
     close,
 )
+from introdl.grading.hidden.marks import HostTooSlow
 
 RL = "_grader_lab3_rl"  # in_kernel.py, as installed in the kernel by `student.install`
 TRAINED: dict[str, Any] = {}  # the CartPole agents trained by the reward-curve test
+HOST_TOO_SLOW: list[str] = []  # why the reward-curve test ended as an error, if it did
 
 
 @pytest.fixture(scope="module")
@@ -359,27 +361,42 @@ def check_cartpole_trace(trace: dict[str, Any], seed: int, w: np.ndarray, steps:
 def test_cartpole_reward_curve_rises_past_target(kernel: Any, seed: int) -> None:
     window, target = curves.TRAINING["window"], curves.TRAINING["target"]
     started = time.monotonic()
+    cpu_budget = cpu_left = curves.TRAINING_CPU_SECONDS  # kernel CPU seconds: what decides
     verdicts = []
     for k in range(curves.SEEDS):
         learned = sum(v.learned for v in verdicts)
         if learned >= curves.SEEDS_TO_PASS or learned + curves.SEEDS - k < curves.SEEDS_TO_PASS:
             break  # decided
-        remaining = curves.TRAINING_SECONDS - (time.monotonic() - started)
-        if remaining < 5:
+        if cpu_left < 5:
             break
+        wall_left = curves.TRAINING_WALL_SECONDS - (time.monotonic() - started)
+        if wall_left <= 0:
+            raise host_too_slow(
+                "the CartPole training", curves.TRAINING_WALL_SECONDS, cpu_left, cpu_budget
+            )
         agent = f"cartpole_{k}"
-        settings = {**curves.TRAINING, "seconds": min(curves.TRAINING["seconds"], remaining)}
+        settings = {
+            **curves.TRAINING,
+            "cpu_seconds": min(curves.TRAINING["cpu_seconds"], cpu_left),
+            "wall_seconds": min(curves.TRAINING["wall_seconds"], wall_left),
+        }
         result = kernel.call(
             f"{RL}.train_cartpole",
             agent,
             (seed + 104729 * k) % 2**31,
             **settings,
-            timeout=settings["seconds"] + 30,
+            timeout=settings["wall_seconds"] + 30,
         )
         assert_true(
             isinstance(result, dict) and isinstance(result.get("rewards"), list),
             "the grader's CartPole training returned no reward curve",
         )
+        spent = result.get("cpu_seconds")
+        cpu_left -= float(spent) if isinstance(spent, int | float) else cpu_left
+        if result.get("stopped") == "wall":
+            raise host_too_slow(
+                "the CartPole training", curves.TRAINING_WALL_SECONDS, cpu_left, cpu_budget
+            )
         rewards = as_array(result["rewards"], "the episode rewards")
         verdict = curves.judge_curve(rewards, str(result.get("stopped")))
         verdicts.append(verdict)
@@ -387,10 +404,12 @@ def test_cartpole_reward_curve_rises_past_target(kernel: Any, seed: int) -> None
     learned = sum(v.learned for v in verdicts)
     details = "; ".join(f"seed {i + 1}: {v.reason}" for i, v in enumerate(verdicts))
     slow = ""
-    if any("time ran out" in v.reason for v in verdicts):
+    if any("CPU time ran out" in v.reason for v in verdicts) or cpu_left < 5:
         slow = (
-            " Training ran out of time: choose_action is called at every step, so it must be "
-            "fast (call model(observation), never model.predict)."
+            f" Training ran out of CPU time ({curves.TRAINING['cpu_seconds']:.0f} s per seed, "
+            f"{curves.TRAINING_CPU_SECONDS:.0f} s in all; the grader's solution needs a few): "
+            "choose_action is called at every step, so it must be fast (call "
+            "model(observation), never model.predict)."
         )
     assert_true(
         learned >= curves.SEEDS_TO_PASS,
@@ -401,6 +420,18 @@ def test_cartpole_reward_curve_rises_past_target(kernel: Any, seed: int) -> None
     )
 
 
+def host_too_slow(what: str, seconds: float, cpu_left: float, cpu_budget: float) -> HostTooSlow:
+    """The error of a test whose wall-clock safety net ran out before its CPU or step budget."""
+    used = max(0.0, cpu_budget - cpu_left)
+    message = (
+        f"{what} did not finish within the grader's {seconds:.0f}-second safety net although "
+        f"your code had used only {used:.0f} of its {cpu_budget:.0f} CPU seconds: the grading "
+        "machine was too busy. This is not a verdict on your code; check again later."
+    )
+    HOST_TOO_SLOW.append(message)
+    return HostTooSlow(message)
+
+
 @pytest.mark.trains
 @pytest.mark.grade("cartpole_training", points=1.5)
 @pytest.mark.budget(seconds=50)
@@ -408,24 +439,41 @@ def test_trained_cartpole_policy_balances_in_graders_environments(
     kernel: Any, rng: np.random.Generator
 ) -> None:
     agents = sorted(TRAINED)
+    if not agents and HOST_TOO_SLOW:
+        raise HostTooSlow(f"No trained agent to evaluate: {HOST_TOO_SLOW[0]}")
     assert_true(
         bool(agents),
         "no trained CartPole agent to evaluate: the grader's training of your agent did not run "
         "(see the reward-curve test)",
     )
     seeds = [int(s) for s in rng.integers(0, 2**31 - 1, size=curves.EVAL_EPISODES)]
+    kernel_cpu = [float(kernel.call(f"{RL}.cpu_now"))]  # the kernel's CPU clock, all its threads
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        answer = kernel.call(f"{RL}.act_charged", agents, obs, timeout=30)
+        assert_true(isinstance(answer, dict), "the grader's evaluation got no actions back")
+        kernel_cpu.append(float(answer["cpu"]))
+        return as_array(answer["actions"], "the actions").astype(np.int64)
+
     played = curves.play(
-        lambda obs: as_array(
-            kernel.call(f"{RL}.act", agents, obs, timeout=30), "the actions"
-        ).astype(np.int64),
+        act,
         len(agents),
         seeds,
         bar=curves.EVAL_MEAN_AT_LEAST,
+        cpu=lambda: kernel_cpu[-1] - kernel_cpu[0],
     )
+    if played.host_too_slow:
+        used = kernel_cpu[-1] - kernel_cpu[0]
+        raise host_too_slow(
+            "the evaluation of your trained agents",
+            curves.EVAL_WALL_SECONDS,
+            curves.EVAL_CPU_SECONDS - used,
+            curves.EVAL_CPU_SECONDS,
+        )
     mean = float(played.totals.mean())
     slow = (
-        f" The evaluation stopped after {curves.EVAL_SECONDS:.0f} s: choose_action must be fast "
-        "(call model(observation), never model.predict)."
+        f" The evaluation stopped after {curves.EVAL_CPU_SECONDS:.0f} s of CPU time in your "
+        "kernel: choose_action must be fast (call model(observation), never model.predict)."
         if played.out_of_time
         else ""
     )

@@ -22,6 +22,7 @@ from typing import Any
 
 from introdl.grading.batch import land
 from introdl.grading.grade import GradeOptions, grade_submission
+from introdl.grading.record.owner import give_back
 from introdl.grading.submission import submission_at
 from introdl.staff.regrade_feedback import FeedbackReleases
 from introdl.staff.regrade_items import (
@@ -215,6 +216,7 @@ class RegradeDesk:
         sub = submission_at(folder, req.lab, req.student)
         graded = grade_submission(self.course, sub, self.options, slot=RERUN_SLOT)
         land(self.course, sub, graded)
+        give_back(self.course, self.course / "autograded" / req.student / req.lab)
         after = {i.key: i for i in test_items(graded.results)}
         cleared = None
         if req.kind == "test" and req.item in after:  # the new automatic score counts

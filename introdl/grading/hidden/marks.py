@@ -2,7 +2,8 @@
 
 `grade_of` and `budget_of` read `@pytest.mark.grade(...)` and `@pytest.mark.budget(...)`;
 `feedback_message` turns an exception into the authored message a student sees (never a
-traceback); `BudgetExceeded` is what a test that runs past its budget gets raised in it.
+traceback); `BudgetExceeded` is what a test that runs past its budget gets raised in it;
+`HostTooSlow` is what a test raises when its own wall-clock safety net ran out (an error).
 """
 
 from __future__ import annotations
@@ -30,6 +31,14 @@ class BudgetExceeded(BaseException):
 
 class SetupBudgetExceeded(Exception):
     """BudgetExceeded for fixture setup, where pytest's bookkeeping only survives Exceptions."""
+
+
+class HostTooSlow(Exception):
+    """Raised by a hidden test whose wall-clock safety net ran out before its verdict was sure.
+
+    The test's result is an error (the grading host was too busy), not a failure: its budgets
+    that decide are counted in steps or CPU seconds, and those were not used up.
+    """
 
 
 def grade_of(item: pytest.Item) -> tuple[str, float, Visibility]:

@@ -33,6 +33,7 @@ import pytest
 from introdl.grading.hidden.marks import (
     DEFAULT_BUDGET,
     BudgetExceeded,
+    HostTooSlow,
     SetupBudgetExceeded,
     budget_of,
     feedback_message,
@@ -75,7 +76,7 @@ class StudentLike(Protocol):
 
 @dataclass
 class _Phase:
-    outcome: str  # pytest's: passed, failed, skipped
+    outcome: str  # pytest's: passed, failed, skipped; or error: the call raised HostTooSlow
     message: str = ""
     xfail: bool = False
 
@@ -295,14 +296,15 @@ class HiddenTestPlugin:
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
-        message = ""
+        message, host_too_slow = "", False
         if call.excinfo is not None:
             exc = call.excinfo.value
             message = feedback_message(exc, self.scrub)
+            host_too_slow = call.when == "call" and isinstance(exc, HostTooSlow)
             if isinstance(exc, BudgetExceeded | SetupBudgetExceeded):
                 self._interrupt_student()
         self.phases.setdefault(item.nodeid, {})[call.when] = _Phase(
-            outcome=report.outcome,
+            outcome="error" if host_too_slow else report.outcome,
             message=message,
             xfail=report.outcome == "skipped" and hasattr(report, "wasxfail"),
         )
@@ -348,8 +350,8 @@ class HiddenTestPlugin:
             status, message = "skipped", setup.message
         elif setup.outcome == "failed":
             status, message = "error", f"the test could not be set up: {setup.message}"
-        elif call is not None and (call.outcome == "failed" or call.xfail):
-            status, message = "failed", call.message
+        elif call is not None and (call.outcome in ("failed", "error") or call.xfail):
+            status, message = "error" if call.outcome == "error" else "failed", call.message
         elif call is not None and call.outcome == "skipped":
             status, message = "skipped", call.message
         elif timing is not None and elapsed > timing.budget:
