@@ -64,7 +64,7 @@ data: setup
 calibrate: setup
 	@test -n "$(LAB)" || { echo "usage: make calibrate LAB=<lab id> [ARGS=\"[MODE] --seeds N\"]; labs: $$(ls grader_tests/*/calibrate.py | cut -d/ -f2 | tr '\n' ' ')"; exit 2; }
 	@test -f grader_tests/$(LAB)/calibrate.py || { echo "grader_tests/$(LAB)/calibrate.py: no such lab (every lab's grading folder has one)"; exit 2; }
-	@PYTHONPATH=$(CURDIR) TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/python -m introdl.grading.authoring.calibrate $(LAB) $(ARGS)
+	@PYTHONPATH=$(CURDIR) TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/python -m introdl.grading.authoring $(LAB) $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache gradebook.db

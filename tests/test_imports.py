@@ -300,3 +300,18 @@ def test_every_lab_folder_has_the_same_shape() -> None:
             if isinstance(target, ast.Name)
         }
         assert "MODES" in assigned or name in PENDING, f"{lab}/calibrate.py: define MODES"
+
+
+def test_grader_tests_modules_are_short_and_the_engine_imports_no_lab() -> None:
+    """Is every module of grader_tests/ at most 400 lines (a longer suite splits by topic,
+    docs/hidden-tests.md), and does no module of introdl/ import grader_tests/ or tests/ (the
+    engine loads a suite by its path)?"""
+    long = {
+        n: k
+        for n, p in suite_modules().items()
+        if (k := len(p.read_text().splitlines())) > MAX_LINES
+    }
+    assert not long, long
+    for name, path in modules().items():
+        found = {m.split(".")[0] for m in dotted_imports(path, name)} & {"grader_tests", "tests"}
+        assert not found, f"{name} imports {found}"

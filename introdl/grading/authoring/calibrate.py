@@ -1,6 +1,6 @@
 """The one calibration runner: `make calibrate LAB=<lab> ARGS="[MODE] --seeds N ..."`.
 
-    python -m introdl.grading.authoring.calibrate LAB [MODE] [--seeds N] [--first-seed S]
+    python -m introdl.grading.authoring LAB [MODE] [--seeds N] [--first-seed S]
         [--variant NAME ...] [--set KEY=VALUE ...] [--json FILE]
 
 It loads grader_tests/<LAB>/calibrate.py (as the grader loads the suite) and runs one of its
@@ -162,10 +162,6 @@ def run_calibration(lab: str, argv: Sequence[str] | None = None, root: Path | No
 
 def main() -> int:
     if len(sys.argv) < 2 or sys.argv[1].startswith("-"):
-        print("usage: python -m introdl.grading.authoring.calibrate LAB [MODE] [--seeds N] ...")
+        print("usage: python -m introdl.grading.authoring LAB [MODE] [--seeds N] ...")
         return 2
     return run_calibration(sys.argv[1], sys.argv[2:])
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
