@@ -87,6 +87,12 @@ class Lab:
             raise FileNotFoundError(
                 f"{self.suite / name}.py: no such module in {self.name}'s folder"
             )
-        if str(self.root) not in sys.path:
+        # another course's grader_tests imported earlier must not stand in (as in the runner)
+        package = sys.modules.get("grader_tests")
+        file = getattr(package, "__file__", None)
+        if file and not Path(file).resolve().is_relative_to(self.root):
+            for loaded in [n for n in sys.modules if n.split(".")[0] == "grader_tests"]:
+                del sys.modules[loaded]
+        if sys.path[:1] != [str(self.root)]:
             sys.path.insert(0, str(self.root))
         return importlib.import_module(f"grader_tests.{self.name}.{name}")
