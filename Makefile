@@ -58,12 +58,13 @@ releases: setup
 data: setup
 	@$(BIN)/introdl data fetch all
 
-# Many-seed calibration of one lab's hidden tests: make calibrate LAB=lab2_mnist ARGS="--seeds 3".
-# Prints the numbers grader_tests/<lab>/CALIBRATION.md records (see that file for each lab's modes).
+# Many-seed calibration of one lab's hidden tests, by the kit's one runner for every lab:
+# make calibrate LAB=lab2_mnist ARGS="[MODE] --seeds 3". It runs a mode of grader_tests/<lab>/calibrate.py
+# and prints the numbers that lab's CALIBRATION.md records (docs/hidden-tests.md, section 8).
 calibrate: setup
-	@test -n "$(LAB)" || { echo "usage: make calibrate LAB=<lab id> [ARGS=\"--seeds N\"]; labs with a calibration: $$(ls grader_tests/*/calibrate.py | cut -d/ -f2 | tr '\n' ' ')"; exit 2; }
-	@test -f grader_tests/$(LAB)/calibrate.py || { echo "grader_tests/$(LAB)/calibrate.py: no calibration for $(LAB) (a lab whose hidden tests have no ML threshold needs none)"; exit 2; }
-	@PYTHONPATH=$(CURDIR) TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/python -m grader_tests.$(LAB).calibrate $(ARGS)
+	@test -n "$(LAB)" || { echo "usage: make calibrate LAB=<lab id> [ARGS=\"[MODE] --seeds N\"]; labs: $$(ls grader_tests/*/calibrate.py | cut -d/ -f2 | tr '\n' ' ')"; exit 2; }
+	@test -f grader_tests/$(LAB)/calibrate.py || { echo "grader_tests/$(LAB)/calibrate.py: no such lab (every lab's grading folder has one)"; exit 2; }
+	@PYTHONPATH=$(CURDIR) TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/python -m introdl.grading.authoring $(LAB) $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache gradebook.db

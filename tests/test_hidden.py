@@ -384,6 +384,32 @@ def test_rng_is_drawn_at_grading_time_and_reproducible_from_the_seed() -> None:
     assert len({repr(args) for _, args in first}) == len(first)  # each test has its own stream
 
 
+def test_a_test_moved_to_a_topic_file_keeps_its_draws(tmp_path: Path) -> None:
+    """When a suite is split into topic files, does a moved test whose file says
+    `SEEDED_AS = "<the old file>"` draw what it drew before, for every grading seed (and a moved
+    test without it draw something else)?"""
+    body = """
+        import pytest
+
+        @pytest.mark.grade("t", points=1)
+        def test_draws(rng, seed):
+            assert False, f"{rng.integers(10**9)} {seed}"
+        """
+    before = write_suite(tmp_path / "before", {"test_lab.py": body})
+    seeded_as = 'SEEDED_AS = "test_lab.py"\n' + textwrap.dedent(body)
+    after = write_suite(tmp_path / "after", {"test_lab_topic.py": seeded_as})
+    moved = write_suite(tmp_path / "moved", {"test_lab_topic.py": body})
+
+    def drawn(suite: Path, seed: int) -> str:
+        (result,) = run_hidden_tests(suite, student_from(""), seed=seed, points={"t": 1})
+        return result.output
+
+    for seed in (1, 2):
+        assert drawn(after, seed) == drawn(before, seed)
+        assert drawn(moved, seed) != drawn(before, seed)
+    assert drawn(before, 1) != drawn(before, 2)
+
+
 def test_hypothesis_inputs_follow_the_grading_seed(tmp_path: Path) -> None:
     """Are hypothesis-driven hidden tests seeded by the grading seed too?"""
     suite = write_suite(

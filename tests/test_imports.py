@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from introdl.grading.authoring import REQUIRED_FILES
 from tests.conftest import ROOT
 
 PACKAGE = ROOT / "introdl"
@@ -193,3 +194,167 @@ def test_the_cycle_finder_names_a_cycle() -> None:
     """Would a loop actually be caught and named?"""
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+# --- grader_tests/: the lab author's kit (docs/hidden-tests.md) -------------------------------
+
+SUITES = ROOT / "grader_tests"
+TESTS = ROOT / "tests"
+FACE = "introdl.grading.authoring"
+# Everything of introdl a lab's grading folder may import besides the face: the modules students
+# import too (lab helpers, data, public checks), never the engine or a staff service.
+STAFF_SIDE = (
+    "introdl.grading",
+    "introdl.similarity",
+    "introdl.check",
+    "introdl.staff",
+    "introdl.lms",
+    "introdl.hub",
+)
+# Within a lab's folder, each module imports only layers below its own: reference.py and
+# in_kernel.py at the bottom, topic modules (any other name), the suite's test_*.py files and a
+# conftest.py, then calibrate.py, which nothing imports.
+LAYERS = {"reference": 0, "in_kernel": 0, "topic": 1, "test": 2, "conftest": 2, "calibrate": 3}
+# Still outside the kit, each with its reason; the test fails when one is no longer needed.
+PENDING: dict[str, str] = {}
+
+
+def layer_of(module: str) -> int:
+    stem = module.rsplit(".", 1)[-1]
+    if stem.startswith("test_"):
+        return LAYERS["test"]
+    return LAYERS.get(stem, LAYERS["topic"])
+
+
+def dotted_imports(path: Path, package: str, *, names: bool = True) -> set[str]:
+    """Every module name PATH imports (absolute), anywhere in its body, plus the names passed to
+    importlib.import_module as a literal: a dynamic import is still an import. With NAMES,
+    `from a import b` also gives `a.b` (b may be a module)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            found.add(base)
+            if names:
+                found.update(f"{base}.{alias.name}" for alias in node.names)
+        elif (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "attr", getattr(node.func, "id", "")) == "import_module"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
+            found.add(node.args[0].value)
+    return found
+
+
+def suite_modules() -> dict[str, Path]:
+    return {module_name(p): p for p in sorted(SUITES.rglob("*.py"))}
+
+
+def suite_graph() -> dict[str, set[str]]:
+    """grader_tests' modules -> the grader_tests modules each imports."""
+    mods = suite_modules()
+    return {
+        name: {m for m in dotted_imports(path, name.rpartition(".")[0]) if m in mods and m != name}
+        for name, path in mods.items()
+    }
+
+
+def test_grader_tests_import_only_the_kit_of_the_engine() -> None:
+    """Does every module of grader_tests/ reach the engine only through its public face,
+    introdl.grading.authoring (and otherwise only what students import too)?"""
+    outside = {}
+    for name, path in suite_modules().items():
+        imported = dotted_imports(path, name.rpartition(".")[0], names=False)
+        used = {m for m in imported if m.startswith(STAFF_SIDE) and m != FACE}
+        if used and name not in PENDING:
+            outside[name] = sorted(used)
+    assert not outside, f"import these through {FACE} (docs/hidden-tests.md): {outside}"
+
+
+def test_grader_tests_have_no_cycle_and_import_only_downwards() -> None:
+    """Within grader_tests/, is there no import cycle, does no lab import another lab's folder,
+    and does each module import only layers below it (reference.py and in_kernel.py at the
+    bottom, topic modules, then the suite's test_*.py, then calibrate.py, which nothing imports)?"""
+    edges = suite_graph()
+    assert "grader_tests.lab2_mnist.test_lab2_mnist" in edges  # the walk found the suites
+    cycle = find_cycle(edges)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+    for module, targets in edges.items():
+        lab = module.split(".")[1] if module.count(".") >= 2 else ""
+        for target in targets:
+            assert target.split(".")[1:2] == [lab], f"{module} imports another lab: {target}"
+            if target != f"grader_tests.{lab}":
+                assert layer_of(target) < layer_of(module), f"{module} imports up: {target}"
+
+
+def test_grader_tests_and_tests_do_not_import_each_other() -> None:
+    """Do the hidden suites stand without the project's tests, and do the project's tests reach a
+    lab's folder only through the kit (`Lab.module`, `run_calibration`), as the grader does?"""
+    up = {
+        name: found
+        for name, path in suite_modules().items()
+        if name not in PENDING
+        and (found := sorted(m for m in dotted_imports(path, name) if m.split(".")[0] == "tests"))
+    }
+    assert not up, f"grader_tests/ must stand without tests/: {up}"
+    down = {}
+    for path in sorted(TESTS.rglob("*.py")):
+        if "fixtures" in path.relative_to(TESTS).parts:
+            continue  # example courses of the engine's own tests
+        name = module_name(path)
+        found = sorted(m for m in dotted_imports(path, name) if m.split(".")[0] == "grader_tests")
+        if found:
+            down[name] = found
+    assert not down, f"reach grader_tests/ through introdl.grading.authoring.Lab: {down}"
+
+
+def test_pending_exceptions_are_still_needed() -> None:
+    """Is every module listed in PENDING still outside the kit (else take it off)?"""
+    for name in PENDING:
+        path = suite_modules()[name]
+        imported = dotted_imports(path, name.rpartition(".")[0], names=False)
+        outside = [m for m in imported if m.split(".")[0] == "tests" or m.startswith(STAFF_SIDE)]
+        assert [m for m in outside if m != FACE], f"{name} is in the kit now: take it off PENDING"
+
+
+def test_every_lab_folder_has_the_same_shape() -> None:
+    """Does every lab's grading folder hold the same required files, a hidden suite, and a
+    calibrate.py that the one runner can run (MODES)?"""
+    labs = sorted(p for p in SUITES.iterdir() if p.is_dir() and p.name != "__pycache__")
+    assert len(labs) >= 5, labs
+    for lab in labs:
+        missing = [f for f in REQUIRED_FILES if not (lab / f).is_file()]
+        assert not missing, f"{lab}: add {missing} (docs/hidden-tests.md)"
+        assert (lab / f"test_{lab.name}.py").is_file(), f"{lab}: no hidden suite test_{lab.name}.py"
+        name = f"grader_tests.{lab.name}.calibrate"
+        tree = ast.parse((lab / "calibrate.py").read_text(encoding="utf-8"))
+        assigned = {
+            target.id
+            for node in tree.body
+            if isinstance(node, ast.Assign)
+            for target in node.targets
+            if isinstance(target, ast.Name)
+        }
+        assert "MODES" in assigned or name in PENDING, f"{lab}/calibrate.py: define MODES"
+
+
+def test_grader_tests_modules_are_short_and_the_engine_imports_no_lab() -> None:
+    """Is every module of grader_tests/ at most 400 lines (a longer suite splits by topic,
+    docs/hidden-tests.md), and does no module of introdl/ import grader_tests/ or tests/ (the
+    engine loads a suite by its path)?"""
+    long = {
+        n: k
+        for n, p in suite_modules().items()
+        if (k := len(p.read_text().splitlines())) > MAX_LINES
+    }
+    assert not long, long
+    for name, path in modules().items():
+        found = {m.split(".")[0] for m in dotted_imports(path, name)} & {"grader_tests", "tests"}
+        assert not found, f"{name} imports {found}"

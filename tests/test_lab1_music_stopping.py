@@ -1,6 +1,6 @@
 """Does the music lab's training test stop once judged, and only when the judgement is safe?
 
-The rule (grader_tests/lab1_music/test_lab1_music.py, `LOOKS` and `judge`; numbers in
+The rule (grader_tests/lab1_music/training.py, `LOOKS` and `judge`; numbers in
 grader_tests/lab1_music/CALIBRATION.md): the held-out loss is measured after a few fixed kernel
 calls; below a look's bar the test passes at once, above its floor it fails at once, otherwise
 training goes on; the last look is the final threshold. These tests need no kernel; the kernel
@@ -14,15 +14,17 @@ import math
 
 import pytest
 
-from grader_tests.lab1_music import test_lab1_music as hidden
+from introdl.grading.authoring import Lab
+from tests.conftest import ROOT
 
-LAST = hidden.TRAINING_STEPS // hidden.STEPS_PER_CALL
+training = Lab.named("lab1_music", ROOT).module("training")
+LAST = training.TRAINING_STEPS // training.STEPS_PER_CALL
 
 
 def verdict(per_call: list[float]) -> tuple[bool, int]:
     """The rule applied to a held-out loss after each call: (passed, calls trained)."""
     for call, loss in enumerate(per_call, start=1):
-        decided = hidden.judge(call, loss)
+        decided = training.judge(call, loss)
         if decided is not None:
             return decided, call
     raise AssertionError(f"no verdict after {len(per_call)} calls")
@@ -31,14 +33,14 @@ def verdict(per_call: list[float]) -> tuple[bool, int]:
 def test_the_looks_are_few_ordered_and_end_at_the_final_threshold() -> None:
     """Is the last look the whole budget judged by today's threshold, and can no earlier look pass
     a loss the final threshold would reject?"""
-    calls = [look.call for look in hidden.LOOKS]
+    calls = [look.call for look in training.LOOKS]
     assert calls == sorted(set(calls))
     assert calls[-1] == LAST
-    assert len(hidden.LOOKS) <= LAST // 2, "few looks: each one is a chance of a false pass"
-    final = hidden.LOOKS[-1]
-    assert final.bar == final.floor == hidden.HELDOUT_LOSS_THRESHOLD
-    for look in hidden.LOOKS[:-1]:
-        assert look.bar < hidden.HELDOUT_LOSS_THRESHOLD < look.floor, look
+    assert len(training.LOOKS) <= LAST // 2, "few looks: each one is a chance of a false pass"
+    final = training.LOOKS[-1]
+    assert final.bar == final.floor == training.HELDOUT_LOSS_THRESHOLD
+    for look in training.LOOKS[:-1]:
+        assert look.bar < training.HELDOUT_LOSS_THRESHOLD < look.floor, look
 
 
 def test_a_learning_model_passes_at_the_first_look_it_clears() -> None:
@@ -75,22 +77,22 @@ def test_a_loss_that_only_grazes_the_threshold_midway_waits_for_the_end() -> Non
 
 
 def test_a_loss_that_is_not_a_number_fails() -> None:
-    for look in hidden.LOOKS:
-        assert hidden.judge(look.call, math.nan) is False
-        assert hidden.judge(look.call, math.inf) is False
+    for look in training.LOOKS:
+        assert training.judge(look.call, math.nan) is False
+        assert training.judge(look.call, math.inf) is False
 
 
 def test_the_final_look_always_decides() -> None:
-    assert hidden.judge(LAST, hidden.HELDOUT_LOSS_THRESHOLD - 1e-9) is True
-    assert hidden.judge(LAST, hidden.HELDOUT_LOSS_THRESHOLD) is False
+    assert training.judge(LAST, training.HELDOUT_LOSS_THRESHOLD - 1e-9) is True
+    assert training.judge(LAST, training.HELDOUT_LOSS_THRESHOLD) is False
 
 
 def test_a_failure_at_a_look_tells_the_student_where_and_what() -> None:
     """Does an early failure name the steps, the loss measured and the limit it missed?"""
-    look = hidden.LOOKS[0]
-    steps = look.call * hidden.STEPS_PER_CALL
-    trained = hidden.Training(4.42, 4.41, steps, False, [4.4] * steps, {look.call: 4.41})
-    message = hidden.training_verdict(trained)
+    look = training.LOOKS[0]
+    steps = look.call * training.STEPS_PER_CALL
+    trained = training.Training(4.42, 4.41, steps, False, [4.4] * steps, {look.call: 4.41})
+    message = training.training_verdict(trained)
     assert f"4.41 after {steps} steps" in message
     assert f"below {look.floor} by then" in message
-    assert str(hidden.HELDOUT_LOSS_THRESHOLD) in message
+    assert str(training.HELDOUT_LOSS_THRESHOLD) in message

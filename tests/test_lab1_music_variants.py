@@ -2,120 +2,36 @@
 
 The variants are snippets in tests/fixtures/lab1_music/, named after the mistake; each replaces one
 or more answer cells of the source notebook (sections headed ``# --- <answer grade id> ---``) and
-names, in its docstring, the hidden tests that must catch it (``Caught by: ...``).
+names, in its ``# caught-by:`` line, the hidden tests that must catch it.
 
-To stay fast, one real sandboxed kernel (bwrap) runs the notebook's set-up and definitions once;
-each variant then redefines its functions in that kernel and is graded by the real hidden-test
-runner against only the tests meant to catch it. The untouched release goes through the whole
-grading pipeline. The many-seed runs against the full suite are in test_lab1_music_calibration.py.
+To stay fast, one real sandboxed kernel (bwrap; the kit's `DefinitionsKernel`) runs the notebook's
+set-up and definitions once; each variant then redefines its functions in that kernel and is graded
+by the real hidden-test runner against only the tests meant to catch it. The untouched release goes
+through the whole grading pipeline. The many-seed runs against the full suite are
+`make calibrate LAB=lab1_music` (tests/test_lab1_music_calibration.py).
 """
 
 from __future__ import annotations
 
 import ast
-import importlib
-import re
-import tempfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from introdl.grading.grade import GradeOptions, grade_submission
+from introdl.grading.authoring import DefinitionsKernel, Lab, Variant, grade_file, variants
 from introdl.grading.record.results import TestResult
-from introdl.grading.submission import submission_at
-from tests.definitions_kernel import DefinitionsKernel
+from tests.conftest import ROOT
 from tests.sandboxed import needs_bwrap, test_slot
 
-ROOT = Path(__file__).resolve().parents[1]
-LAB = "lab1_music"
-SUITE = ROOT / "grader_tests" / LAB
-FIXTURES = ROOT / "tests" / "fixtures" / LAB
-SOURCE = ROOT / "source" / LAB / f"{LAB}.ipynb"
-RELEASE = ROOT / "release" / LAB / f"{LAB}.ipynb"
-# Cells of the source notebook that define what the hidden tests call (no training, no audio).
+LAB = Lab.named("lab1_music", ROOT)
+# Cells of the source notebook that the answers need (no training, no audio).
 DEFINITION_CELLS = ("setup", "hyperparameters", "load-songs", "vocab", "lstm")
 # Hidden tests that train the model (about a minute each on 2 cores); the others take seconds.
 TRAINING_TESTS = ("test_rnn_learns_the_tunes", "test_generated_text_after_training_holds_a_tune")
-SECTION = re.compile(r"^# --- (\w+) ---$", re.MULTILINE)
-
-
-@dataclass(frozen=True)
-class Variant:
-    name: str  # the fixture's file name without .py: the mistake, or "correct-..."
-    sections: dict[str, str]  # answer cell grade id -> code that replaces the cell
-    caught_by: tuple[str, ...]  # hidden tests that must fail (none for a correct variant)
-
-    @property
-    def correct(self) -> bool:
-        return self.name.startswith("correct-")
-
-
-def load_variant(path: Path) -> Variant:
-    text = path.read_text(encoding="utf-8")
-    docstring = ast.get_docstring(ast.parse(text)) or ""
-    caught = re.search(r"Caught by:(.*)", docstring, re.DOTALL)
-    if caught is None:
-        raise ValueError(f"{path}: its docstring needs a 'Caught by:' line")
-    names = tuple(re.findall(r"test_\w+", caught.group(1)))
-    parts = SECTION.split(text)
-    sections = {parts[i]: parts[i + 1].strip() + "\n" for i in range(1, len(parts), 2)}
-    if not sections:
-        raise ValueError(f"{path}: no '# --- <answer grade id> ---' section")
-    return Variant(path.stem, sections, names)
-
-
-def all_variants() -> list[Variant]:
-    return [load_variant(p) for p in sorted(FIXTURES.glob("*.py"))]
-
-
-WRONG = [v for v in all_variants() if not v.correct]
-CORRECT = [v for v in all_variants() if v.correct]
-
-
-def source_cells() -> dict[str, nbformat.NotebookNode]:
-    """The source notebook's cells by id (answer cells are also reachable by grade id)."""
-    nb = nbformat.read(SOURCE, as_version=4)
-    cells = {c.id: c for c in nb.cells}
-    for cell in nb.cells:
-        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-        if grade_id:
-            cells[grade_id] = cell
-    return cells
-
-
-def answer_ids() -> list[str]:
-    nb = nbformat.read(SOURCE, as_version=4)
-    return [
-        c.metadata["nbgrader"]["grade_id"]
-        for c in nb.cells
-        if c.get("metadata", {}).get("nbgrader", {}).get("solution")
-    ]
-
-
-def submission_notebook(variant: Variant | None) -> nbformat.NotebookNode:
-    """The source notebook with the variant's answer cells in place: what a student would submit."""
-    nb = nbformat.read(SOURCE, as_version=4)
-    for cell in nb.cells:
-        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-        if variant is not None and grade_id in variant.sections:
-            cell.source = variant.sections[grade_id]
-    return nb
-
-
-def grade_notebook(nb: nbformat.NotebookNode, seed: int, only: Sequence[str] = ()):  # type: ignore[no-untyped-def]
-    """Results of grading NB through the whole pipeline (sandbox, notebook run, hidden tests)."""
-    with tempfile.TemporaryDirectory(prefix="introdl-music-") as tmp:
-        folder = Path(tmp) / "variant" / LAB
-        folder.mkdir(parents=True)
-        nbformat.write(nb, folder / f"{LAB}.ipynb")
-        options = GradeOptions(backend="bwrap", seed=seed, only=tuple(only))
-        graded = grade_submission(
-            ROOT, submission_at(folder, LAB, student="variant"), options, slot=test_slot()
-        )
-    return graded.results
+WRONG = [v for v in variants(LAB) if v.wrong]
+CORRECT = [v for v in variants(LAB) if v.correct]
 
 
 # --- One kernel holding the lab's definitions -----------------------------------------------------
@@ -123,7 +39,7 @@ def grade_notebook(nb: nbformat.NotebookNode, seed: int, only: Sequence[str] = (
 
 def start_lab_kernel(workdir: Path) -> DefinitionsKernel:
     """A sandboxed kernel (smoke budget) that has run the lab's set-up and reference definitions."""
-    kernel = DefinitionsKernel(LAB, DEFINITION_CELLS, answer_ids(), workdir)
+    kernel = DefinitionsKernel(LAB, DEFINITION_CELLS, None, workdir, slot=test_slot())
     try:
         use(kernel, None)
     except BaseException:
@@ -134,10 +50,7 @@ def start_lab_kernel(workdir: Path) -> DefinitionsKernel:
 
 def use(kernel: DefinitionsKernel, variant: Variant | None) -> None:
     """Define the reference answers in KERNEL, then replace some with VARIANT's code."""
-    if variant is None:
-        kernel.define()
-    else:
-        kernel.define("\n\n".join(variant.sections.values()), variant.name)
+    kernel.define(variant)
 
 
 def grade(kernel: DefinitionsKernel, seed: int, only: Sequence[str] = ()) -> dict[str, TestResult]:
@@ -155,7 +68,7 @@ def lab_kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Definitions
 
 
 def hidden_test_names() -> set[str]:
-    tree = ast.parse((SUITE / "test_lab1_music.py").read_text(encoding="utf-8"))
+    tree = ast.parse((LAB.suite / "test_lab1_music.py").read_text(encoding="utf-8"))
     return {
         n.name for n in tree.body if isinstance(n, ast.FunctionDef) and n.name.startswith("test_")
     }
@@ -166,10 +79,11 @@ def hidden_test_names() -> set[str]:
 
 def test_variants_name_answer_cells_and_hidden_tests_that_exist() -> None:
     """Does every variant replace real answer cells, and name hidden tests that exist?"""
-    answers, tests = set(answer_ids()), hidden_test_names()
-    assert WRONG, f"no wrong variants in {FIXTURES}"
-    assert CORRECT, f"no correct variant in {FIXTURES}"
-    for variant in all_variants():
+    answers, tests = set(LAB.answer_cells()), hidden_test_names()
+    assert WRONG, f"no wrong variants in {LAB.fixtures}"
+    assert CORRECT, f"no correct variant in {LAB.fixtures}"
+    for variant in variants(LAB):
+        assert variant.sections, f"{variant.name}: no '# --- <answer grade id> ---' section"
         assert set(variant.sections) <= answers, (variant.name, set(variant.sections) - answers)
         assert set(variant.caught_by) <= tests, (variant.name, set(variant.caught_by) - tests)
         assert variant.correct or variant.caught_by, f"{variant.name} names no catching test"
@@ -249,7 +163,8 @@ def test_correct_variant_passes_the_fast_tests(
 def test_untouched_release_scores_zero() -> None:
     """Graded through the whole pipeline, does the untouched student release score nothing, with
     every hidden test failing rather than erroring out of the suite?"""
-    results = grade_notebook(nbformat.read(RELEASE, as_version=4), seed=14)
+    release = nbformat.read(LAB.release, as_version=4)
+    results = grade_file(LAB, release, seed=14, slot=test_slot())
     assert results.errors == ()
     assert results.tests, "no hidden test ran"
     assert results.score == 0, [(t.name, t.status) for t in results.tests if t.score]
@@ -260,15 +175,15 @@ def test_untouched_release_scores_zero() -> None:
 def test_training_stops_once_judged(lab_kernel: DefinitionsKernel) -> None:
     """Does the grader stop training at the first look that decides: the reference passes before
     the whole budget, a model that never updates its weights fails at the first look?"""
-    hidden = importlib.import_module("grader_tests.lab1_music.test_lab1_music")
+    training = LAB.module("training")
     student = lab_kernel.student()
     use(lab_kernel, None)
-    learned = hidden.train_on_songs(student, 15)
+    learned = training.train_on_songs(student, 15)
     assert learned.passed, learned.looks
-    assert learned.steps < hidden.TRAINING_STEPS, learned.looks
+    assert learned.steps < training.TRAINING_STEPS, learned.looks
     (frozen,) = [v for v in WRONG if v.name == "wrong-no-gradient-update"]
     use(lab_kernel, frozen)
-    stuck = hidden.train_on_songs(student, 15)
+    stuck = training.train_on_songs(student, 15)
     assert not stuck.passed, stuck.looks
-    assert stuck.steps == hidden.LOOKS[0].call * hidden.STEPS_PER_CALL, stuck.looks
-    assert "after 25 steps" in hidden.training_verdict(stuck)
+    assert stuck.steps == training.LOOKS[0].call * training.STEPS_PER_CALL, stuck.looks
+    assert "after 25 steps" in training.training_verdict(stuck)

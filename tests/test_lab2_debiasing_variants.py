@@ -1,56 +1,35 @@
 """Do the hidden tests of lab2_debiasing give the reference full marks and catch each known mistake?
 
 Each variant in tests/fixtures/lab2_debiasing/ replaces one exercise of the source notebook's
-solutions. One real bwrap kernel runs the notebook's set-up once; each variant then redefines the
-answers in it and the real hidden-test runner grades it through the `student` door
-(tests/definitions_kernel.py). Here a variant is graded only against the hidden tests of the grade
-cells that should catch it (`only=`), which keeps `make test` short; the many-seed calibration over the whole suite
-is `grader_tests/lab2_debiasing/calibrate.py` (`make calibrate LAB=lab2_debiasing`; marked slow below; results in
-grader_tests/lab2_debiasing/CALIBRATION.md).
+solutions and names, in its `# caught-by:` line, the grade cells whose hidden tests must catch it.
+One real bwrap kernel runs the notebook's set-up once; each variant then redefines the answers in
+it and the real hidden-test runner grades it through the `student` door (the kit's
+`DefinitionsKernel`, introdl/grading/authoring/). Here a variant is graded only against the hidden
+tests of the grade cells that should catch it (`only=`), which keeps `make test` short; the
+many-seed calibration over the whole suite is `make calibrate LAB=lab2_debiasing` (marked slow
+below; results in grader_tests/lab2_debiasing/CALIBRATION.md).
 """
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 
 import pytest
 
+from introdl.grading.authoring import (
+    DefinitionsKernel,
+    Lab,
+    run_calibration,
+    variant_named,
+    variants,
+)
 from introdl.grading.record.results import TestResult
 from tests.conftest import ROOT
-from tests.definitions_kernel import DefinitionsKernel
-from tests.sandboxed import needs_bwrap
+from tests.sandboxed import needs_bwrap, test_slot
 
-LAB = "lab2_debiasing"
-FIXTURES = Path(__file__).parent / "fixtures" / LAB
-CALIBRATE = ROOT / "grader_tests" / "lab2_debiasing" / "calibrate.py"
-
-# Each known mistake -> the grade cells whose hidden tests must take points off it.
-CAUGHT_BY = {
-    "wrong-kl-sign.py": ("vae_loss",),
-    "wrong-kl-logsigma-as-log-std.py": ("vae_loss",),
-    "wrong-vae-loss-batch-mean.py": ("vae_loss",),
-    "wrong-reconstruction-squared-error.py": ("vae_loss",),
-    "wrong-kl-weight-on-reconstruction.py": ("vae_loss",),
-    "wrong-sampling-std-is-exp-logsigma.py": ("sampling",),
-    "wrong-sampling-shared-noise.py": ("sampling",),
-    "wrong-vae-term-for-non-faces.py": ("debiasing_loss",),
-    "wrong-face-indicator-broadcast.py": ("debiasing_loss",),
-    "wrong-classification-loss-on-logits-as-probabilities.py": ("debiasing_loss",),
-    "wrong-predict-returns-probability.py": ("dbvae_model",),
-    "wrong-call-returns-latent-sample.py": ("dbvae_model",),
-    "wrong-probabilities-not-normalised.py": ("resampling",),
-    "wrong-density-not-inverted.py": ("resampling",),
-    "wrong-resampling-last-latent-only.py": ("resampling",),
-    "wrong-smoothing-ignored.py": ("resampling",),
-    "wrong-train-step-classification-only.py": ("train_step",),
-    "wrong-train-step-gradient-ascent.py": ("train_step",),
-    "wrong-train-step-no-update.py": ("train_step",),
-}
-
-
-# The source's cells that set up (imports, settings) and that define what the hidden tests call.
+LAB = Lab.named("lab2_debiasing", ROOT)
+WRONG = [v.name for v in variants(LAB) if v.wrong]
+# The source's cells that set up (imports, settings); its answers are what `define` re-runs.
 SETUP_CELLS = ("setup", "hyperparameters")
 ANSWER_CELLS = (
     "cnn-model",
@@ -65,25 +44,24 @@ ANSWER_CELLS = (
 )
 
 
-def lab_kernel(workdir: Path) -> DefinitionsKernel:
-    return DefinitionsKernel(LAB, SETUP_CELLS, ANSWER_CELLS, workdir)
-
-
 @pytest.fixture(scope="module")
 def kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DefinitionsKernel]:
-    lab = lab_kernel(tmp_path_factory.mktemp("debiasing-kernel"))
-    try:
+    workdir = tmp_path_factory.mktemp("debiasing-kernel")
+    with DefinitionsKernel(LAB, SETUP_CELLS, ANSWER_CELLS, workdir, slot=test_slot()) as lab:
         yield lab
-    finally:
-        lab.shutdown()
 
 
 def grade(
     kernel: DefinitionsKernel, variant: str, *, seed: int, only: tuple[str, ...] = ()
 ) -> list[TestResult]:
-    code = (FIXTURES / variant).read_text() if variant else ""
-    kernel.define(code, variant)
+    kernel.define(variant_named(LAB, variant.removesuffix(".py") or "reference"))
     return kernel.grade(seed, only)
+
+
+def caught_by(variant: str) -> tuple[str, ...]:
+    found = variant_named(LAB, variant)
+    assert found is not None
+    return found.caught_by
 
 
 def report(results: list[TestResult]) -> str:
@@ -92,9 +70,11 @@ def report(results: list[TestResult]) -> str:
     )
 
 
-def test_every_variant_fixture_is_listed() -> None:
-    """Is every wrong-*.py fixture assigned the grade cells that must catch it?"""
-    assert sorted(p.name for p in FIXTURES.glob("wrong-*.py")) == sorted(CAUGHT_BY)
+def test_every_variant_names_grade_cells_that_exist() -> None:
+    """Does every wrong variant name grade cells of the lab that must catch it?"""
+    assert len(WRONG) == 19
+    for variant in variants(LAB):
+        assert set(variant.caught_by) <= set(LAB.points()), variant.name
 
 
 @needs_bwrap
@@ -110,10 +90,10 @@ def test_correct_work_gets_full_marks(kernel: DefinitionsKernel, variant: str) -
 
 
 @needs_bwrap
-@pytest.mark.parametrize("variant", sorted(CAUGHT_BY))
+@pytest.mark.parametrize("variant", WRONG)
 def test_known_mistake_loses_points(kernel: DefinitionsKernel, variant: str) -> None:
     """Does each known-wrong variant fail a hidden test of the grade cell meant to catch it?"""
-    only = CAUGHT_BY[variant]
+    only = caught_by(variant)
     results = grade(kernel, variant, seed=7, only=only)
     assert {r.grade_id for r in results} == set(only)
     failed = [r for r in results if r.status != "passed"]
@@ -139,8 +119,7 @@ MANY_SEEDS = range(300)
 
 
 def non_face_verdicts(kernel: DefinitionsKernel, variant: str, seeds: Sequence[int]) -> None:
-    code = (FIXTURES / variant).read_text() if variant else ""
-    kernel.define(code, variant)
+    kernel.define(variant_named(LAB, variant.removesuffix(".py") or "reference"))
     verdicts = {seed: kernel.grade(seed, (NON_FACES,))[0].status for seed in seeds}
     wrong = {seed: v for seed, v in verdicts.items() if v != NON_FACE_VERDICTS[variant]}
     assert not wrong, f"{variant or 'the reference'}: {len(wrong)} of {len(seeds)} seeds: {wrong}"
@@ -166,11 +145,11 @@ def test_non_face_check_over_many_seeds(kernel: DefinitionsKernel, variant: str)
 
 @needs_bwrap
 @pytest.mark.slow
-@pytest.mark.parametrize("variant", sorted(CAUGHT_BY))
+@pytest.mark.parametrize("variant", WRONG)
 def test_known_mistake_loses_points_on_every_seed(kernel: DefinitionsKernel, variant: str) -> None:
     """Over 20 grading seeds, does each known-wrong variant lose points on EVERY seed in the
     grade cells meant to catch it (not just on the one seed of the quick test)?"""
-    only = CAUGHT_BY[variant]
+    only = caught_by(variant)
     passed = [
         seed
         for seed in range(20)
@@ -182,15 +161,6 @@ def test_known_mistake_loses_points_on_every_seed(kernel: DefinitionsKernel, var
 @needs_bwrap
 @pytest.mark.slow
 def test_many_seed_calibration() -> None:
-    """Over several grading seeds, does the reference always pass and every variant lose points?"""
-    spec = importlib.util.spec_from_file_location("calibrate", CALIBRATE)
-    assert spec is not None
-    assert spec.loader is not None
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    summary = script.calibrate(seeds=range(5), variants=["", "correct-alternative.py", *CAUGHT_BY])
-    for variant, scores in summary.items():
-        if variant in ("", "correct-alternative.py"):
-            assert all(s == 16 for s in scores), (variant or "reference", scores)
-        else:
-            assert all(s < 16 for s in scores), (variant, scores)
+    """Over several grading seeds, does the reference (and correct work) always keep all 16
+    points and every variant lose the points of the cells meant to catch it?"""
+    assert run_calibration(LAB.name, ["suite", "--seeds", "5"], root=ROOT) == 0

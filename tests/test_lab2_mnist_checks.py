@@ -17,9 +17,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from grader_tests.lab2_mnist import calibrate
 from introdl.checks import CheckFailed
 from introdl.checks import lab2_mnist as check
+from introdl.grading.authoring import Lab, variant_named, variants
+from tests.conftest import ROOT
+
+LAB = Lab.named("lab2_mnist", ROOT)
 
 CHECKS: dict[str, Callable[[Any], None]] = {
     "build_fc_model": check.fc_model,
@@ -58,21 +61,31 @@ def run_check(name: str, function: Callable[..., Any], capsys: pytest.CaptureFix
     return out
 
 
-@pytest.mark.parametrize("variant", [calibrate.REFERENCE, *calibrate.CORRECT_VARIANTS])
+def answer_code() -> str:
+    """The source notebook's answer cells (the solutions), as one block of code."""
+    cells = LAB.source_cells()
+    return "\n\n".join(cells[grade_id] for grade_id in LAB.answer_cells())
+
+
+def variant_code(name: str) -> str:
+    variant = variant_named(LAB, name)
+    assert variant is not None
+    return variant.code
+
+
+@pytest.mark.parametrize("variant", ["reference", *(v.name for v in variants(LAB) if v.correct)])
 def test_correct_work_passes_every_check(variant: str, capsys: pytest.CaptureFixture[str]) -> None:
     """Do the solutions and a correct but different implementation pass all four checks?"""
-    namespace = definitions(calibrate.answer_code())
-    if variant != calibrate.REFERENCE:
-        namespace.update(definitions(calibrate.variant_code(variant)))
+    namespace = definitions(answer_code())
+    if variant != "reference":
+        namespace.update(definitions(variant_code(variant)))
     for name in CHECKS:
         run_check(name, namespace[name], capsys)
 
 
 def test_every_wrong_fixture_has_an_expectation() -> None:
     """Is every wrong-* fixture listed here with what the public check should say?"""
-    assert sorted(EXPECTED) == sorted(
-        n for n in calibrate.variant_names() if n.startswith("wrong-")
-    )
+    assert sorted(EXPECTED) == sorted(v.name for v in variants(LAB) if v.wrong)
 
 
 @pytest.mark.parametrize("variant", sorted(EXPECTED))
@@ -82,7 +95,7 @@ def test_wrong_work_gets_the_expected_verdict(
     """Does each check fail a typical mistake with a message that names the fix (or, for mistakes
     left to the hidden tests, pass it)?"""
     name, words = EXPECTED[variant]
-    function = definitions(calibrate.variant_code(variant))[name]
+    function = definitions(variant_code(variant))[name]
     if words is None:
         run_check(name, function, capsys)
         return

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import pytest
 
-from grader_tests.lab2_mnist import quality
+from introdl.grading.authoring import Lab
+from tests.conftest import ROOT
 
 BUILDERS = ("build_cnn_model", "build_fc_model")
+quality = Lab.named("lab2_mnist", ROOT).module("quality")
 LOOKS = (
     quality.Look(1, passes=quality.Bar(0.95, 0.20), floor=quality.Bar(0.80, 0.60)),
     quality.Look(2, passes=quality.Bar(0.95, 0.25), floor=quality.Bar(0.90, 0.40)),
@@ -149,7 +151,7 @@ def test_a_student_judged_early_reads_after_how_many_epochs_and_what_that_look_a
     """A CNN without pooling, failed on both measures after one epoch: does the message say the
     grader trained 1 epoch, what the network scored, what the lab's design does by then and at the
     end, and that the grader stopped there?"""
-    from grader_tests.lab2_mnist import test_lab2_mnist as hidden
+    hidden = Lab.named("lab2_mnist", ROOT).module("test_lab2_mnist")
 
     bar = quality.BARS[quality.SOURCE]["build_cnn_model"]
     scores = scores_judged([0.5010], [1.455])
@@ -165,7 +167,7 @@ def test_a_student_judged_early_reads_after_how_many_epochs_and_what_that_look_a
 def test_a_student_judged_at_the_last_look_reads_todays_message() -> None:
     """A dense net in place of a CNN is judged by the final bar: does its message name 3 epochs and
     the final bar, as before stopping existed?"""
-    from grader_tests.lab2_mnist import test_lab2_mnist as hidden
+    hidden = Lab.named("lab2_mnist", ROOT).module("test_lab2_mnist")
 
     bar = quality.BARS[quality.SOURCE]["build_cnn_model"]
     scores = scores_judged([0.908, 0.924, 0.931], [0.324, 0.257, 0.227])

@@ -1,11 +1,12 @@
 """Do lab2_mnist's hidden tests catch each known mistake, and pass correct work done differently?
 
 Each variant in tests/fixtures/lab2_mnist/ is a snippet that redefines, on top of the source
-notebook's solutions, what it gets wrong (or, for `correct-*`, does right another way). It runs in
-a real bwrap kernel and is graded by the real hidden-test runner; a wrong variant is graded only
-against the tests that should catch it (`only=`). To keep this file to a few minutes, one kernel
-serves the whole module: it runs the solutions once, and each variant's code is run in it before
-grading and the solutions again after. The three CNN variants that the quality tests catch
+notebook's solutions, what it gets wrong (or, for `correct-*`, does right another way), and names
+in its `# caught-by:` line the hidden tests that must fail it. It runs in a real bwrap kernel and
+is graded by the real hidden-test runner; a wrong variant is graded only against the tests that
+should catch it (`only=`). To keep this file to a few minutes, one kernel (the kit's
+`DefinitionsKernel`) serves the whole module: it runs the set-up once, and the solutions then the
+variant's code before each grading. The three CNN variants that the quality tests catch
 train a network once each; the many-seed calibration of those bars is
 tests/test_lab2_mnist_calibration.py (slow).
 """
@@ -16,22 +17,19 @@ import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
-import nbformat
 import numpy as np
 import pytest
 
-from grader_tests.lab2_mnist import calibrate, quality
 from introdl import data
-from introdl.grading.door.student import Student
-from introdl.grading.hidden.runner import run_hidden_tests
+from introdl.grading.authoring import DefinitionsKernel, Lab, Student, variant_named, variants
 from introdl.grading.record.results import TestResult
-from introdl.grading.submission import grade_points
 from tests.conftest import ROOT
 from tests.sandboxed import needs_bwrap, test_slot
 
 pytestmark = needs_bwrap
 
-SUITE = ROOT / "grader_tests" / "lab2_mnist"
+LAB = Lab.named("lab2_mnist", ROOT)
+quality = LAB.module("quality")
 SEED = 2026
 QUALITY_TESTS = (
     "test_fc_model_heldout_accuracy",
@@ -39,26 +37,8 @@ QUALITY_TESTS = (
     "test_cnn_model_heldout_accuracy",
     "test_cnn_model_heldout_probabilities_are_confident",
 )
-STEP = "test_train_step_equals_one_sgd_step_on_the_mean_loss"
-CAUGHT_BY: dict[str, tuple[str, ...]] = {
-    "wrong-cnn-softmax-twice": ("test_cnn_model_heldout_probabilities_are_confident",),
-    "wrong-cnn-no-pooling-tiny-dense": ("test_cnn_model_heldout_accuracy",),
-    "wrong-cnn-without-convolutions": (
-        "test_cnn_model_convolves_with_a_sane_number_of_weights",
-        "test_cnn_model_heldout_accuracy",  # the CNN's bar is above what a dense net reaches
-    ),
-    "wrong-fc-outputs-scores": ("test_fc_model_outputs_ten_probabilities_per_image",),
-    "wrong-compile-one-hot-loss": (
-        "test_compile_model_reports_cross_entropy_and_accuracy",
-        "test_compile_model_trains_with_the_given_optimizer",
-    ),
-    "wrong-compile-ignores-optimizer": ("test_compile_model_trains_with_the_given_optimizer",),
-    "wrong-train-step-labels-shifted": (STEP,),
-    "wrong-train-step-fraction-of-batch": (STEP,),
-    "wrong-train-step-sums-losses": (STEP,),
-    "wrong-train-step-gradient-ascent": (STEP, "test_train_step_repeated_steps_lower_the_loss"),
-}
-CORRECT = ["correct-functional-api-and-compiled-step"]
+WRONG = [v.name for v in variants(LAB) if v.wrong]
+CORRECT = [v.name for v in variants(LAB) if v.correct]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -73,13 +53,9 @@ def mnist_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield root
 
 
-def points() -> dict[str, float]:
-    return grade_points(nbformat.read(calibrate.SOURCE, as_version=4))
-
-
 def all_tests() -> list[str]:
     """Names of the hidden tests, read from the suite's source (no import, no kernel)."""
-    text = (SUITE / "test_lab2_mnist.py").read_text()
+    text = (LAB.suite / "test_lab2_mnist.py").read_text()
     return [
         line.split("def ", 1)[1].split("(", 1)[0]
         for line in text.splitlines()
@@ -88,40 +64,54 @@ def all_tests() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def student(mnist_cache: Path) -> Iterator[Student]:
-    """One sandboxed kernel in which the source notebook's solutions have run."""
-    with calibrate.variant_kernel(slot=test_slot()) as kernel:
-        yield Student(kernel)
+def kernel(
+    mnist_cache: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DefinitionsKernel]:
+    """One sandboxed kernel that has run the source notebook's set-up cells."""
+    workdir = tmp_path_factory.mktemp("mnist-kernel")
+    with DefinitionsKernel(LAB, ("setup", "hyperparameters"), None, workdir, slot=test_slot()) as k:
+        k.define()
+        yield k
+
+
+@pytest.fixture
+def student(kernel: DefinitionsKernel) -> Student:
+    """The door to the kernel, holding the source notebook's solutions."""
+    kernel.define()
+    return kernel.student()
+
+
+def caught_by(variant: str) -> tuple[str, ...]:
+    found = variant_named(LAB, variant)
+    assert found is not None
+    return found.caught_by
 
 
 def grade(
-    student: Student, variant: str, only: tuple[str, ...], seed: int = SEED
+    kernel: DefinitionsKernel, variant: str, only: tuple[str, ...], seed: int = SEED
 ) -> list[TestResult]:
-    """Grade VARIANT (run on top of the solutions) against the hidden tests ONLY; then restore."""
-    if variant != calibrate.REFERENCE:
-        student.run(calibrate.variant_code(variant), timeout=60)
-    try:
-        return run_hidden_tests(SUITE, student, seed=seed, points=points(), only=only)
-    finally:
-        student.run(calibrate.answer_code(), timeout=60)
+    """Grade VARIANT (run on top of the solutions) against the hidden tests ONLY."""
+    kernel.define(variant_named(LAB, variant))
+    return kernel.grade(seed, only)
 
 
 def test_every_wrong_fixture_names_the_tests_that_catch_it() -> None:
-    """Is each wrong-* fixture listed with the hidden tests meant to catch it, and do they exist?"""
-    fixtures = [n for n in calibrate.variant_names() if n.startswith("wrong-")]
-    assert sorted(fixtures) == sorted(CAUGHT_BY)
+    """Does each wrong-* fixture name hidden tests that exist, and are the quality tests there?"""
     known = set(all_tests())
-    for variant, tests in CAUGHT_BY.items():
-        assert set(tests) <= known, f"{variant}: no hidden test named {set(tests) - known}"
+    assert len(WRONG) == 10
+    for variant in variants(LAB):
+        assert set(variant.caught_by) <= known, f"{variant.name}: {set(variant.caught_by) - known}"
     assert set(QUALITY_TESTS) <= known
-    assert sorted(n for n in calibrate.variant_names() if n.startswith("correct-")) == CORRECT
+    assert CORRECT == ["correct-functional-api-and-compiled-step"]
 
 
-@pytest.mark.parametrize("variant", sorted(CAUGHT_BY))
-def test_wrong_variant_fails_the_tests_meant_to_catch_it(student: Student, variant: str) -> None:
+@pytest.mark.parametrize("variant", WRONG)
+def test_wrong_variant_fails_the_tests_meant_to_catch_it(
+    kernel: DefinitionsKernel, variant: str
+) -> None:
     """Does the known mistake lose the points of every hidden test meant to catch it?"""
-    results = grade(student, variant, CAUGHT_BY[variant])
-    assert sorted(r.name for r in results) == sorted(CAUGHT_BY[variant])
+    results = grade(kernel, variant, caught_by(variant))
+    assert sorted(r.name for r in results) == sorted(caught_by(variant))
     for result in results:
         assert result.status == "failed", (variant, result.name, result.status, result.output)
         assert result.score == 0
@@ -130,30 +120,30 @@ def test_wrong_variant_fails_the_tests_meant_to_catch_it(student: Student, varia
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("variant", sorted(CAUGHT_BY))
-def test_wrong_variant_fails_on_every_seed(student: Student, variant: str) -> None:
+@pytest.mark.parametrize("variant", WRONG)
+def test_wrong_variant_fails_on_every_seed(kernel: DefinitionsKernel, variant: str) -> None:
     """Over 20 grading seeds (5 when a quality test, which trains, is what catches it), does each
     known mistake fail a hidden test meant to catch it EVERY time?"""
-    tests = CAUGHT_BY[variant]
+    tests = caught_by(variant)
     seeds = range(5) if set(tests) <= set(QUALITY_TESTS) else range(20)
     passed = [
         seed
         for seed in seeds
-        if all(r.status == "passed" for r in grade(student, variant, tests, seed=seed))
+        if all(r.status == "passed" for r in grade(kernel, variant, tests, seed=seed))
     ]
     assert not passed, f"{variant} passed {tests} on seeds {passed}"
 
 
-@pytest.mark.parametrize("variant", [calibrate.REFERENCE, *CORRECT])
+@pytest.mark.parametrize("variant", ["reference", *CORRECT])
 def test_correct_work_passes_every_test_but_the_quality_ones(
-    student: Student, variant: str
+    kernel: DefinitionsKernel, variant: str
 ) -> None:
     """Do the solutions, and a correct but different implementation, pass the non-training tests?
 
     (Their quality under the grader's training is the calibration's job: it trains many times.)
     """
     fast = tuple(name for name in all_tests() if name not in QUALITY_TESTS)
-    results = grade(student, variant, fast)
+    results = grade(kernel, variant, fast)
     assert len(results) == len(fast)
     failed = [(r.name, r.status, r.output) for r in results if r.status != "passed"]
     assert not failed, f"{variant}: {failed}"

@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import pytest
 
-from grader_tests.lab3_rl.calibrate import curve_run, suite_run
+from introdl.grading.authoring import Lab, Variant, variants
 from introdl.grading.commands.grade_notebook import grade_notebook
 from tests.conftest import ROOT
-from tests.fixtures.lab3_rl.variants import Variant, variants
 from tests.sandboxed import needs_bwrap
 
 pytestmark = pytest.mark.slow
 
+LAB = Lab.named("lab3_rl", ROOT)
+calibrate = LAB.module("calibrate")  # the runs `make calibrate LAB=lab3_rl` makes
+curve_run, suite_run = calibrate.curve_run, calibrate.suite_run
+
 CURVE_SEEDS = range(2000, 2006)
-CAUGHT_BY_CURVES = [v for v in variants() if "cartpole_training" in v.caught_by]
-CORRECT = [v for v in variants() if not v.wrong]
+CAUGHT_BY_CURVES = [v for v in variants(LAB) if "cartpole_training" in v.caught_by]
+CORRECT = [v for v in variants(LAB) if not v.wrong]
 
 
 @pytest.mark.parametrize("seed", CURVE_SEEDS)

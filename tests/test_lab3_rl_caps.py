@@ -21,15 +21,17 @@ from typing import Any
 import numpy as np
 import pytest
 
-from grader_tests.lab3_rl import curves
+from introdl.grading.authoring import Lab, namespace
 from introdl.grading.hidden.runner import run_hidden_tests
 from tests.fixtures.notebook_student import NotebookStudent
 
 ROOT = Path(__file__).resolve().parents[1]
+LAB = Lab.named("lab3_rl", ROOT)
+curves = LAB.module("curves")
 
 
-def in_kernel(namespace: dict[str, Any] | None = None) -> Any:
-    return curves.load_in_process(namespace or {})
+def in_kernel(names: dict[str, Any] | None = None) -> Any:
+    return curves.load_in_process(names or {})
 
 
 def busy(seconds: float) -> None:
@@ -68,7 +70,8 @@ def test_a_kernel_the_host_does_not_schedule_hits_the_wall_net_not_the_cpu_cap()
         f"""
         import sys
         sys.path.insert(0, {str(ROOT)!r})
-        from grader_tests.lab3_rl import curves
+        from introdl.grading.authoring import Lab
+        curves = Lab("lab3_rl", __import__("pathlib").Path({str(ROOT)!r})).module("curves")
         allowance = curves.load_in_process({{}}).Allowance(cpu_seconds=1.0, wall_seconds=1.5)
         print("ready", flush=True)
         while (spent := allowance.spent()) is None:
@@ -212,9 +215,7 @@ class InProcessKernel:
     """The `kernel` fixture's door, served by in_kernel.py bound to the reference's namespace."""
 
     def __init__(self) -> None:
-        from tests.fixtures.lab3_rl.variants import namespace
-
-        self.module = curves.load_in_process(namespace(None))
+        self.module = curves.load_in_process(namespace(LAB, None))
 
     def call(self, name: str, *args: Any, timeout: float = 30.0, **kwargs: Any) -> Any:
         assert name.startswith("_grader_lab3_rl.")
@@ -231,7 +232,7 @@ def test_the_reward_curve_test_is_an_error_when_the_wall_net_runs_out(
 ) -> None:
     """Does the hidden reward-curve test, when the host is too slow for its wall net, raise
     HostTooSlow (an error) rather than fail the reference's learning?"""
-    from grader_tests.lab3_rl import test_lab3_rl as hidden
+    hidden = LAB.module("test_lab3_rl_cartpole_training")
     from introdl.grading.hidden.marks import HostTooSlow
 
     # the hidden suite's own curves (the runner may have imported grader_tests afresh)
@@ -251,7 +252,7 @@ def test_the_reward_curve_test_fails_a_seed_that_runs_out_of_cpu(
 ) -> None:
     """With a CPU cap too small to learn in, does the test fail (not error) and tell the
     student about CPU time?"""
-    from grader_tests.lab3_rl import test_lab3_rl as hidden
+    hidden = LAB.module("test_lab3_rl_cartpole_training")
 
     monkeypatch.setattr(hidden, "HOST_TOO_SLOW", [])
     monkeypatch.setitem(hidden.curves.TRAINING, "cpu_seconds", 0.3)

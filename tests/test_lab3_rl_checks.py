@@ -17,7 +17,10 @@ import pytest
 
 from introdl.checks import CheckFailed
 from introdl.checks import lab3_rl as check
-from tests.fixtures.lab3_rl.variants import namespace, variants
+from introdl.grading.authoring import Lab, namespace, variants
+from tests.conftest import ROOT
+
+LAB = Lab.named("lab3_rl", ROOT)
 
 # check name -> the notebook names it is called with (as in the source notebook's check cells)
 CALLS: dict[str, tuple[str, ...]] = {
@@ -65,7 +68,7 @@ def run_check(name: str, ns: dict[str, Any]) -> str:
 
 @pytest.fixture(scope="module")
 def solution() -> dict[str, Any]:
-    return namespace()
+    return namespace(LAB)
 
 
 @pytest.mark.parametrize("name", sorted(CALLS))
@@ -79,25 +82,25 @@ def test_check_passes_the_solution_with_one_tick_line(name: str, solution: dict[
 
 def test_checks_pass_correct_work_written_differently() -> None:
     """Do the checks accept NumPy sampling, vectorised returns and other equivalent code?"""
-    (correct,) = [v for v in variants() if not v.wrong]
-    ns = namespace(correct)
+    (correct,) = [v for v in variants(LAB) if not v.wrong]
+    ns = namespace(LAB, correct)
     for name in CALLS:
         assert run_check(name, ns).startswith("✓")
 
 
 def test_every_wrong_variant_is_accounted_for() -> None:
     """Is each known mistake either caught by a public check here or knowingly left to the hidden tests?"""
-    wrong = {v.name for v in variants() if v.wrong}
+    wrong = {v.name for v in variants(LAB) if v.wrong}
     assert wrong == set(CAUGHT_PUBLICLY) | LEFT_TO_HIDDEN_TESTS
 
 
 @pytest.mark.parametrize("variant", sorted(CAUGHT_PUBLICLY))
 def test_check_explains_the_mistake(variant: str) -> None:
     """Does the public check of the cell with the mistake fail, saying what to fix?"""
-    (found,) = [v for v in variants() if v.name == variant]
+    (found,) = [v for v in variants(LAB) if v.name == variant]
     name, words = CAUGHT_PUBLICLY[variant]
     with pytest.raises(CheckFailed) as failure:
-        run_check(name, namespace(found))
+        run_check(name, namespace(LAB, found))
     assert words in str(failure.value)
 
 

@@ -13,7 +13,10 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from grader_tests.lab3_rl import curves
+from introdl.grading.authoring import Lab
+from tests.conftest import ROOT
+
+curves = Lab.named("lab3_rl", ROOT).module("curves")
 
 Policy = Callable[[np.ndarray], np.ndarray]
 

@@ -1,6 +1,6 @@
 """Do lab3_rl's hidden tests catch each known mistake, and pass correct work written differently?
 
-Each variant (tests/fixtures/lab3_rl/) is a lean notebook graded for real (bwrap sandbox, kernel,
+Each variant (tests/fixtures/lab3_rl/) is a lean notebook (the kit's `lean_notebook`) graded for real (bwrap sandbox, kernel,
 hidden tests), against only the quick hidden tests that should catch it, so this stays fast. The
 reward-curve cell, the whole-suite runs (the source notebook at full marks, the untouched release
 at zero) and the many-seed calibration of the reward-curve test are slow (`make test-slow`);
@@ -15,14 +15,15 @@ from typing import Any
 import nbformat
 import pytest
 
+from introdl.grading.authoring import Lab, Variant, lean_notebook, variants
 from introdl.grading.commands.grade_notebook import grade_notebook
 from tests.conftest import ROOT
-from tests.fixtures.lab3_rl.variants import Variant, lean_notebook, variants
 from tests.sandboxed import needs_bwrap
 
 LAB = "lab3_rl"
-WRONG = [v for v in variants() if v.wrong]
-CORRECT = [v for v in variants() if not v.wrong]
+KIT = Lab.named(LAB, ROOT)
+WRONG = [v for v in variants(KIT) if v.wrong]
+CORRECT = [v for v in variants(KIT) if not v.wrong]
 # Graded in the slow calibration only: the grader trains CartPole agents there.
 SLOW_GRADE_IDS = frozenset({"cartpole_training"})
 
@@ -65,7 +66,7 @@ def test_wrong_variant_loses_points_where_expected(
     quick cell here."""
     quick = tuple(g for g in variant.caught_by if g not in SLOW_GRADE_IDS)
     assert quick, f"{variant.name} should also be caught by a quick hidden test"
-    results = grade(lean_notebook(variant), tmp_path, monkeypatch, only=quick)
+    results = grade(lean_notebook(KIT, variant), tmp_path, monkeypatch, only=quick)
     scores = score_by_grade(results)
     assert set(scores) == set(quick), f"graded cells {sorted(scores)}"
     missed = [gid for gid, (got, top) in scores.items() if got >= top]
@@ -87,7 +88,7 @@ def test_wrong_variant_loses_points_on_every_seed(
     quick = tuple(g for g in variant.caught_by if g not in SLOW_GRADE_IDS)
     kept = []
     for seed in range(10):
-        results = grade(lean_notebook(variant), tmp_path, monkeypatch, only=quick, seed=seed)
+        results = grade(lean_notebook(KIT, variant), tmp_path, monkeypatch, only=quick, seed=seed)
         if all(got >= top for got, top in score_by_grade(results).values()):
             kept.append(seed)
     assert not kept, f"{variant.name} kept full marks in {quick} on seeds {kept}"
@@ -100,7 +101,7 @@ def test_correct_variant_passes_every_quick_hidden_test(
     """Does correct work written differently (NumPy sampling, vectorised returns, ...) get full
     marks on every hidden test but the slow reward-curve ones (those are in the slow suite)?"""
     quick = tuple(sorted(all_grade_ids() - SLOW_GRADE_IDS))
-    results = grade(lean_notebook(variant), tmp_path, monkeypatch, only=quick)
+    results = grade(lean_notebook(KIT, variant), tmp_path, monkeypatch, only=quick)
     failed = [f"{t['name']}: {t['output']}" for t in results["tests"] if t["status"] != "passed"]
     assert not failed, f"{variant.name} lost points: {failed}"
     assert {t["grade_id"] for t in results["tests"]} == set(quick)

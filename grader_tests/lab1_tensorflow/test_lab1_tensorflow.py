@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from grader_tests.lab1_tensorflow import reference
-from introdl.grading.hidden.expect import as_array, assert_close, assert_shape, assert_true
+from introdl.grading.authoring import as_array, assert_close, assert_shape, assert_true
 
 pytestmark = pytest.mark.budget(seconds=60)
 

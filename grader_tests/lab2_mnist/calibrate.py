@@ -1,139 +1,41 @@
 """Many-seed calibration of lab2_mnist's quality bars, in real sandboxed kernels.
 
-    python -m grader_tests.lab2_mnist.calibrate --seeds 10 [--variants NAME ...] [--builders ...]
+    make calibrate LAB=lab2_mnist ARGS="--seeds 10 [--variant NAME ...] [--set builders=build_cnn_model]"
 
-For the reference (the source notebook's solutions) and each variant in tests/fixtures/lab2_mnist/,
-a sandboxed kernel runs the notebook's set-up and answer cells (plus the variant's code, which
-redefines what it gets wrong), then the grader's own training (quality.train_and_score) runs once
-per seed through the `student` door, exactly as in grading but training every epoch (stop=False)
-so that every look is recorded. It prints one line per run and a summary per variant, network and
-look (epoch): accuracy and cross-entropy on the held-out digits, what the stopping rule
-(quality.LOOKS) judged at that look, whether a verdict differs from the final bar's after every
-epoch (the rule before stopping), and seconds until judged against seconds for every epoch. It writes nothing; copy the numbers into
-CALIBRATION.md. Not a hidden test (the runner only collects test_*.py).
+Run by the kit's one runner (introdl/grading/authoring/calibrate.py), which reads MODES below.
+For the reference (the source notebook's solutions) and each variant asked for (tests/fixtures/
+lab2_mnist/; `--variant all` for every one), a sandboxed kernel runs the notebook's set-up and
+answer cells (plus the variant's code, which redefines what it gets wrong), then the grader's own
+training (quality.train_and_score) runs once per seed through the `student` door, exactly as in
+grading but training every epoch (stop=False) so that every look is recorded. It prints one line
+per run and a summary per variant, network and look (epoch): accuracy and cross-entropy on the
+held-out digits, what the stopping rule (quality.LOOKS) judged at that look, whether a verdict
+differs from the final bar's after every epoch (the rule before stopping), and seconds until judged
+against seconds for every epoch. Problems: the reference or a correct variant missing a bar, a
+variant caught by a quality test clearing that network's bars, a verdict the stopping rule changed,
+or the reference judged at the last epoch in more than a fifth of its runs. It writes nothing; copy
+the numbers into CALIBRATION.md.
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import os
-import shutil
 import statistics
-import sys
-import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-
-import nbformat
-from nbformat import NotebookNode
 
 from grader_tests.lab2_mnist import quality
-from introdl.grading.door.student import Student
-from introdl.grading.kernel.kernel import SandboxedKernel
-from introdl.grading.kernel.launch import start_kernel
-from introdl.grading.kernel.notebook import run_notebook
-from introdl.grading.sandbox import default_backend
-from introdl.grading.sandbox.limits import DEFAULT_LIMITS
-from introdl.grading.sandbox.public_data import public_data_dir
+from introdl.grading.authoring import Calibration, Variant, run_calibration
 
 LAB = "lab2_mnist"
-ROOT = Path(__file__).resolve().parents[2]
-SOURCE = ROOT / "source" / LAB / f"{LAB}.ipynb"
-VARIANTS = ROOT / "tests" / "fixtures" / LAB
-REFERENCE = "reference"
-SET_UP_CELLS = ("setup", "hyperparameters")  # cell ids the answers need
+SETUP_CELLS = ("setup", "hyperparameters")  # cell ids the answers need; the answers: solution cells
+FIRST_SEED = 1000
 BUILDERS = ("build_cnn_model", "build_fc_model")
-# Fixtures the CNN's quality bars must reject (the other wrong-* fixtures are caught by other
-# tests) and the correct-but-different ones they must accept.
-QUALITY_VARIANTS = (
-    "wrong-cnn-softmax-twice",
-    "wrong-cnn-no-pooling-tiny-dense",
-    "wrong-cnn-without-convolutions",
-)
-CORRECT_VARIANTS = ("correct-functional-api-and-compiled-step",)
-
-
-def variant_names() -> list[str]:
-    return sorted(p.stem for p in VARIANTS.glob("*.py"))
-
-
-def definitions_notebook(variant: str = REFERENCE) -> NotebookNode:
-    """The source notebook's set-up and answer cells, then the variant's code (if any).
-
-    Training and check cells are left out: the hidden tests call the functions themselves.
-    """
-    source = nbformat.read(SOURCE, as_version=4)
-    cells = [
-        nbformat.v4.new_code_cell(c.source, id=c.get("id"))
-        for c in source.cells
-        if c.cell_type == "code"
-        and (
-            c.get("id") in SET_UP_CELLS
-            or c.get("metadata", {}).get("nbgrader", {}).get("solution", False)
-        )
-    ]
-    if variant != REFERENCE:
-        cells.append(nbformat.v4.new_code_cell(variant_code(variant), id="variant"))
-    nb = nbformat.v4.new_notebook(cells=cells, metadata=source.metadata)
-    nb.nbformat, nb.nbformat_minor = 4, 5
-    return nb
-
-
-def answer_code() -> str:
-    """The source notebook's answer cells (the solutions), as one block of code."""
-    source = nbformat.read(SOURCE, as_version=4)
-    return "\n\n".join(
-        c.source
-        for c in source.cells
-        if c.cell_type == "code" and c.get("metadata", {}).get("nbgrader", {}).get("solution")
-    )
-
-
-def variant_code(variant: str) -> str:
-    return (VARIANTS / f"{variant}.py").read_text(encoding="utf-8")
-
-
-def calibration_slot() -> int:
-    """A sandbox slot (uid) away from batch grading's and the engine tests' slots."""
-    return 3900 + os.getpid() % 90
-
-
-@contextlib.contextmanager
-def variant_kernel(
-    variant: str = REFERENCE, *, slot: int | None = None
-) -> Iterator[SandboxedKernel]:
-    """A sandboxed kernel in which the variant's definitions have run (smoke budget, public data)."""
-    workdir = Path(tempfile.mkdtemp(prefix="introdl-cal-"))
-    try:
-        path = workdir / f"{LAB}.ipynb"
-        nbformat.write(definitions_notebook(variant), path)
-        kernel = start_kernel(
-            workdir=workdir,
-            datadir=public_data_dir(),
-            backend=default_backend(),
-            slot=calibration_slot() if slot is None else slot,
-            limits=DEFAULT_LIMITS,
-            env={"INTRODL_BUDGET": "smoke"},
-        )
-        with kernel:
-            run = run_notebook(kernel, path)
-            failed = [c for c in run.cells if c.status != "ok"]
-            if failed:
-                first = failed[0]
-                raise RuntimeError(
-                    f"{variant}: cell {first.cell_id} ended {first.status}: {first.ename}: {first.evalue}"
-                )
-            yield kernel
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @dataclass(frozen=True)
 class Run:
-    variant: str
+    variant: str  # a variant's name, or "reference"
     builder: str
     seed: int
     scores: quality.Scores  # every look recorded (trained with stop=False)
@@ -177,19 +79,47 @@ class Run:
         )
 
 
-def calibrate(
-    variants: Sequence[str], seeds: Sequence[int], builders: Sequence[str] = BUILDERS
-) -> list[Run]:
+def calibrate(cal: Calibration) -> list[Run]:
+    """Every run asked for, printed as it lands."""
+    builders = cal.settings.get("builders", ",".join(BUILDERS)).split(",")
     runs: list[Run] = []
-    for variant in variants:
-        with variant_kernel(variant) as kernel:
-            student = Student(kernel)
+    for variant in cal.chosen(("reference",)):
+        name = "reference" if variant is None else variant.name
+        with cal.kernel() as kernel:
+            kernel.define(variant)
+            student = kernel.student()
             for builder in builders:
-                for seed in seeds:
+                for seed in cal.seeds:
                     scores = quality.train_and_score(student, builder, seed, stop=False)
-                    runs.append(Run(variant, builder, seed, scores))
+                    runs.append(Run(name, builder, seed, scores))
                     print(runs[-1].line(), flush=True)
     return runs
+
+
+def caught_by_quality(variant: Variant | None, builder: str) -> bool:
+    """Is VARIANT one that a quality test of BUILDER's network must fail?"""
+    network = builder.removeprefix("build_").removesuffix("_model")  # cnn, fc
+    tests = () if variant is None else variant.caught_by
+    return any(t.startswith(f"test_{network}_model_heldout") for t in tests)
+
+
+def problems_of(cal: Calibration, runs: Sequence[Run]) -> list[str]:
+    by_name = {("reference" if v is None else v.name): v for v in cal.chosen(("reference",))}
+    problems = [
+        f"verdict changed by the stopping rule: {r.line()}" for r in runs if not r.same_verdicts
+    ]
+    for run in runs:
+        variant = by_name[run.variant]
+        if variant is None or variant.correct:
+            if not run.passes:
+                problems.append(f"misses a bar: {run.line()}")
+        elif caught_by_quality(variant, run.builder) and run.passes:
+            problems.append(f"clears the bars: {run.line()}")
+    reference = [r for r in runs if r.variant == "reference"]
+    early = [r for r in reference if r.scores.judged_at < quality.RECIPE.epochs]
+    if len(early) < 0.8 * len(reference):
+        problems.append(f"the reference is judged early in {len(early)} of {len(reference)} runs")
+    return problems
 
 
 def _spread(values: Sequence[float], digits: int) -> str:
@@ -238,28 +168,14 @@ def summary(runs: Sequence[Run]) -> str:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=10, help="runs per variant and network")
-    parser.add_argument("--first-seed", type=int, default=1000)
-    parser.add_argument(
-        "--variants",
-        nargs="*",
-        default=[REFERENCE],
-        help=f"names, or 'all' ({REFERENCE} + fixtures)",
-    )
-    parser.add_argument("--builders", nargs="*", default=list(BUILDERS))
-    args = parser.parse_args(argv)
-    variants = [REFERENCE, *variant_names()] if args.variants == ["all"] else args.variants
-    if shutil.which("bwrap") is None and default_backend() == "bwrap":
-        print("calibration needs a sandbox backend (bubblewrap or docker)", file=sys.stderr)
-        return 2
+def quality_mode(cal: Calibration) -> list[str]:
     started = time.monotonic()
-    seeds = range(args.first_seed, args.first_seed + args.seeds)
-    runs = calibrate(variants, list(seeds), args.builders)
+    runs = calibrate(cal)
     print(f"\n{summary(runs)}\n\n{len(runs)} runs in {time.monotonic() - started:.0f} s")
-    return 0
+    return problems_of(cal, runs)
 
+
+MODES = {"quality": quality_mode}
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_calibration(LAB))

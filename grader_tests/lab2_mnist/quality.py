@@ -32,7 +32,7 @@ import numpy as np
 
 from grader_tests.lab2_mnist import reference
 from introdl import data
-from introdl.grading.hidden.expect import as_array, assert_true, close
+from introdl.grading.authoring import as_array, assert_true, close
 
 SOURCE = "npm"  # the data the grader trains and measures on (see the module docstring)
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from grader_tests.lab2_mnist import quality, reference
-from introdl.grading.hidden.expect import as_array, assert_close, assert_true, close
+from introdl.grading.authoring import as_array, assert_close, assert_true, close
 
 pytestmark = pytest.mark.budget(seconds=60)
 

@@ -7,8 +7,11 @@
     # wrong variant against the tests that must catch it
     make calibrate LAB=lab3_rl ARGS="suite --seeds 5"
 
-One JSON line per run, then a summary per variant. Not a hidden test (the runner only collects
-test_*.py); tests/test_lab3_rl_calibration.py (`make test-slow`) reuses `curve_run` and `suite_run`.
+Run by the kit's one runner (introdl/grading/authoring/calibrate.py), which reads MODES below;
+`--set KEY=VALUE` overrides curves.TRAINING in `curve` (floors as JSON), `--set only=a,b` picks
+the tests in `suite`, `--json FILE` appends one JSON line per run. Each run is printed as one JSON
+line, then a summary per variant. tests/test_lab3_rl_calibration.py (`make test-slow`) reuses
+`curve_run` and `suite_run`.
 
 Many-seed calibration of lab3_rl's hidden tests (numbers in grader_tests/lab3_rl/CALIBRATION.md).
 
@@ -27,10 +30,8 @@ Two kinds of runs:
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -38,20 +39,24 @@ from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import nbformat
 import numpy as np
 
 from grader_tests.lab3_rl import curves
-from tests.fixtures.lab3_rl.variants import (
-    ROOT,
-    SOURCE,
+from introdl.grading.authoring import (
+    Calibration,
+    Lab,
     Variant,
+    grade_file,
     lean_notebook,
     namespace,
+    run_calibration,
+    submission_notebook,
     variants,
 )
 
 LAB = "lab3_rl"
+KIT = Lab(LAB, Path(__file__).resolve().parents[2])  # this course's lab3_rl
+FIRST_SEED = 1000
 
 
 MEANS_AT = (200, 300, 400, 480, 560, 640, 720, 800)  # episodes at which runs report the mean
@@ -68,7 +73,7 @@ def curve_run(
     and the WINDOW-episode mean at MEANS_AT."""
     settings = dict(curves.TRAINING if training is None else training)
     floors = settings.pop("floors", [])
-    module = curves.load_in_process(namespace(variant))
+    module = curves.load_in_process(namespace(KIT, variant))
     try:
         result = module.train_cartpole("agent", seed, **settings)
     except Exception as err:  # a wrong variant may crash the loop: that fails the test too
@@ -118,26 +123,11 @@ def suite_run(
     variant: Variant | None, seed: int, only: tuple[str, ...] = (), backend: str = "bwrap"
 ) -> dict[str, Any]:
     """Grade the source notebook (VARIANT None) or a variant's lean notebook for real."""
-    from introdl.grading.commands.grade_notebook import grade_notebook
-
-    before = os.environ.get("INTRODL_COURSE_ROOT")
-    os.environ["INTRODL_COURSE_ROOT"] = str(ROOT)
-    try:
-        with tempfile.TemporaryDirectory(prefix="lab3-calibration-") as tmp:
-            path = Path(tmp) / f"{LAB}.ipynb"
-            if variant is None:
-                path.write_bytes(SOURCE.read_bytes())
-            else:
-                nbformat.write(lean_notebook(variant), path)
-            started = time.monotonic()
-            result = grade_notebook(path=str(path), lab=LAB, backend=backend, seed=seed, only=only)
-            wall = time.monotonic() - started
-    finally:
-        if before is None:
-            os.environ.pop("INTRODL_COURSE_ROOT", None)
-        else:
-            os.environ["INTRODL_COURSE_ROOT"] = before
-    data: dict[str, Any] = result.results
+    nb = submission_notebook(KIT, None) if variant is None else lean_notebook(KIT, variant)
+    started = time.monotonic()
+    result = grade_file(KIT, nb, seed=seed, only=only, backend=backend)
+    wall = time.monotonic() - started
+    data: dict[str, Any] = result.to_json()
     return {
         "seed": seed,
         "score": data["score"],
@@ -164,13 +154,16 @@ def emit(row: dict[str, Any], out: Path | None) -> None:
             fh.write(json.dumps(row) + "\n")
 
 
-def curve(names: list[str], seeds: list[int], training: dict[str, Any], out: Path | None) -> None:
-    by_name = {v.name: v for v in variants()}
+def curve(
+    names: list[str], seeds: list[int], training: dict[str, Any], out: Path | None
+) -> list[str]:
+    by_name = {v.name: v for v in variants(KIT)}
     names = names or [
         "reference",
         *[n for n, v in by_name.items() if "cartpole_training" in v.caught_by],
     ]
     print(f"training settings: {training}", flush=True)
+    problems = []
     for name in names:
         variant = None if name == "reference" else by_name[name]
         runs = []
@@ -200,12 +193,22 @@ def curve(names: list[str], seeds: list[int], training: dict[str, Any], out: Pat
             f"(without floors {np.median(before) if before else 0:.0f})",
             flush=True,
         )
+        should_learn = variant is None or not variant.wrong
+        problems += [
+            f"{name} seed {r['seed']}: learned {bool(r.get('learned'))}"
+            for r in runs
+            if bool(r.get("learned")) != should_learn
+        ]
+    return problems
 
 
-def suite(names: list[str], seeds: list[int], out: Path | None, only: tuple[str, ...] = ()) -> None:
+def suite(
+    names: list[str], seeds: list[int], out: Path | None, only: tuple[str, ...] = ()
+) -> list[str]:
     chosen: list[Variant | None] = []
-    for name in names or ["reference", *[v.name for v in variants()]]:
-        chosen.append(None if name == "reference" else {v.name: v for v in variants()}[name])
+    for name in names or ["reference", *[v.name for v in variants(KIT)]]:
+        chosen.append(None if name == "reference" else {v.name: v for v in variants(KIT)}[name])
+    problems = []
     for variant in chosen:
         name = "reference" if variant is None else variant.name
         selected = only or (variant.caught_by if variant is not None and variant.wrong else ())
@@ -215,7 +218,12 @@ def suite(names: list[str], seeds: list[int], out: Path | None, only: tuple[str,
             row = {"variant": name, **suite_run(variant, seed, only=selected)}
             emit(row, out)
             walls.append(row["wall_s"])
-            failures.update(n for n, t in row["tests"].items() if t["status"] != "passed")
+            failed = {n for n, t in row["tests"].items() if t["status"] != "passed"}
+            failures.update(failed)
+            if variant is None or not variant.wrong:
+                problems += [f"{name} seed {seed} failed {sorted(failed)}"] if failed else []
+            elif not failed:
+                problems.append(f"{name} seed {seed} passed {list(selected)}")
         print(
             f"== {name}: {len(seeds)} gradings, {row['max_score']:g} points graded; failed tests: "
             f"{dict(failures) or 'none'}; wall s {min(walls):.0f}-{max(walls):.0f}",
@@ -223,36 +231,23 @@ def suite(names: list[str], seeds: list[int], out: Path | None, only: tuple[str,
         )
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("mode", nargs="?", default="curve", choices=["curve", "suite"])
-    parser.add_argument("--seeds", type=int, default=10, help="runs per variant")
-    parser.add_argument("--first-seed", type=int, default=1000)
-    parser.add_argument(
-        "--variant",
-        action="append",
-        default=[],
-        help="variant name (repeatable); 'reference' is the source notebook",
-    )
-    parser.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="curve: override TRAINING"
-    )
-    parser.add_argument(
-        "--only", action="append", default=[], help="suite: grade ids or test names to run"
-    )
-    parser.add_argument("--json", type=Path, help="append one JSON line per run to this file")
-    args = parser.parse_args(argv)
-    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    if args.mode == "curve":
-        training = dict(curves.TRAINING)
-        for item in args.set:
-            key, value = item.split("=", 1)
-            training[key] = json.loads(value) if key == "floors" else type(training[key])(value)
-        curve(args.variant, seeds, training, args.json)
-    else:
-        suite(args.variant, seeds, args.json, tuple(args.only))
-    return 0
+def curve_mode(cal: Calibration) -> list[str]:
+    """The reward-curve test's training in this process, for the reference and the variants it
+    must fail (or those asked for); `--set KEY=VALUE` overrides curves.TRAINING."""
+    training = dict(curves.TRAINING)
+    for key, value in cal.settings.items():
+        training[key] = json.loads(value) if key == "floors" else type(training[key])(value)
+    return curve(cal.names, cal.seeds, training, cal.out)
 
+
+def suite_mode(cal: Calibration) -> list[str]:
+    """Whole gradings for real; `--set only=a,b` picks the tests (default: for a wrong variant,
+    the tests that must catch it; for the reference and correct work, all of them)."""
+    only = tuple(s for s in cal.settings.get("only", "").split(",") if s)
+    return suite(cal.names, cal.seeds, cal.out, only)
+
+
+MODES = {"curve": curve_mode, "suite": suite_mode}
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_calibration(LAB))

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 IN_KERNEL = Path(__file__).with_name("in_kernel.py")  # the grader's code in the student's kernel
+RL = "_grader_lab3_rl"  # IN_KERNEL as installed in the kernel by `student.install`
 
 # The grader's training budget for one seed (arguments of in_kernel.train_cartpole).
 TRAINING: dict[str, Any] = {

@@ -39,7 +39,7 @@ from introdl.grading.hidden.marks import (
     feedback_message,
     grade_of,
     item_location,
-    node_key,
+    seed_key,
 )
 from introdl.grading.record.live import Listener, notify
 from introdl.grading.record.results import Status, TestResult
@@ -228,13 +228,14 @@ class HiddenTestPlugin:
         """A generator seeded from the grading seed and this test's id: fresh per grading seed,
         reproducible from the seed recorded in results.json."""
         return np.random.default_rng(
-            np.random.SeedSequence([self._seed, node_key(request.node.nodeid)])
+            np.random.SeedSequence([self._seed, seed_key(request.node.nodeid, request.module)])
         )
 
     @pytest.fixture
     def seed(self, request: pytest.FixtureRequest) -> int:
         """A 31-bit seed drawn the same way as `rng`, for code that takes a plain int seed."""
-        seq = np.random.SeedSequence([self._seed, node_key(request.node.nodeid), 1])
+        key = seed_key(request.node.nodeid, request.module)
+        seq = np.random.SeedSequence([self._seed, key, 1])
         return int(seq.generate_state(1)[0] >> 1)
 
     # --- running: budgets ----------------------------------------------------------------------
