@@ -76,8 +76,13 @@ def test_a_calibration_that_finds_problems_exits_1_and_names_them(
 
 @pytest.mark.parametrize(
     "args",
-    [["--variant", "wrong-nothing"], ["--set", "builders"], ["no-such-mode"]],
-    ids=["unknown variant", "set without =", "unknown mode"],
+    [
+        ["--variant", "wrong-nothing"],
+        ["--set", "builders"],
+        ["no-such-mode"],
+        ["--variant", "all", "--variant", "reference"],
+    ],
+    ids=["unknown variant", "set without =", "unknown mode", "all with another"],
 )
 def test_bad_input_exits_2(tmp_path: Path, args: list[str]) -> None:
     """Is a typo in the command bad input (exit 2), before any mode runs?"""

@@ -324,9 +324,10 @@ def test_the_service_draws_the_dashboard_as_it_starts(course: Path, tmp_path: Pa
     (state / "checks.sqlite").write_bytes((course / "state" / "checks.sqlite").read_bytes())
     app = CheckApp(CheckQueue(state / "checks.sqlite"), course, staff_group="staff", workers=1)
     draw_ahead(app).join(timeout=120)
-    assert len(list((state / PLOT_FOLDER).glob("*.svg"))) == 4
     dash = dashboard_of(app)
     drawn = dash.drawn
-    assert drawn == 4
+    on_disk = {p.name for p in (state / PLOT_FOLDER).glob("*.svg")}
+    assert drawn >= 3 and len(on_disk) == drawn  # timings, scores, pass rates (+ stuck students)
     render(dash, str)
     assert dash.drawn == drawn  # the visit draws nothing
+    assert {p.name for p in (state / PLOT_FOLDER).glob("*.svg")} == on_disk

@@ -179,6 +179,50 @@ def test_an_upward_import_would_be_caught() -> None:
     }
 
 
+# The engine's faces for what sits above it: introdl.grading.api (services and commands) and the
+# engine's own commands, which the command line calls (grade, grade-notebook).
+ENGINE_FACES = ("introdl.grading.api", "introdl.grading.commands")
+
+
+def past_the_face(edges: dict[str, set[str]]) -> dict[str, set[str]]:
+    """Module above the engine -> the engine modules it imports other than through a face."""
+    found = {
+        module: {
+            t for t in targets if t.startswith("introdl.grading") and not t.startswith(ENGINE_FACES)
+        }
+        for module, targets in edges.items()
+        if module.startswith(ABOVE_THE_ENGINE)
+    }
+    return {module: inner for module, inner in found.items() if inner}
+
+
+def test_services_use_the_engine_through_its_face() -> None:
+    """Do the CLI, the hub, the check service, the staff tools, the LMS and the similarity report
+    reach the engine only through introdl.grading.api (and the engine's commands), never its
+    kernel, sandbox or gradebook modules directly?"""
+    assert past_the_face(graph()) == {}
+
+
+def test_a_reach_past_the_face_would_be_caught() -> None:
+    """Would a service importing the engine's kernel launcher directly be named?"""
+    edges = {
+        "introdl.checkwork.workers": {"introdl.grading.kernel.launch", "introdl.grading.api"},
+        "introdl.cli": {"introdl.grading.commands.grade", "introdl.grading.api"},
+        "introdl.grading.batch": {"introdl.grading.grade"},
+    }
+    assert past_the_face(edges) == {"introdl.checkwork.workers": {"introdl.grading.kernel.launch"}}
+
+
+def test_the_face_names_only_what_exists() -> None:
+    """Does every name of introdl.grading.api resolve to the engine module it names?"""
+    import importlib
+
+    from introdl.grading import api
+
+    for name, where in api.WHERE.items():
+        assert getattr(importlib.import_module(where), name) is getattr(api, name), name
+
+
 def test_no_module_is_too_long_to_read_whole() -> None:
     """Is every module of introdl/ at most 400 lines (the known exceptions still listed)?"""
     lengths = {

@@ -32,7 +32,7 @@ from introdl.checkwork.live import live_view
 from introdl.checkwork.notebook import HomeNotebooks, NotebookSource, due_date, released_labs
 from introdl.checkwork.refusals import RefusalLog
 from introdl.checkwork.workers import Workers
-from introdl.grading.grade import GradeOptions
+from introdl.grading.api import GradeOptions
 from introdl.staff.handins import ExchangeHandins
 from introdl.staff.store import StaffStore
 

@@ -47,19 +47,27 @@ from introdl.checkwork.workers import (
     grading_limit,
     overran,
 )
-from introdl.grading.cluster.bundles import Bundle
-from introdl.grading.cluster.dask_run import BundlePlugin, grade_on_worker, plugin_name
-from introdl.grading.cluster.same_code import mismatch, own_fingerprint, worker_code
-from introdl.grading.cluster.shipping import (
+from introdl.grading.api import (
+    TOPIC,
+    Bundle,
+    BundlePlugin,
+    Graded,
+    GradeOptions,
+    GradingStopped,
+    PoolTimeout,
+    WarmKernels,
     data_bundle,
+    grade_on_worker,
     lab_bundle,
     lab_datasets,
+    mismatch,
+    own_fingerprint,
+    plugin_name,
     ship_notebook,
+    stop_task,
     tree,
+    worker_code,
 )
-from introdl.grading.cluster.warm import TOPIC, GradingStopped, WarmKernels, stop_task
-from introdl.grading.grade import Graded, GradeOptions
-from introdl.grading.pool import PoolTimeout
 
 log = logging.getLogger("introdl.checkwork")
 OFFERED = "introdl-check-bundles"  # the scheduler's metadata key of the service's bundles

@@ -19,10 +19,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from introdl.grading.grade import GradeOptions, grade_submission, warm_pool
-from introdl.grading.pool import KernelPool
-from introdl.grading.record.live import Listener
-from introdl.grading.submission import submission_at
+from introdl.grading.api import (
+    GradeOptions,
+    KernelPool,
+    Listener,
+    grade_submission,
+    submission_at,
+    warm_pool,
+)
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # terminal colours Keras puts in its messages
 MAX_STATUS_LINES = 6

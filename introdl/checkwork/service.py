@@ -66,9 +66,7 @@ from introdl.checkwork.handlers import (
 from introdl.checkwork.notebook import HomeNotebooks, NotebookSource
 from introdl.checkwork.server_notebook import ServerNotebooks
 from introdl.checkwork.settings import CheckService, course_settings, limits_of
-from introdl.grading.grade import GradeOptions
-from introdl.grading.kernel.launch import sweep_stale
-from introdl.grading.record.late import course_policy
+from introdl.grading.api import GradeOptions, course_policy, sweep_stale
 from introdl.staff.dashboard_handlers import draw_ahead
 from introdl.staff.handins import ExchangeHandins
 from introdl.staff.regrade import RegradeDesk

@@ -34,10 +34,7 @@ from introdl.checkwork.fair_queue import Check, CheckQueue
 from introdl.checkwork.grader import grade_check
 from introdl.checkwork.live import LiveChecks, with_first_result
 from introdl.checkwork.settings import course_settings
-from introdl.grading.grade import GradeOptions
-from introdl.grading.kernel.launch import sweep_stale
-from introdl.grading.pool import PoolTimeout
-from introdl.grading.sandbox.limits import DEFAULT_LIMITS, lab_limits
+from introdl.grading.api import DEFAULT_LIMITS, GradeOptions, PoolTimeout, lab_limits, sweep_stale
 
 log = logging.getLogger("introdl.checkwork")
 MAX_ATTEMPTS = 3

@@ -24,7 +24,7 @@ import typing
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from introdl.grading.errors import BadInput, Stopped
+from introdl.grading.api import BadInput, Stopped
 
 Command = Callable[..., Any]
 STOPPED = 130  # exit code after Ctrl-C, as a shell reports a command killed by SIGINT
@@ -34,8 +34,8 @@ def _commands() -> dict[str, tuple[Command, dict[str, str]]]:
     """Command name -> (function, {parameter: help}). Imported lazily: TensorFlow is slow to load."""
     from introdl.cli import data, demo, release
     from introdl.cli.hub import hub
+    from introdl.grading.api import DEFAULT_IMAGE
     from introdl.grading.commands import grade, grade_notebook
-    from introdl.grading.sandbox.docker import DEFAULT_IMAGE
     from introdl.lms.command import lms
     from introdl.similarity.command import similarity
     from introdl.staff.extension_command import extension

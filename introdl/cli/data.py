@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from introdl import data as registry
-from introdl.grading.errors import BadInput
+from introdl.grading.api import BadInput
 
 
 @dataclass(frozen=True)

@@ -31,11 +31,17 @@ import nbformat
 
 import introdl.data as registry
 from introdl.cli.release import generate
-from introdl.grading.batch import Row, grade_class
-from introdl.grading.course import course_root, labs_with_source, nbgrader, validate_source
-from introdl.grading.grade import GradeOptions
-from introdl.grading.sandbox.limits import DEFAULT_LIMITS
-from introdl.grading.submission import find_submissions
+from introdl.grading.api import (
+    DEFAULT_LIMITS,
+    GradeOptions,
+    Row,
+    course_root,
+    find_submissions,
+    grade_class,
+    labs_with_source,
+    nbgrader,
+    validate_source,
+)
 
 LAB = "lab1_tensorflow"
 # The demo's hostile student loops forever: a short cell budget keeps the demo quick.
@@ -212,7 +218,7 @@ def grade_demo_class(
         force=True,
         on_row=lambda r: say(f"[4/4] graded {r.student}: {r.score:g} / {r.max_score:g}"),
     )
-    from introdl.grading.record.gradebook import export_grades, generate_feedback
+    from introdl.grading.api import export_grades, generate_feedback
 
     feedback = [
         str(generate_feedback(course, LAB, r.student)) for r in rows if r.status == "graded"

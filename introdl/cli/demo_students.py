@@ -18,7 +18,7 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
-from introdl.grading.submission import grade_id
+from introdl.grading.api import grade_id
 
 new: Callable[[str], NotebookNode] = nbformat.v4.new_code_cell
 SOLUTION_MARKERS = re.compile(r"^\s*### (BEGIN|END) SOLUTION\s*\n", re.M)

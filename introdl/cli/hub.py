@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from introdl.grading.errors import BadInput
+from introdl.grading.api import BadInput
 from introdl.hub import local
 from introdl.hub.accounts import AccountError
 

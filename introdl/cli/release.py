@@ -7,8 +7,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from introdl.grading.course import course_root, nbgrader, resolve_labs
-from introdl.grading.errors import BadInput
+from introdl.grading.api import BadInput, course_root, nbgrader, resolve_labs
 from introdl.hub.course_limits import write_student_limits
 
 

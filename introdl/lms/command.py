@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from introdl.grading.course import course_config, course_root
-from introdl.grading.errors import BadInput
+from introdl.grading.api import BadInput, course_config, course_root
 from introdl.lms import csv_export, push
 from introdl.lms.keys import load_private_key, public_jwk
 from introdl.lms.settings import LTI

@@ -23,7 +23,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from introdl.grading.errors import BadInput
+from introdl.grading.api import BadInput
 from introdl.lms.finals import Final, LabFinals, lab_finals
 
 CANVAS_HEADER = ("Student", "ID", "SIS User ID", "SIS Login ID", "Section")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from nbgrader.api import MissingEntry
 
-from introdl.grading.record.gradebook import course_directory, open_gradebook
+from introdl.grading.api import course_directory, open_gradebook
 
 FIELDS = ("first_name", "last_name", "email")
 

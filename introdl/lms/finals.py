@@ -13,8 +13,7 @@ from pathlib import Path
 
 from nbgrader.api import MissingEntry
 
-from introdl.grading.errors import BadInput
-from introdl.grading.record.gradebook import course_directory, open_gradebook
+from introdl.grading.api import BadInput, course_directory, open_gradebook
 
 
 @dataclass(frozen=True)

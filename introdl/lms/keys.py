@@ -20,7 +20,7 @@ import jwt
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from introdl.grading.errors import BadInput
+from introdl.grading.api import BadInput
 
 ASSERTION_LIFETIME = 300  # seconds: long enough for a slow token endpoint, short if it leaks
 

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from introdl.grading.errors import BadInput
+from introdl.grading.api import BadInput
 from introdl.lms.ags import RETRIED, Client, LMSError, answer_of
 from introdl.lms.finals import Final, lab_finals
 from introdl.lms.keys import load_private_key

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from introdl.grading.errors import BadInput
+from introdl.grading.api import BadInput
 
 FILE_NAME = "lms.sqlite"
 

@@ -25,8 +25,7 @@ from urllib.parse import urlsplit
 from traitlets import Float, Int, Unicode
 from traitlets.config import Configurable
 
-from introdl.grading.course import course_config
-from introdl.grading.errors import BadInput
+from introdl.grading.api import BadInput, course_config
 from introdl.lms.keys import read_secret
 
 

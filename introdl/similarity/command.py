@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from introdl.grading.course import course_root, resolve_labs
-from introdl.grading.errors import BadInput
+from introdl.grading.api import BadInput, course_root, resolve_labs
 from introdl.similarity.compare import Pair, compare
 from introdl.similarity.extract import Document, Template, Unreadable, read_document, read_template
 from introdl.similarity.fingerprint import Fingerprints, fingerprint, template_hashes

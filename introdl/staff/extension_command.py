@@ -11,9 +11,7 @@ import os
 import pwd
 from pathlib import Path
 
-from introdl.grading.course import course_root
-from introdl.grading.errors import BadInput
-from introdl.grading.record.late import course_policy
+from introdl.grading.api import BadInput, course_policy, course_root
 from introdl.staff import extensions as ext
 from introdl.staff.store import StaffStore
 

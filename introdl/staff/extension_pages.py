@@ -24,7 +24,7 @@ from tornado import web
 from introdl.checkwork import pages
 from introdl.checkwork.handlers import Api, Page
 from introdl.checkwork.pages import when
-from introdl.grading.errors import BadInput
+from introdl.grading.api import BadInput
 from introdl.staff import extensions as ext
 from introdl.staff.late import utc
 from introdl.staff.store import AuditLine

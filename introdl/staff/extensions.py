@@ -20,9 +20,14 @@ from typing import Any
 
 from nbgrader.api import MissingEntry
 
-from introdl.grading.errors import BadInput
-from introdl.grading.record.gradebook import course_directory, open_gradebook
-from introdl.grading.record.late import parse_until, recompute_penalties, set_extension
+from introdl.grading.api import (
+    BadInput,
+    course_directory,
+    open_gradebook,
+    parse_until,
+    recompute_penalties,
+    set_extension,
+)
 from introdl.staff.store import StaffStore
 
 # The exchange's rule for names (introdl/hub/exchange_store.py): what a hub user name may be.

@@ -16,7 +16,7 @@ from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from introdl.grading.record.late import Policy, course_policy
+from introdl.grading.api import Policy, course_policy
 from introdl.staff.extensions import Extension, extension_of
 
 if TYPE_CHECKING:

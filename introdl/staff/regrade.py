@@ -20,10 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from introdl.grading.batch import land
-from introdl.grading.grade import GradeOptions, grade_submission
-from introdl.grading.record.owner import give_back
-from introdl.grading.submission import submission_at
+from introdl.grading.api import GradeOptions, give_back, grade_submission, land, submission_at
 from introdl.staff.regrade_feedback import FeedbackReleases
 from introdl.staff.regrade_items import (
     Item,

@@ -15,8 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from introdl.grading.record.gradebook import course_directory, open_gradebook
-from introdl.grading.record.results import Results, TestResult, results_path
+from introdl.grading.api import Results, TestResult, course_directory, open_gradebook, results_path
 
 
 @dataclass(frozen=True)

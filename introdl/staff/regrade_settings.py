@@ -17,7 +17,7 @@ from traitlets import Float, Int
 from traitlets.config import Configurable
 from traitlets.config.loader import ConfigFileNotFound, PyFileConfigLoader
 
-from introdl.grading.errors import BadInput
+from introdl.grading.api import BadInput
 
 HOUR = 3600.0
 DAY = 86400.0

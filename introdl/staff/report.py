@@ -12,8 +12,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from introdl.grading.course import course_root
-from introdl.grading.errors import BadInput
+from introdl.grading.api import BadInput, course_root
 from introdl.staff.dashboard import Dashboard, tables, to_csv
 from introdl.staff.dashboard_data import Sources
 from introdl.staff.dashboard_html import render, standalone

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from introdl.grading.errors import BadInput
+from introdl.grading.api import BadInput
 
 FILE_NAME = "staff.sqlite"
 

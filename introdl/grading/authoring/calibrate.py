@@ -147,6 +147,8 @@ def run_calibration(lab: str, argv: Sequence[str] | None = None, root: Path | No
                 variant_named(kit, name)  # ValueError: no such variant
         if bad:
             raise ValueError(f"--set takes KEY=VALUE, not {bad}")
+        if "all" in args.variant and len(args.variant) > 1:
+            raise ValueError("--variant all is the reference and every variant: give it alone")
     except ValueError as err:
         print(err, file=sys.stderr)
         return 2
