@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from introdl.grading.grade import GradeOptions, grade_submission, warm_pool
+from introdl.grading.kernel.cpu import AGAIN
 from introdl.grading.pool import KernelPool
 from introdl.grading.record.live import Listener
 from introdl.grading.submission import submission_at
@@ -46,6 +47,11 @@ UNSEEN = re.compile(
     re.I | re.M,
 )
 SEE_IT_THERE = "(the traceback is not shown here: run that cell in JupyterLab to see it)"
+# A check is never graded again by itself: the student asks again (the engine's words: AGAIN).
+CHECK_AGAIN = (
+    "This is not a verdict on your code: ask for a check again in a few minutes (a check is not "
+    "regraded by itself)."
+)
 
 
 DEFAULT_OPTIONS = GradeOptions()  # the engine's defaults: see GradeOptions
@@ -130,7 +136,9 @@ def student_view(results: dict[str, Any], *, due: datetime | None, now: datetime
                     "status": test["status"],
                     "score": test["score"],
                     "max_score": test["max_score"],
-                    "message": ANSI.sub("", str(test.get("output", ""))),
+                    "message": ANSI.sub("", str(test.get("output", ""))).replace(
+                        AGAIN, CHECK_AGAIN
+                    ),
                 }
             )
         elif visibility == "after_due_date":
@@ -157,7 +165,9 @@ def student_view(results: dict[str, Any], *, due: datetime | None, now: datetime
 def status_lines(results: dict[str, Any]) -> list[str]:
     """Plain sentences about how the notebook ran: errors, time-outs, memory, cells that raised,
     each cell named as the student finds it in JupyterLab."""
-    lines = [str(e) for e in results.get("errors", [])]
+    busy = [str(b) for b in results.get("host_busy", [])]
+    lines = [f"Not judged yet: {busy[0].replace(AGAIN, CHECK_AGAIN)}"] if busy else []
+    lines += [str(e) for e in results.get("errors", [])]
     cells = [c for c in results.get("cells", []) if isinstance(c, dict)]
     by_index = {c.get("index"): c for c in cells}
     for event in results.get("events", []):
