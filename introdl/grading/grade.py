@@ -251,7 +251,8 @@ def busy_verdicts(
 ) -> tuple[list[TestResult], tuple[str, ...]]:
     """TESTS with every test that did not pass after a too busy host's first word (NOTEBOOK: the
     sandbox's `host_busy` events, which come before every test) made an error, 0 points for now:
-    the kernel it needed may have been interrupted or killed by that limit. And the sentences."""
+    the kernel it needed may have been interrupted or killed by that limit. And the sentences
+    (none when every test passed: there is nothing to grade again)."""
     said = list(notebook)
     out: list[TestResult] = []
     for test in tests:
@@ -262,6 +263,8 @@ def busy_verdicts(
             test = dataclasses.replace(test, status="error", score=0.0, output=words)
             test = dataclasses.replace(test, host_busy=True)
         out.append(test)
+    if all(t.status == "passed" for t in out):
+        return out, ()  # full marks whatever the host did: nothing to grade again
     return out, tuple(dict.fromkeys(said))
 
 

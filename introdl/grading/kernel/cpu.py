@@ -156,5 +156,11 @@ def decide(wall: float, cpu: float, wait: float, limit: float, *, retry: bool) -
             "computing (sleeping, or blocked on input or output)"
         )
         return Judgement("idle", wall, cpu, wait, words)
-    words = f"the grading machine was too busy: {used}. {AGAIN}"
+    if wait >= WAIT_SHARE * wall:
+        words = f"the grading machine was too busy: {used}. {AGAIN}"
+    else:  # it did not even ask for the CPU: a frozen host, or code that sleeps (told on retry)
+        words = (
+            f"the grading machine was too busy, or your code waited without computing (sleeping, "
+            f"or blocked on input or output): {used}. {AGAIN}"
+        )
     return Judgement("busy", wall, cpu, wait, words)
