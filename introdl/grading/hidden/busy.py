@@ -64,10 +64,10 @@ class BusyWatch:
         elif judged.kind == "idle":
             self.idle[nodeid] = judged.words
 
-    def ended(self, nodeid: str, exc: BaseException | None) -> None:
-        """The test's call ended, raising EXC (or None)."""
+    def ended(self, nodeid: str, exc: BaseException | None, message: str) -> None:
+        """The test's call ended, raising EXC (or None) whose student-facing words are MESSAGE."""
         if isinstance(exc, HostTooSlow):
-            self.busy.setdefault(nodeid, str(exc))
+            self.busy.setdefault(nodeid, message)
         window = self.tests.get(nodeid)
         if window is not None and self.meter.busy_count() > window.busy_before:
             last = [j for j in self.meter.judged if j.kind == "busy"][-1]

@@ -308,7 +308,7 @@ class HiddenTestPlugin:
             if isinstance(exc, BudgetExceeded | SetupBudgetExceeded):
                 self._interrupt_student()
         if self.busy is not None and call.when == "call":
-            self.busy.ended(item.nodeid, call.excinfo.value if call.excinfo else None)
+            self.busy.ended(item.nodeid, call.excinfo.value if call.excinfo else None, message)
         self.phases.setdefault(item.nodeid, {})[call.when] = _Phase(
             outcome="error" if host_too_slow else report.outcome,
             message=message,
