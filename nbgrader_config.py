@@ -72,7 +72,7 @@ c.LatePolicy.grace_minutes = 0  # minutes after the due date that still count as
 # The check service's --state folder: grading reads staff's extensions there (staff.sqlite).
 c.LatePolicy.check_state = ""
 
-# --- "Check my work" before the deadline (introdl/check/, docs/check.md) --------------------
+# --- "Check my work" before the deadline (introdl/checkwork/, docs/check.md) --------------------
 # nbgrader ignores this section; the check service reads it.
 c.CheckService.checks_per_day = 5  # per student and lab, in any 24 hours
 c.CheckService.cooldown_seconds = 60  # between two checks of one lab by one student

@@ -1,6 +1,6 @@
 """Benchmark: how long from "check my work" to the verdict, on an empty queue and under a class load?
 
-Runs the check service's own queue and grading workers (introdl/check/fair_queue.py, workers.py:
+Runs the check service's own queue and grading workers (introdl/checkwork/fair_queue.py, workers.py:
 spawned worker processes, the bwrap sandbox, the whole hidden suite, a fresh seed) on the course in
 this repository, with each lab's source notebook as the student's work (full marks expected).
 
@@ -28,11 +28,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from introdl.check.fair_queue import Check, CheckQueue, Limits
-from introdl.check.workers import Workers
+from introdl.checkwork.fair_queue import Check, CheckQueue, Limits
+from introdl.checkwork.workers import Workers
+from introdl.labs import LABS
 
 ROOT = Path(__file__).resolve().parents[1]
-LABS = ("lab1_tensorflow", "lab1_music", "lab2_mnist", "lab2_debiasing", "lab3_rl")
 
 
 async def verdicts(

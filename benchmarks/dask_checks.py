@@ -3,8 +3,8 @@
 The same load as `check_latency.py --load N` (each student's notebook the lab's source, full
 marks expected), served ROUNDS times by each of:
 
-  local-2  the service's grading workers (introdl/check/workers.py): 2 spawned processes;
-  dask-2   `ClusterWorkers` (introdl/check/cluster_workers.py) on a real `dask scheduler` with two
+  local-2  the service's grading workers (introdl/checkwork/workers.py): 2 spawned processes;
+  dask-2   `ClusterWorkers` (introdl/checkwork/cluster_workers.py) on a real `dask scheduler` with two
            `dask worker --nthreads 1` processes on this machine, empty bundle caches at the start.
 
 Both keep WARM warm kernels per worker. Per round: every verdict arrived and is its student's
@@ -30,9 +30,9 @@ from pathlib import Path
 
 from dask_throughput import free_port
 
-from introdl.check.cluster_workers import ClusterWorkers
-from introdl.check.fair_queue import Check, CheckQueue, Limits
-from introdl.check.workers import Workers
+from introdl.checkwork.cluster_workers import ClusterWorkers
+from introdl.checkwork.fair_queue import Check, CheckQueue, Limits
+from introdl.checkwork.workers import Workers
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

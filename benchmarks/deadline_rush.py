@@ -8,7 +8,7 @@ AGAIN (default 0.6) once they have fixed something, 5-30 minutes later (uniform)
 still before the deadline; the service's own limits apply (5 checks a day, 60 s apart: a refused
 request comes back when the service says it may). Nobody asks after the deadline.
 
-How. The class goes through the check service's REAL queue (introdl/check/fair_queue.py: its
+How. The class goes through the check service's REAL queue (introdl/checkwork/fair_queue.py: its
 SQLite file, its round-robin order, its limits) and the service's real ETA (eta.py, computed at
 each request from the queue as it stands), on a simulated clock. A grading takes the per-check
 time measured on this machine for the lab (`--seconds`, the warm request->verdict medians of
@@ -43,10 +43,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from introdl.check import pages
-from introdl.check.app import CheckApp
-from introdl.check.eta import RATE_WINDOW, finish_times, late_words, overtaken
-from introdl.check.fair_queue import CheckQueue, Limits, OverLimit
+from introdl.checkwork import pages
+from introdl.checkwork.app import CheckApp
+from introdl.checkwork.eta import RATE_WINDOW, finish_times, late_words, overtaken
+from introdl.checkwork.fair_queue import CheckQueue, Limits, OverLimit
 
 ROOT = Path(__file__).resolve().parents[1]
 HOUR = 3600.0

@@ -33,7 +33,7 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from introdl.grading.commands.demo_students import answered
+from introdl.cli.demo_students import answered
 from introdl.grading.course import nbgrader
 from introdl.grading.grade import GradeOptions, grade_submission
 from introdl.grading.submission import find_submissions
@@ -114,7 +114,7 @@ def main() -> None:
         introdl_cmd = [
             sys.executable,
             "-m",
-            "introdl.grading.cli",
+            "introdl.cli",
             "grade",
             args.lab,
             "--backend",

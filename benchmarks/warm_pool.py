@@ -39,8 +39,8 @@ from grading_overhead import build_course, command, plain  # type: ignore[import
 
 from introdl.grading.grade import GradeOptions, grade_submission, warm_pool
 from introdl.grading.submission import find_submissions
+from introdl.labs import LABS
 
-LABS = ("lab1_tensorflow", "lab1_music", "lab2_mnist", "lab2_debiasing", "lab3_rl")
 # otter's tests for (d): one trivial doctest, so that otter pays its own pipeline (executing the
 # notebook, its checks) and no test work of ours; introdl's (c) also runs the lab's hidden tests.
 OTTER_TEST = (
@@ -144,7 +144,7 @@ def introdl_cmd(lab: str, *extra: str) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "introdl.grading.cli",
+        "introdl.cli",
         "grade",
         lab,
         "--backend",

@@ -1,5 +1,7 @@
-"""Old name of `introdl.labs.lab1_music_midi`, kept so that released notebooks keep working.
+"""Compatibility shim: the old name of `introdl.labs.lab1_music_midi`. Use that name in new code.
 
+Kept only for notebooks students fetched before the releases switched to `introdl.labs.lab1_music_midi`
+(issue 26): the sources and releases no longer import it (tests/test_lab_helper_names.py).
 `import introdl.midi` gives the very same module object (so patching one patches the other).
 """
 

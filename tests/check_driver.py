@@ -11,8 +11,8 @@ from pathlib import Path
 
 import nbformat
 
-from introdl.check.fair_queue import Check, CheckQueue, Limits
-from introdl.check.workers import Workers
+from introdl.checkwork.fair_queue import Check, CheckQueue, Limits
+from introdl.checkwork.workers import Workers
 from introdl.grading.sandbox import processes_of_uid
 from introdl.grading.sandbox.limits import SANDBOX_UID_BASE
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from nbgrader.api import Gradebook
 
-from introdl.check.fair_queue import CheckQueue
+from introdl.checkwork.fair_queue import CheckQueue
 from introdl.grading.record.results import CellRun, Phases, Results, Sandbox, TestResult
 
 POINTS = 2.0  # per grade cell; each grade cell has two tests of 1 point

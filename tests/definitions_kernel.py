@@ -4,7 +4,7 @@ Grading a whole notebook per variant would cost a TensorFlow import and the note
 loading each time. Instead one bwrap kernel (the grader's own sandbox, smoke budget, public data)
 runs the source notebook's set-up cells once; each variant then re-runs the notebook's answer
 cells and its own code on top, and the real hidden-test runner grades what the kernel defines
-now, through the real `student` bridge.
+now, through the real `student` door.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import nbformat
 
-from introdl.grading.door.bridge import Student
+from introdl.grading.door.student import Student
 from introdl.grading.hidden.runner import run_hidden_tests
 from introdl.grading.kernel.kernel import SandboxedKernel
 from introdl.grading.kernel.launch import start_kernel

@@ -13,21 +13,36 @@ It can be told to fail: `fail_next(401, times=2)` answers the next two AGS/NRPS 
 expired-token 401, `fail_next(429, retry_after=1)` with a rate limit, `fail_next(500)` with an
 error. Every request is kept in `calls` (method, path, status), so a test can count what was sent.
 
-A launch test can reuse `issuer`, `jwks_url`, `private_key` and `id_token(...)`: the platform signs
-id_tokens with the same key its JWKS publishes.
+It also launches a tool, as the LTI 1.3 core spec and the IMS security framework say
+(third-party-initiated login, then OIDC's implicit flow with `response_mode=form_post`):
+
+- `/launch/<login_hint>`: what the LMS page of a course link does: an auto-submitting form that
+  POSTs `iss`, `login_hint`, `target_link_uri`, `client_id` and `lti_deployment_id` to the tool's
+  login initiation URL (`register_launch`);
+- `/auth`: the OIDC authorization endpoint the tool sends the browser to: it checks the
+  `client_id`, the registered `redirect_uri`, `response_type=id_token`, `scope=openid`,
+  `response_mode=form_post`, `prompt=none` and the `login_hint`, signs an id_token for that person
+  (`add_person`) with the tool's `nonce`, and answers with an auto-submitting form that POSTs
+  `id_token` and `state` to the `redirect_uri`.
+
+`next_launch(how)` makes the next id_token differently, once (`how(claims) -> token`), so a test
+can send a forged, expired, wrong-audience, wrong-key or replayed one; `issued` keeps every
+id_token sent. `id_token(...)` signs with the same key the JWKS publishes.
 """
 
 from __future__ import annotations
 
+import html
 import json
 import secrets
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -88,7 +103,11 @@ class Platform:
     """The platform; start it with `with Platform() as platform:` (a thread serves it)."""
 
     def __init__(
-        self, *, page_size: int = 100, private_key: rsa.RSAPrivateKey | None = None
+        self,
+        *,
+        page_size: int = 100,
+        private_key: rsa.RSAPrivateKey | None = None,
+        host: str = "127.0.0.1",
     ) -> None:
         self.private_key = private_key or new_rsa_key()
         self.kid = "platform-key-1"
@@ -105,8 +124,14 @@ class Platform:
             str
         ] = []  # every client assertion received (a test greps logs for them)
         self._lock = threading.Lock()
+        # launches: client_id -> (login initiation URL, redirect URI); people by login_hint
+        self.launch_tools: dict[str, tuple[str, str]] = {}
+        self.people: dict[str, dict[str, Any]] = {}
+        self.issued: list[str] = []
+        self._next_launch: Callable[[dict[str, Any]], str] | None = None
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        # HOST: the name the browser and the tool use (another site than the tool's, if wanted)
+        self.url = f"http://{host}:{self._server.server_address[1]}"
         self.issuer = self.url
         self.token_url = f"{self.url}/token"
         self.jwks_url = f"{self.url}/jwks"
@@ -176,6 +201,79 @@ class Platform:
         return jwt.encode(
             body, key or self.private_key, algorithm="RS256", headers={"kid": kid or self.kid}
         )
+
+    # --- launches ---------------------------------------------------------------------------
+    def register_launch(self, client_id: str, *, login_url: str, redirect_uri: str) -> None:
+        """The tool as the LMS admin registers it: login initiation URL and redirect URI."""
+        self.launch_tools[client_id] = (login_url, redirect_uri)
+
+    def add_person(
+        self,
+        login_hint: str,
+        *,
+        sub: str,
+        role: str,
+        context_id: str,
+        **claims: Any,
+    ) -> None:
+        """Someone who can launch the tool from course CONTEXT_ID with ROLE (a full role URI)."""
+        self.people[login_hint] = {
+            "sub": sub,
+            "https://purl.imsglobal.org/spec/lti/claim/roles": [role],
+            "https://purl.imsglobal.org/spec/lti/claim/context": {
+                "id": context_id,
+                "label": context_id.upper(),
+                "title": f"Course {context_id}",
+            },
+            **claims,
+        }
+
+    def launch_url(self, login_hint: str, client_id: str, target_link_uri: str) -> str:
+        query = urlencode({"client_id": client_id, "target_link_uri": target_link_uri})
+        return f"{self.url}/launch/{login_hint}?{query}"
+
+    def next_launch(self, how: Callable[[dict[str, Any]], str]) -> None:
+        """Make the next id_token with HOW(claims) instead of signing CLAIMS (once)."""
+        self._next_launch = how
+
+    def launch_claims(
+        self, client_id: str, person: dict[str, Any], nonce: str, target: str
+    ) -> dict[str, Any]:
+        return {
+            "aud": client_id,
+            "azp": client_id,
+            "nonce": nonce,
+            "https://purl.imsglobal.org/spec/lti/claim/message_type": "LtiResourceLinkRequest",
+            "https://purl.imsglobal.org/spec/lti/claim/version": "1.3.0",
+            "https://purl.imsglobal.org/spec/lti/claim/deployment_id": self.deployment_id,
+            "https://purl.imsglobal.org/spec/lti/claim/target_link_uri": target,
+            "https://purl.imsglobal.org/spec/lti/claim/resource_link": {"id": "link-1"},
+            **person,
+        }
+
+    def authorize(self, query: dict[str, str]) -> tuple[int, str]:
+        """The OIDC authorization request: (status, an HTML page) - a form_post or an error."""
+        client_id = query.get("client_id", "")
+        if client_id not in self.launch_tools:
+            return 400, "unknown client_id"
+        redirect_uri = self.launch_tools[client_id][1]
+        expected = {
+            "response_type": "id_token",
+            "scope": "openid",
+            "response_mode": "form_post",
+            "prompt": "none",
+            "redirect_uri": redirect_uri,
+        }
+        wrong = [k for k, v in expected.items() if query.get(k) != v]
+        person = self.people.get(query.get("login_hint", ""))
+        if wrong or person is None or not query.get("nonce") or not query.get("state"):
+            return 400, f"bad authorization request: {wrong or 'login_hint, nonce or state'}"
+        target = urlsplit(query.get("lti_message_hint", "")).geturl() or redirect_uri
+        claims = self.launch_claims(client_id, person, query["nonce"], target)
+        how, self._next_launch = self._next_launch, None
+        token = how(claims) if how else self.id_token(claims)
+        self.issued.append(token)
+        return 200, auto_post(redirect_uri, {"id_token": token, "state": query["state"]})
 
     # --- what a test reads back -----------------------------------------------------------
     def scores(self, context_id: str, lineitem: int) -> list[dict[str, Any]]:
@@ -249,6 +347,19 @@ class Platform:
         return found[1]
 
 
+def auto_post(action: str, fields: dict[str, str]) -> str:
+    """An HTML page that POSTs FIELDS to ACTION as soon as it loads (LTI's form_post)."""
+    inputs = "".join(
+        f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">'
+        for k, v in fields.items()
+    )
+    return (
+        f'<!doctype html><html><body><form id="post" method="post" action="{html.escape(action)}">'
+        f"{inputs}<noscript><button>Continue</button></noscript></form>"
+        "<script>document.getElementById('post').submit()</script></body></html>"
+    )
+
+
 def _handler(platform: Platform) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, format: str, *args: Any) -> None:  # quiet
@@ -278,6 +389,15 @@ def _handler(platform: Platform) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(data)
             platform.calls.append((self.command, self.path, status))
 
+        def _page(self, status: int, text: str) -> None:
+            data = text.encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            platform.calls.append((self.command, self.path.split("?")[0], status))
+
         def _serve(self, method: str) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
@@ -286,6 +406,29 @@ def _handler(platform: Platform) -> type[BaseHTTPRequestHandler]:
             parts = [p for p in url.path.split("/") if p]
             if parts == ["jwks"] and method == "GET":
                 return self._reply(200, platform.jwks())
+            if len(parts) == 2 and parts[0] == "launch" and method == "GET":
+                client_id = query.get("client_id", "")
+                if parts[1] not in platform.people or client_id not in platform.launch_tools:
+                    return self._page(404, "no such person or tool")
+                target = query.get("target_link_uri", "")
+                return self._page(
+                    200,
+                    auto_post(
+                        platform.launch_tools[client_id][0],
+                        {
+                            "iss": platform.issuer,
+                            "login_hint": parts[1],
+                            "target_link_uri": target,
+                            "lti_message_hint": target,
+                            "client_id": client_id,
+                            "lti_deployment_id": platform.deployment_id,
+                        },
+                    ),
+                )
+            if parts == ["auth"]:
+                if method == "POST":
+                    query.update({k: v[0] for k, v in parse_qs(raw.decode()).items()})
+                return self._page(*platform.authorize(query))
             if parts == ["token"] and method == "POST":
                 form = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
                 status, body = platform.grant(form)

@@ -33,10 +33,10 @@ from tests.test_batch_workers import (
 RESUME = "run the same command again: graded submissions are not regraded"
 
 
-# `python -m introdl.grading.cli`, with the test course's lab added to the course's labs.
+# `python -m introdl.cli`, with the test course's lab added to the course's labs.
 CLI = (
     "import sys, introdl.grading.course as course; course.LABS += (sys.argv[1],); "
-    "from introdl.grading.cli import main; sys.exit(main(sys.argv[2:]))"
+    "from introdl.cli import main; sys.exit(main(sys.argv[2:]))"
 )
 
 

@@ -22,7 +22,7 @@ import pytest
 from nbformat.v4 import new_code_cell
 
 from introdl.grading.batch import FINGERPRINT_FILE, grade_class
-from introdl.grading.door.bridge import CallTimeout, Student
+from introdl.grading.door.student import CallTimeout, Student
 from introdl.grading.grade import GradeOptions
 from introdl.grading.hidden.busy import BusyWatch
 from introdl.grading.hidden.runner import run_hidden_tests

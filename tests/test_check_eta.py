@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from introdl.check.eta import finish_times, late_words, overtaken
-from introdl.check.fair_queue import Check, CheckQueue, Limits
+from introdl.checkwork.eta import finish_times, late_words, overtaken
+from introdl.checkwork.fair_queue import Check, CheckQueue, Limits
 
 
 def check(i: int, lab: str, state: str = "queued", started: float | None = None) -> Check:

@@ -15,15 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from introdl.check.settings import course_settings
-from introdl.check.workers import Workers, grading_limit
+from introdl.checkwork.settings import course_settings
+from introdl.checkwork.workers import Workers, grading_limit
+from introdl.labs import LABS
 from tests.check_driver import check_queue, serve_checks, workers_sandbox_processes
 from tests.sandboxed import ROOT, needs_bwrap
 from tests.test_check_watchdog import hostile_notebook
 
 pytestmark = [needs_bwrap, pytest.mark.slow]
 
-LABS = ("lab1_tensorflow", "lab1_music", "lab2_mnist", "lab2_debiasing", "lab3_rl")
 KINDS = ("fetched", "loops", "fetched", "exits", "fetched", "segfaults", "sleeps", "forks")
 
 

@@ -15,12 +15,12 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from introdl.check.fair_queue import DAY, Check, CheckQueue, Limits, OverLimit
-from introdl.check.grader import status_lines, student_view
-from introdl.check.live import Live, live_view
-from introdl.check.notebook import NotebookError, due_date, read_student_notebook, released_labs
-from introdl.check.settings import ConfigError, course_settings, limits_of
-from introdl.check.workers import Workers
+from introdl.checkwork.fair_queue import DAY, Check, CheckQueue, Limits, OverLimit
+from introdl.checkwork.grader import status_lines, student_view
+from introdl.checkwork.live import Live, live_view
+from introdl.checkwork.notebook import NotebookError, due_date, read_student_notebook, released_labs
+from introdl.checkwork.settings import ConfigError, course_settings, limits_of
+from introdl.checkwork.workers import Workers
 from introdl.grading.sandbox import processes_of_uid
 from introdl.grading.sandbox.limits import SANDBOX_UID_BASE
 from introdl.grading.sandbox.working_copy import PREFIX as WC_PREFIX
@@ -339,7 +339,7 @@ def test_warm_workers_grade_each_check_and_leave_nothing_when_stopped(tmp_path: 
 def test_student_text_on_the_check_pages_is_inert() -> None:
     """Do exception text from a student's code (on their verdict) and forged request paths or
     `student` values (on the staff's refusal table) reach the pages as text, never as markup?"""
-    from introdl.check import pages
+    from introdl.checkwork import pages
 
     evil = "<img src=x onerror=alert(1)><script>alert(2)</script>"
     verdict = {

@@ -24,8 +24,8 @@ from typing import Any
 
 import pytest
 
-from introdl.check.notebook import MAX_NOTEBOOK_BYTES, NotebookError
-from introdl.check.server_notebook import fetch_contents, tls_context, wire_cap
+from introdl.checkwork.notebook import MAX_NOTEBOOK_BYTES, NotebookError
+from introdl.checkwork.server_notebook import fetch_contents, tls_context, wire_cap
 
 LAB = "lab1_tensorflow"
 SHOWN = f"~/{LAB}/{LAB}.ipynb"

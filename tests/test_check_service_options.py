@@ -8,9 +8,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from introdl.check.service import cluster_of, grade_options, parse_args
-from introdl.check.settings import course_settings
-from introdl.check.workers import Workers
+from introdl.checkwork.service import cluster_of, grade_options, parse_args
+from introdl.checkwork.settings import course_settings
+from introdl.checkwork.workers import Workers
 from introdl.grading.grade import GradeOptions
 from tests.check_driver import check_queue, serve_checks
 from tests.corpus_course import LAB, answer, build_course
@@ -67,7 +67,7 @@ def test_the_backend_and_image_reach_the_grading_worker(
     options = GradeOptions(backend="docker", image="introdl/not-built:check")
     workers = Workers(queue, tmp_path / "course", 1, warm=1, options=options)
     notebook = nbformat.writes(answer(release)).encode()
-    with caplog.at_level(logging.ERROR, logger="introdl.check"):
+    with caplog.at_level(logging.ERROR, logger="introdl.checkwork"):
         [check] = serve_checks(workers, queue, [("ada", LAB, notebook)], bound=120)
     assert check.state == "done"
     assert check.results is not None

@@ -13,8 +13,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from introdl.check import workers as workers_module
-from introdl.check.workers import Workers
+from introdl.checkwork import workers as workers_module
+from introdl.checkwork.workers import Workers
 from tests.check_driver import (
     add_lab_copy,
     check_queue,

@@ -10,8 +10,8 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell
 
-from introdl.check import pages
-from introdl.check.grader import grade_check, status_lines, student_view
+from introdl.checkwork import pages
+from introdl.checkwork.grader import grade_check, status_lines, student_view
 from introdl.grading.kernel.cpu import AGAIN
 from tests.corpus_course import LAB, answer, build_course
 from tests.sandboxed import needs_bwrap

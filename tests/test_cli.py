@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from introdl.grading.cli import _commands, build_parser
-from introdl.grading.commands.demo import quiet
+from introdl.cli import _commands, build_parser
+from introdl.cli.demo import quiet
 
 
 def test_a_flag_not_given_reaches_the_command_as_none() -> None:

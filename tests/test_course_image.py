@@ -26,7 +26,7 @@ from jupyterhub.scopes import _check_scopes_exist
 from traitlets.config import Config
 
 import docker
-from introdl.grading.door.bridge import Student
+from introdl.grading.door.student import Student
 from introdl.grading.kernel.launch import start_kernel
 from introdl.grading.sandbox.docker import DockerSandbox, container_name
 from introdl.hub.course_limits import course_limits

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from nbgrader.api import Gradebook
 
-from introdl.grading import cli
+from introdl import cli
 from introdl.staff.dashboard import Dashboard, tables, to_csv
 from introdl.staff.dashboard_data import Sources
 from introdl.staff.dashboard_html import render
@@ -309,23 +309,21 @@ def test_the_service_reads_the_queue_it_does_not_write(course: Path) -> None:
 
 
 def test_the_service_draws_the_dashboard_as_it_starts(course: Path, tmp_path: Path) -> None:
-    """Does the check service's route table start drawing the dashboard, so that the first staff
-    visit finds the plots drawn (and kept on disk for the next start)?"""
-    import threading
+    """Does the check service draw the dashboard ahead as it starts (serve calls draw_ahead), so
+    that the first staff visit finds the plots drawn (and kept on disk for the next start)?"""
+    import inspect
 
-    from introdl.check.app import CheckApp
-    from introdl.check.fair_queue import CheckQueue
-    from introdl.check.service import make_app
-    from introdl.staff.dashboard_handlers import PLOT_FOLDER, dashboard_of
+    from introdl.checkwork import service
+    from introdl.checkwork.app import CheckApp
+    from introdl.checkwork.fair_queue import CheckQueue
+    from introdl.staff.dashboard_handlers import PLOT_FOLDER, dashboard_of, draw_ahead
 
+    assert "draw_ahead(app)" in inspect.getsource(service.serve)
     state = tmp_path / "state"
     state.mkdir()
     (state / "checks.sqlite").write_bytes((course / "state" / "checks.sqlite").read_bytes())
     app = CheckApp(CheckQueue(state / "checks.sqlite"), course, staff_group="staff", workers=1)
-    make_app(app, "/services/check/")
-    for thread in threading.enumerate():
-        if thread.name == "dashboard-draw-ahead":
-            thread.join(timeout=60)
+    draw_ahead(app).join(timeout=120)
     assert len(list((state / PLOT_FOLDER).glob("*.svg"))) == 4
     dash = dashboard_of(app)
     drawn = dash.drawn

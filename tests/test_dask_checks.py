@@ -27,8 +27,8 @@ import pytest
 from distributed import Client
 from nbformat.v4 import new_code_cell
 
-from introdl.check.cluster_workers import ClusterWorkers
-from introdl.check.fair_queue import Check, CheckQueue
+from introdl.checkwork.cluster_workers import ClusterWorkers
+from introdl.checkwork.fair_queue import Check, CheckQueue
 from introdl.grading.batch import grade_class
 from introdl.grading.cluster import warm
 from introdl.grading.grade import GradeOptions
@@ -299,7 +299,7 @@ def test_a_check_that_hangs_its_dask_worker_is_stopped_told_and_the_queue_moves_
     """Two checks hang the grader on their Dask workers, one in Python, one in C: is each stopped
     at its lab's limit plus the margin (counted from its start on the worker), does the student
     read why, is the first worker kept and the second restarted, and is the next check graded?"""
-    from introdl.check import cluster_workers
+    from introdl.checkwork import cluster_workers
 
     monkeypatch.setattr(cluster_workers, "STOP_GRACE", 10.0)
     client = hidden_cluster["client"]

@@ -18,7 +18,7 @@ scheduler is a real `dask scheduler` on this host; inside each worker the bwrap 
   to bring up the sandbox's loopback) it grades, but cgroup v1 is mounted read-only, so the
   sandbox has no memory and pids cgroups: `test_what_a_worker_container_needs_beyond_the_defaults`.
 
-The class: lab1_tensorflow's demo students (introdl/grading/commands/demo_students.py), whose
+The class: lab1_tensorflow's demo students (introdl/cli/demo_students.py), whose
 notebooks run at the smoke budget, one of them hostile (without the endless loop, which would
 only cost 30 s: tests/test_demo_class.py covers it) and also trying the scheduler from its
 sandbox. Graded once locally (`introdl grade --backend bwrap`) and on the containers (`introdl
@@ -49,10 +49,10 @@ import nbformat
 import pytest
 from distributed import Client
 
-from introdl.grading import cli
+from introdl import cli
+from introdl.cli.demo import LAB, build_course
+from introdl.cli.demo_students import demo_notebooks, hostile_cells
 from introdl.grading.batch import Row, grade_class
-from introdl.grading.commands.demo import LAB, build_course
-from introdl.grading.commands.demo_students import demo_notebooks, hostile_cells
 from introdl.grading.course import nbgrader
 from introdl.grading.errors import BadInput
 from introdl.grading.grade import GradeOptions

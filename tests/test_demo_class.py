@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from introdl.cli.demo import LAB, grade_demo_class
 from introdl.grading.batch import Row, grade_class
-from introdl.grading.commands.demo import LAB, grade_demo_class
 from introdl.grading.grade import GradeOptions
 from introdl.grading.submission import find_submissions
 
@@ -109,7 +109,7 @@ def test_the_demo_class_grades_reach_the_lms(
     time?"""
     from nbgrader.api import Gradebook
 
-    from introdl.grading.cli import main
+    from introdl.cli import main
     from introdl.lms.keys import public_jwk
     from tests.lms_course import CLIENT_ID, secret_file, tool_key
     from tests.lti_platform import Platform, private_pem

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import docker
-from introdl.grading.door.bridge import Student, StudentError
+from introdl.grading.door.student import Student, StudentError
 from introdl.grading.errors import BadInput
 from introdl.grading.kernel.kernel import SandboxedKernel
 from introdl.grading.kernel.launch import start_kernel
@@ -86,7 +86,7 @@ def test_notebook_runs_in_a_container_and_the_student_door_works(
     tmp_path: Path, engine: Any
 ) -> None:
     """Does a submission run cell by cell in a container the engine created as asked, does the
-    `Student` bridge call its functions, and is the container removed at shutdown?"""
+    `Student` door call its functions, and is the container removed at shutdown?"""
     with docker_kernel(tmp_path, "submitted-numpy-functions") as kernel:
         container = container_of(engine, kernel)
         assert container.status == "running"

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 import introdl.grading.course
-from introdl.grading.cli import main
+from introdl.cli import main
 from tests.corpus_course import LAB, answer, build_course, submit
 from tests.docker_proxy import RecordingProxy
 from tests.podman import image_name

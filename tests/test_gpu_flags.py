@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from introdl.grading.cli import _commands, build_parser, main
+from introdl.cli import _commands, build_parser, main
 from introdl.grading.commands.grade import NOT_SANDBOXED, docker_flags
 from introdl.grading.errors import BadInput
 from introdl.grading.grade import GradeOptions, pool_matches, warm_pool

@@ -640,12 +640,12 @@ def test_results_round_trip_and_derive_grade_scores(tmp_path: Path) -> None:
 
 
 def test_platform_errors_speak_to_students_as_written() -> None:
-    """Is the bridge's own error ("compute_loss raised ValueError: ...") shown without a type prefix?"""
+    """Is the door's own error ("compute_loss raised ValueError: ...") shown without a type prefix?"""
 
     class StudentError(Exception):
         pass
 
-    StudentError.__module__ = "introdl.grading.door.bridge"
+    StudentError.__module__ = "introdl.grading.door.student"
     err = StudentError("compute_loss raised ValueError: shapes (4,) and (5,) differ")
     assert feedback_message(err) == "compute_loss raised ValueError: shapes (4,) and (5,) differ"
     assert feedback_message(KeyError("logits")) == "KeyError: 'logits'"

@@ -65,7 +65,7 @@ def staff_grade_and_release_feedback(hub: Hub) -> dict[str, object]:
         [
             sys.executable,
             "-m",
-            "introdl.grading.cli",
+            "introdl.cli",
             "grade",
             LAB,
             "--student",

@@ -203,7 +203,7 @@ def service_pid(hub: Hub) -> int:
                 argv = (proc / "cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if b"introdl.check.service" in argv and state.encode() in argv:
+            if b"introdl.checkwork.service" in argv and state.encode() in argv:
                 return int(proc.name)
     raise AssertionError("the check service is not running")
 

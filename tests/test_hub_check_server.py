@@ -26,7 +26,7 @@ import nbformat
 import pytest
 import requests
 
-from introdl.check.server_notebook import TOKEN_NOTE
+from introdl.checkwork.server_notebook import TOKEN_NOTE
 from introdl.hub.local import Hub, running_hub
 from tests import hub as hubs
 from tests.corpus_course import LAB as CORPUS

@@ -92,7 +92,7 @@ def collect_and_grade(hub: Hub) -> Path:
     done = hub.nbgrader(hub.settings.instructor, "collect", LAB, "--update", cwd=course)
     assert done.returncode == 0, done.stdout + done.stderr
     graded = subprocess.run(
-        [sys.executable, "-m", "introdl.grading.cli", "grade", LAB, "--student", STUDENT],
+        [sys.executable, "-m", "introdl.cli", "grade", LAB, "--student", STUDENT],
         env={
             **os.environ,
             "INTRODL_COURSE_ROOT": str(course),

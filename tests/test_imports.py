@@ -124,19 +124,62 @@ def test_the_kernel_imports_none_of_its_callers() -> None:
 
 def test_lab_helpers_never_import_grading() -> None:
     """Do the modules students import stay clear of the grading engine (one-way dependency)?"""
-    # The similarity report, the check service and the staff loop are staff tooling beside the engine; everything
-    # else (the lab helpers, and introdl.hub, whose exchange client runs in students' servers)
-    # stays clear of it.
+    # The command line, the similarity report, the check service and the staff loop are staff
+    # tooling above the engine; everything else (the lab helpers, and introdl.hub, whose exchange
+    # client runs in students' servers) stays clear of it.
     staff_side = (
         "introdl.grading",
+        "introdl.cli",
         "introdl.similarity",
-        "introdl.check",
+        "introdl.checkwork",
         "introdl.staff",
         "introdl.lms",
     )
     for module, targets in graph().items():
         if not module.startswith(staff_side):
             assert not [t for t in targets if t.startswith("introdl.grading")], module
+
+
+# What sits above the engine and uses it: the command line, the hub and its services, the
+# similarity report, the staff tools, the LMS. The engine imports none of them.
+ABOVE_THE_ENGINE = (
+    "introdl.cli",
+    "introdl.hub",
+    "introdl.checkwork",
+    "introdl.similarity",
+    "introdl.staff",
+    "introdl.lms",
+)
+
+
+def upward_imports(edges: dict[str, set[str]]) -> dict[str, set[str]]:
+    """Engine module -> the modules above the engine that it imports (lazily or not)."""
+    found = {
+        module: {t for t in targets if t.startswith(ABOVE_THE_ENGINE)}
+        for module, targets in edges.items()
+        if module.startswith("introdl.grading")
+    }
+    return {module: up for module, up in found.items() if up}
+
+
+def test_the_engine_imports_nothing_above_it() -> None:
+    """Does introdl/grading/ stay clear of the CLI, the hub, the check service, the similarity
+    report, the staff tools and the LMS (they call the engine, never the other way)?"""
+    assert upward_imports(graph()) == {}
+
+
+def test_an_upward_import_would_be_caught() -> None:
+    """Would an engine module that imports the hub, the CLI or a staff tool be named?"""
+    edges = {
+        "introdl.grading.commands.release": {"introdl.hub.course_limits", "introdl.grading.course"},
+        "introdl.grading.cli": {"introdl.similarity.command", "introdl.lms.command"},
+        "introdl.grading.batch": {"introdl.grading.grade"},
+        "introdl.cli": {"introdl.grading.batch"},
+    }
+    assert upward_imports(edges) == {
+        "introdl.grading.commands.release": {"introdl.hub.course_limits"},
+        "introdl.grading.cli": {"introdl.similarity.command", "introdl.lms.command"},
+    }
 
 
 def test_no_module_is_too_long_to_read_whole() -> None:

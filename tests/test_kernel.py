@@ -13,7 +13,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from introdl.grading.door.bridge import Student
+from introdl.grading.door.student import Student
 from introdl.grading.errors import BadInput
 from introdl.grading.kernel.launch import start_kernel, sweep_stale
 from introdl.grading.kernel.notebook import run_notebook

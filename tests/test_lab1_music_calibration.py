@@ -19,7 +19,7 @@ from types import ModuleType
 
 import pytest
 
-from introdl.grading.door.bridge import StudentError
+from introdl.grading.door.student import StudentError
 from introdl.labs.lab1_music import extract_songs
 from tests.test_lab1_music_variants import (
     all_variants,

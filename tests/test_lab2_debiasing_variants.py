@@ -2,7 +2,7 @@
 
 Each variant in tests/fixtures/lab2_debiasing/ replaces one exercise of the source notebook's
 solutions. One real bwrap kernel runs the notebook's set-up once; each variant then redefines the
-answers in it and the real hidden-test runner grades it through the `student` bridge
+answers in it and the real hidden-test runner grades it through the `student` door
 (tests/definitions_kernel.py). Here a variant is graded only against the hidden tests of the grade
 cells that should catch it (`only=`), which keeps `make test` short; the many-seed calibration over the whole suite
 is `grader_tests/lab2_debiasing/calibrate.py` (`make calibrate LAB=lab2_debiasing`; marked slow below; results in

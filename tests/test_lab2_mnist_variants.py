@@ -22,7 +22,7 @@ import pytest
 
 from grader_tests.lab2_mnist import calibrate, quality
 from introdl import data
-from introdl.grading.door.bridge import Student
+from introdl.grading.door.student import Student
 from introdl.grading.hidden.runner import run_hidden_tests
 from introdl.grading.record.results import TestResult
 from introdl.grading.submission import grade_points

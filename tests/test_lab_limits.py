@@ -11,11 +11,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from introdl.grading.course import LABS
 from introdl.grading.errors import BadInput
 from introdl.grading.grade import GradeOptions, grade_submission
 from introdl.grading.sandbox.limits import DEFAULT_LIMITS, TEST_LIMITS, lab_limits
 from introdl.grading.submission import find_submissions, submission_at
+from introdl.labs import LABS
 from tests.corpus_course import LAB, answer, build_course, submit
 from tests.sandboxed import FIXTURES, ROOT, needs_bwrap, test_slot
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from nbgrader.api import Gradebook
 
-from introdl.grading import cli
+from introdl import cli
 from introdl.grading.errors import BadInput
 from introdl.grading.record import late
 from introdl.grading.record.gradebook import (

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from introdl.grading.cli import main
+from introdl.cli import main
 from tests.lms_course import LAB, Student, template_gradebook
 
 FIXTURES = Path(__file__).parent / "fixtures" / "lms"

@@ -20,7 +20,7 @@ import jwt
 import pytest
 import requests
 
-from introdl.grading.cli import main
+from introdl.cli import main
 from introdl.grading.errors import BadInput
 from introdl.lms import records as records_module
 from introdl.lms.keys import client_assertion, load_private_key, public_jwk, thumbprint

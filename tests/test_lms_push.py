@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from introdl.grading.cli import main
+from introdl.cli import main
 from tests.lms_course import CONTEXT, FINALS, LAB, Course, make_course, regrade
 from tests.lti_platform import Platform, new_rsa_key
 

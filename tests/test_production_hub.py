@@ -148,7 +148,7 @@ def test_a_student_works_checks_submits_and_reads_feedback(
         [
             hub.python,
             "-m",
-            "introdl.grading.cli",
+            "introdl.cli",
             "grade",
             LAB,
             "--backend",

@@ -307,7 +307,7 @@ def test_a_rerun_grades_again_with_the_current_tests_and_records_old_and_new(
 
 def test_the_check_service_takes_the_instructor_group_and_the_exchange() -> None:
     """Do --instructor-group and --exchange-root reach the service (default: none given)?"""
-    from introdl.check.service import parse_args
+    from introdl.checkwork.service import parse_args
 
     plain = parse_args(["--course", "c", "--state", "s"])
     assert (plain.instructor_group, plain.exchange_root) == ("", "")

@@ -10,7 +10,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from introdl.grading.commands.release import generate_into
+from introdl.cli.release import generate_into
 from introdl.grading.release_stamp import STAMP_CELL_ID
 from tests.conftest import LABS, ROOT
 from tests.notebooks import assigned_names, errors, execute, is_grade_cell

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from introdl.grading.door.bridge import Student, StudentError
+from introdl.grading.door.student import Student, StudentError
 from introdl.grading.errors import BadInput
 from introdl.grading.sandbox import SANDBOX_WORKDIR, SandboxSpec, make_sandbox
 from introdl.grading.sandbox.bwrap import python_roots
@@ -80,7 +80,7 @@ def test_course_files_and_secrets_are_invisible(tmp_path: Path) -> None:
                 else:
                     assert visible == below, parent
         # the grader's own checkout (on the host) is not there either
-        for path in [ROOT / "pyproject.toml", ROOT / "introdl" / "grading" / "door" / "bridge.py"]:
+        for path in [ROOT / "pyproject.toml", ROOT / "introdl" / "grading" / "door" / "student.py"]:
             assert path.exists()
             with pytest.raises(StudentError, match="FileNotFoundError"):
                 student.run(f"open({str(path)!r}).read()")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from introdl.grading.cli import main
+from introdl.cli import main
 from introdl.similarity.command import SimilarityResult, similarity
 from tests.similarity_class import (
     CORRECT_VARIANTS,

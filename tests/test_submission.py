@@ -161,7 +161,7 @@ def test_grade_refuses_a_submission_without_its_time_stamp(
     from nbgrader.api import Gradebook, MissingEntry
 
     import introdl.grading.course
-    from introdl.grading.cli import main
+    from introdl.cli import main
     from tests.corpus_course import LAB, answer, build_course, submit
 
     course = tmp_path / "course"

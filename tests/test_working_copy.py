@@ -13,7 +13,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from introdl.grading.door.bridge import Student
+from introdl.grading.door.student import Student
 from introdl.grading.kernel.launch import start_kernel, sweep_stale
 from introdl.grading.sandbox.limits import TEST_LIMITS, MiB
 from introdl.grading.sandbox.working_copy import is_quota_mount, mount_quota, working_copy

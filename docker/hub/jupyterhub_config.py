@@ -16,6 +16,16 @@
 #                           OAUTH_CALLBACK_URL, ...) or a jupyterhub_config.d/ file
 #   INTRODL_STAFF_FILE      one hub user name per line: instructors and TAs (formgrade-introdl)
 #   INTRODL_STUDENTS_FILE   one hub user name per line: the class (nbgrader-introdl)
+#                           (not with lti13: the LMS's course roles set the groups at each launch)
+#   with INTRODL_AUTHENTICATOR=lti13 (docs/lms.md, "The launch"), what the LMS admin gives:
+#   INTRODL_LTI_ISSUER          the platform's issuer (Canvas: https://canvas.instructure.com)
+#   INTRODL_LTI_CLIENT_ID       the tool's client id in the LMS (Canvas: the developer key's id)
+#   INTRODL_LTI_DEPLOYMENT_ID   the tool's deployment id(s), comma-separated
+#   INTRODL_LTI_AUTHORIZE_URL   the platform's OIDC authorization endpoint
+#   INTRODL_LTI_JWKS_URL        the platform's public keys (JWKS)
+#   INTRODL_LTI_CONTEXT_ID      the LMS course(s) this hub serves (context id), comma-separated
+#   INTRODL_LTI_USERNAME_CLAIM  optional, "sub" (default: the LMS's stable user id) or
+#                               "custom_<name>" (a custom claim holding a stable id; never e-mail)
 #   INTRODL_ADMINS          optional, comma-separated hub admins (default: none)
 #   INTRODL_IMAGE           optional, the course image (default introdl/course:gpu)
 #   INTRODL_MEM_LIMIT       optional, per student server (default 8G)
@@ -118,8 +128,9 @@ AUTHENTICATORS = {
     "github": "oauthenticator.github.GitHubOAuthenticator",
     # oauthenticator: the university's OpenID Connect / OAuth2 provider (Keycloak, Shibboleth...)
     "generic-oauth": "oauthenticator.generic.GenericOAuthenticator",
-    # jupyterhub-ltiauthenticator: launched from the LMS (Canvas, Moodle) with LTI 1.3
-    "lti13": "ltiauthenticator.lti13.auth.LTI13Authenticator",
+    # jupyterhub-ltiauthenticator: launched from the LMS (Canvas, Moodle) with LTI 1.3, with the
+    # course's checks, names, groups and gradebook ids (introdl/hub/lti.py)
+    "lti13": "introdl.hub.lti.CourseLTI13Authenticator",
     # the host's own accounts through PAM (a department's login host, LDAP via sssd)
     "pam": "jupyterhub.auth.PAMAuthenticator",
 }
@@ -130,13 +141,37 @@ if authenticator not in AUTHENTICATORS:
         f"{', '.join(AUTHENTICATORS)} (DummyAuthenticator lets anyone in as anyone: never here)"
     )
 c.JupyterHub.authenticator_class = AUTHENTICATORS[authenticator]
-staff = roster("INTRODL_STAFF_FILE")
-students = roster("INTRODL_STUDENTS_FILE")
-admins = {name.strip() for name in os.environ.get("INTRODL_ADMINS", "").split(",") if name.strip()}
-c.Authenticator.allowed_users = set(staff) | set(students)
-c.Authenticator.admin_users = admins
-c.Authenticator.manage_groups = False  # groups come from the rosters below, not the provider
-c.JupyterHub.load_groups = {STAFF_GROUP: {"users": staff}, STUDENT_GROUP: {"users": students}}
+
+
+def listed(name: str) -> set[str]:
+    return {item.strip() for item in os.environ.get(name, "").split(",") if item.strip()}
+
+
+c.Authenticator.admin_users = listed("INTRODL_ADMINS")
+if authenticator == "lti13":
+    # No rosters: a launch from the course's LMS course lets its instructors, TAs and students in,
+    # and their course roles set the groups at every launch (introdl/hub/lti.py).
+    lti = c.CourseLTI13Authenticator
+    lti.issuer = required("INTRODL_LTI_ISSUER")
+    lti.client_id = {required("INTRODL_LTI_CLIENT_ID")}
+    required("INTRODL_LTI_DEPLOYMENT_ID")
+    lti.deployment_ids = listed("INTRODL_LTI_DEPLOYMENT_ID")
+    lti.authorize_url = required("INTRODL_LTI_AUTHORIZE_URL")
+    lti.jwks_endpoint = required("INTRODL_LTI_JWKS_URL")
+    required("INTRODL_LTI_CONTEXT_ID")
+    lti.context_ids = listed("INTRODL_LTI_CONTEXT_ID")
+    lti.username_key = os.environ.get("INTRODL_LTI_USERNAME_CLAIM", "sub")
+    lti.uri_scheme = "https"  # the hub serves TLS itself (below)
+    lti.staff_group, lti.student_group = STAFF_GROUP, STUDENT_GROUP
+    # A Learner's LMS id goes into the gradebook as lms_user_id, written as the course's owner.
+    lti.gradebook_course, lti.gradebook_user = str(COURSE_ROOT), f"grader-{COURSE}"
+    c.Authenticator.manage_groups = True
+else:
+    staff = roster("INTRODL_STAFF_FILE")
+    students = roster("INTRODL_STUDENTS_FILE")
+    c.Authenticator.allowed_users = set(staff) | set(students)
+    c.Authenticator.manage_groups = False  # groups come from the rosters, not the provider
+    c.JupyterHub.load_groups = {STAFF_GROUP: {"users": staff}, STUDENT_GROUP: {"users": students}}
 
 # ---------------------------------------------------------------------------------------------
 # Where: TLS on the public port; the hub API on the containers' gateway.
@@ -289,7 +324,7 @@ c.JupyterHub.services = [
         "command": [
             sys.executable,
             "-m",
-            "introdl.check.service",
+            "introdl.checkwork.service",
             "--course",
             str(COURSE_ROOT),
             "--state",

@@ -36,7 +36,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from introdl.grading.door.bridge import Student  # noqa: E402
+from introdl.grading.door.student import Student  # noqa: E402
 from tests.definitions_kernel import DefinitionsKernel  # noqa: E402
 from tests.test_lab2_debiasing_variants import lab_kernel  # noqa: E402
 
@@ -103,7 +103,7 @@ def train_step_ratios(seeds: Iterable[int]) -> list[float]:
 
 def grade_real(path: Path, seed: int) -> float:
     out = subprocess.run(
-        [sys.executable, "-m", "introdl.grading.cli", "grade-notebook", str(path), "--lab", LAB,
+        [sys.executable, "-m", "introdl.cli", "grade-notebook", str(path), "--lab", LAB,
          "--seed", str(seed), "--json"],
         cwd=ROOT, capture_output=True, text=True, check=False,
     )  # fmt: skip

@@ -31,7 +31,7 @@ import nbformat
 from nbformat import NotebookNode
 
 from grader_tests.lab2_mnist import quality
-from introdl.grading.door.bridge import Student
+from introdl.grading.door.student import Student
 from introdl.grading.kernel.kernel import SandboxedKernel
 from introdl.grading.kernel.launch import start_kernel
 from introdl.grading.kernel.notebook import run_notebook

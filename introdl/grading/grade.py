@@ -18,7 +18,7 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
-from introdl.grading.door.bridge import Student
+from introdl.grading.door.student import Student
 from introdl.grading.hidden.busy import BusyWatch
 from introdl.grading.hidden.runner import run_hidden_tests
 from introdl.grading.kernel.launch import start_kernel

@@ -75,7 +75,7 @@ c.Spawner.pre_spawn_hook = _pre_spawn
 
 # --- the course's services --------------------------------------------------------------------
 # "server": the check service reads notebooks from the students' running servers through the
-# proxy (introdl/check/server_notebook.py), as the production hub does; "home": from the homes.
+# proxy (introdl/checkwork/server_notebook.py), as the production hub does; "home": from the homes.
 CHECK_NOTEBOOKS = S.get("check_notebooks", "home")
 check_reads = (
     ["--notebooks", "server", "--public-url", f"http://127.0.0.1:{S['port']}"]
@@ -111,7 +111,7 @@ c.JupyterHub.services = [
         "command": [
             S["grader_python"],
             "-m",
-            "introdl.check.service",
+            "introdl.checkwork.service",
             "--course",
             S["course_dir"],
             "--state",

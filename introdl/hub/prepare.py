@@ -26,11 +26,11 @@ from pathlib import Path
 
 from introdl.hub.accounts import Account, ensure_account, load_or_make
 from introdl.hub.course_limits import course_limits, course_lines
+from introdl.labs import LABS
 
 HERE = Path(__file__).resolve().parent
 CHP_VERSION = "5.3.0"
 EXCHANGE_USER = "introdl-exchange"
-LABS = ("lab1_tensorflow", "lab1_music", "lab2_mnist", "lab2_debiasing", "lab3_rl")
 RUNUSER = shutil.which("runuser", path="/usr/sbin:/sbin:/usr/bin:/bin") or "runuser"
 COURSE_FILES = ("nbgrader_config.py", "source", "release", "grader_tests")
 

@@ -43,7 +43,7 @@ def check_roles(service: str = "check", servers_of: tuple[str, ...] = ()) -> lis
     """The check service asks the hub whose a token is and whether they are staff.
 
     With SERVERS_OF (hub groups, e.g. nbgrader-<course> and formgrade-<course>) it also reads
-    notebooks from the running servers of those groups' members (introdl/check/server_notebook.py):
+    notebooks from the running servers of those groups' members (introdl/checkwork/server_notebook.py):
     it may see whether a member's server runs (`read:servers`) and make, use once and delete a
     token of that member (`tokens`); the token it asks for can reach only that member's server.
     """

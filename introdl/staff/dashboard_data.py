@@ -7,7 +7,7 @@ Three sources, each read the cheapest way that still gives the numbers nbgrader 
   credit) less the late penalty, floored at 0, as `nbgrader export` writes it;
 - hidden tests and grading timings: `autograded/<student>/<lab>/results.json`, written by batch
   grading (record/results.py); each file is parsed once and kept until its mtime or size changes;
-- check-my-work use: the check service's `checks.sqlite` (check/fair_queue.py): each finished
+- check-my-work use: the check service's `checks.sqlite` (checkwork/fair_queue.py): each finished
   check's score and phase timings are extracted once (`json_extract`, no verdict is parsed in
   Python) and kept, since a finished check's verdict never changes.
 

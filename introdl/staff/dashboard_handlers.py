@@ -18,14 +18,14 @@ from typing import Any
 
 from tornado import web
 
-from introdl.check import pages
-from introdl.check.app import CheckApp
-from introdl.check.handlers import Page
+from introdl.checkwork import pages
+from introdl.checkwork.app import CheckApp
+from introdl.checkwork.handlers import Page
 from introdl.staff.dashboard import TABLES, Dashboard, tables, to_csv
 from introdl.staff.dashboard_data import Sources
 from introdl.staff.dashboard_html import render
 
-log = logging.getLogger("introdl.check")
+log = logging.getLogger("introdl.checkwork")
 PLOT_FOLDER = "dashboard-plots"
 _DASHBOARDS: weakref.WeakKeyDictionary[CheckApp, Dashboard] = weakref.WeakKeyDictionary()
 
@@ -64,9 +64,7 @@ class DashboardCsv(Page):
 
 
 def dashboard_routes(prefix: str, kw: dict[str, Any]) -> list[tuple[str, type, dict[str, Any]]]:
-    """The dashboard's routes; starts drawing it (`draw_ahead`) for the service KW["app"]."""
-    if isinstance(kw.get("app"), CheckApp):
-        draw_ahead(kw["app"])
+    """The dashboard's routes (the service starts drawing it ahead itself: `draw_ahead`)."""
     return [
         (rf"{prefix}/staff/dashboard/?", DashboardPage, kw),
         (rf"{prefix}/staff/dashboard/([a-z]+)\.csv", DashboardCsv, kw),

@@ -12,7 +12,7 @@ import base64
 from collections.abc import Callable
 from html import escape
 
-from introdl.check.pages import STYLE
+from introdl.checkwork.pages import STYLE
 from introdl.staff.dashboard import Dashboard, Model
 from introdl.staff.dashboard_data import PHASES, CheckUse
 from introdl.staff.dashboard_stats import TestRate

@@ -6,7 +6,7 @@
     POST api/extensions/<lab>/<student>?until=T&reason=R   grant                     (staff)
     DELETE api/extensions/<lab>/<student>      revoke                                  (staff)
 
-Built on the check service's Page and Api (check/handlers.py): the person is the hub user, the
+Built on the check service's Page and Api (checkwork/handlers.py): the person is the hub user, the
 form carries the hub's XSRF token, a non-staff caller is refused and the refusal logged. Each
 change goes through extensions.grant / revoke (StaffStore.change: the audit line, the gradebook).
 """
@@ -21,9 +21,9 @@ from typing import Any
 
 from tornado import web
 
-from introdl.check import pages
-from introdl.check.handlers import Api, Page
-from introdl.check.pages import when
+from introdl.checkwork import pages
+from introdl.checkwork.handlers import Api, Page
+from introdl.checkwork.pages import when
 from introdl.grading.errors import BadInput
 from introdl.staff import extensions as ext
 from introdl.staff.late import utc

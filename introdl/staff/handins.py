@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
-log = logging.getLogger("introdl.check")
+log = logging.getLogger("introdl.checkwork")
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f UTC"  # the exchange's (nbgrader's) format
 TIMEOUT = 5.0  # seconds: a slow exchange leaves the late status out, never the page
 

@@ -20,7 +20,7 @@ from introdl.grading.record.late import Policy, course_policy
 from introdl.staff.extensions import Extension, extension_of
 
 if TYPE_CHECKING:
-    from introdl.check.app import CheckApp
+    from introdl.checkwork.app import CheckApp
 
 
 @dataclass(frozen=True)

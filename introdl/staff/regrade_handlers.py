@@ -17,15 +17,15 @@ from typing import Any
 
 from tornado import web
 
-from introdl.check import pages
-from introdl.check.app import CheckApp
-from introdl.check.handlers import Api, Base, Page
+from introdl.checkwork import pages
+from introdl.checkwork.app import CheckApp
+from introdl.checkwork.handlers import Api, Base, Page
 from introdl.staff import regrade_pages as html
 from introdl.staff.regrade import RegradeDesk, RegradeError, Request, stamp
 from introdl.staff.regrade_feedback import CourseReleases
 from introdl.staff.regrade_settings import regrade_window
 
-log = logging.getLogger("introdl.check")
+log = logging.getLogger("introdl.checkwork")
 _RERUN = asyncio.Lock()  # one rerun at a time: each grades in a sandbox and writes the gradebook
 
 

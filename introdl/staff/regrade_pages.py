@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from html import escape
 
-from introdl.check.pages import when
+from introdl.checkwork.pages import when
 from introdl.staff.regrade import Request
 from introdl.staff.regrade_items import Item
 from introdl.staff.store import AuditLine

@@ -1,7 +1,7 @@
-"""The staff loop's pages and API, added to the check service's routes (check/service.py).
+"""The staff loop's pages and API, added to the check service's routes (checkwork/service.py).
 
 Each feature module adds its own `(pattern, handler)` pairs here; handlers are built on the check
-service's `Page` and `Api` (check/handlers.py), so identity comes from the hub, forms carry the
+service's `Page` and `Api` (checkwork/handlers.py), so identity comes from the hub, forms carry the
 hub's XSRF token, pages carry the script-free CSP and every refusal is logged.
 """
 

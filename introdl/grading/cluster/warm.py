@@ -12,7 +12,7 @@ closing, destroys its kernels; a worker killed outright takes them with it (bwra
 Every grading task runs under `stoppable(key)`: `stop_task(key)`, sent to the workers with
 `client.run`, raises SystemExit in that task's thread, which unwinds the grading as SIGTERM does
 in a local worker (the sandbox and working copy are destroyed, the worker and its other kernels
-stay). The check service's watchdog uses it (introdl/check/cluster_workers.py).
+stay). The check service's watchdog uses it (introdl/checkwork/cluster_workers.py).
 
 Each task also says on the scheduler where it started (`TOPIC`, `started`): the coordinator
 shows which worker grades what, and the check service starts a check's clock there.

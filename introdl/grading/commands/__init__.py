@@ -1,1 +1,5 @@
-"""The `introdl` commands, one module each; `cli.py` parses arguments and calls them."""
+"""The engine's two commands, `introdl grade` and `introdl grade-notebook`, one module each.
+
+The command line itself (parsing, printing, exit codes) and the commands that grade nothing live
+above the engine, in introdl/cli/.
+"""

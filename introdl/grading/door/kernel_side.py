@@ -1,4 +1,4 @@
-"""The bridge's half inside the student's kernel. Its source is injected at the start of phase 2.
+"""The door's half inside the student's kernel. Its source is injected at the start of phase 2.
 
 It is self-contained (standard library and numpy only) because it runs in the sandbox, and it is
 NOT trusted: the submission can replace it. The grader's half (`introdl.grading.transport`) checks

@@ -1,4 +1,4 @@
-"""The grader's half of the bridge's data format: write arguments, read answers without trust.
+"""The grader's half of the door's data format: write arguments, read answers without trust.
 
 The format is described in `introdl.grading.kernel_side`. Reading assumes the kernel is hostile:
 

@@ -94,7 +94,7 @@ def budget_of(item: pytest.Item, default: float) -> float:
 def feedback_message(exc: BaseException, scrub: Sequence[str] = ()) -> str:
     """What a student may read about EXC: an authored message, or an exception's type and message.
 
-    Never a traceback. Platform exceptions (the bridge's StudentError, timeouts) carry messages
+    Never a traceback. Platform exceptions (the door's StudentError, timeouts) carry messages
     written for students and are shown as they are; grader paths in SCRUB are blanked out.
     """
     if isinstance(

@@ -61,7 +61,7 @@ MARKERS = (
 
 @runtime_checkable
 class StudentLike(Protocol):
-    """What hidden tests may do with the student's kernel (the bridge's `Student` implements it).
+    """What hidden tests may do with the student's kernel (the door's `Student` implements it).
 
     An object that also has an `interrupt()` method gets it called when a test runs out of budget
     in the middle of a call, so the kernel stops working on the abandoned request.

@@ -12,8 +12,8 @@ stdout and stderr (TensorFlow's C++ logs, crashes) go to a pipe whose tail is ke
 
 A deadline that passes asks the CPU `meter` (cpu.py) whether a busy host made it pass (events
 ``host_busy``, ``waited_idle``). `start_kernel` (launch.py) sets up the sandbox and starts this
-class; `run_notebook` (notebook.py) is a function over a started kernel. This module imports
-neither, nor the door.
+class; `run_notebook` (notebook.py) is a function over a started kernel; `Student(kernel)` is the
+door for hidden tests (door/student.py). This module imports neither, nor the door.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 The runtime directory (under /tmp: unix socket paths are limited to 107 bytes) holds
 
 - ``ipc/`` (sandbox uid, 0700): the connection file and the kernel's sockets, bound read-write;
-- ``exchange/`` (sandbox uid, 0700): the bridge's answers, written by the kernel, bound read-write;
-- ``requests/`` (root, 0755): the bridge's requests, written by the grader, bound read-only;
+- ``exchange/`` (sandbox uid, 0700): the door's answers, written by the kernel, bound read-write;
+- ``requests/`` (root, 0755): the door's requests, written by the grader, bound read-only;
 - ``kernelspec/``: the kernelspec of this one kernel (never visible inside).
 """
 

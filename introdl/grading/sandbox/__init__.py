@@ -8,7 +8,7 @@
   reports ``sandboxed = False`` and results must say so.
 
 A sandbox turns a command line into a sandboxed command line (`Sandbox.wrap`); the kernel manager
-launches that. Paths the kernel and the grader share (the ipc sockets, the bridge's exchange) are
+launches that. Paths the kernel and the grader share (the ipc sockets, the door's exchange) are
 bound at the same absolute path inside and out, so connection files need no translation.
 
 The folder, from the bottom: `limits.py` (every limit, and a lab's own `limits.toml`), `slots.py`

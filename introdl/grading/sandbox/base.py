@@ -53,7 +53,7 @@ class SandboxSpec:
     name: str  # unique per sandbox: names cgroups and containers
     datadir: Path | None = None  # public data, read-only
     shared_dirs: tuple[Path, ...] = ()  # read-write, same path inside (ipc sockets, exchange)
-    readonly_dirs: tuple[Path, ...] = ()  # read-only, same path inside (bridge requests)
+    readonly_dirs: tuple[Path, ...] = ()  # read-only, same path inside (the door's requests)
     # (host package directory, path inside): read-only packages, importable because the parent
     # of each path inside is put on PYTHONPATH (only the package is bound, never its repository)
     python_paths: tuple[tuple[Path, str], ...] = ()

@@ -81,7 +81,7 @@ class Limits:
     cell_output_bytes: int = 100 * KiB  # outputs kept per cell (text and images)
     notebook_output_bytes: int = 2 * MiB  # outputs kept per notebook
     traceback_lines: int = 100  # traceback lines kept per error
-    exchange_bytes: int = 256 * MiB  # one value crossing the bridge (npy + JSON), each way
+    exchange_bytes: int = 256 * MiB  # one value crossing the door (npy + JSON), each way
     kernel_log_bytes: int = 64 * KiB  # tail of the kernel's own stdout/stderr kept for reports
 
 

@@ -63,17 +63,17 @@ if TYPE_CHECKING:
 
 TARGET = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-HELPER = "__introdl_bridge__"
+HELPER = "__introdl_door__"
 PREFIX = "_grader_"  # every name the grader puts into the kernel starts with it
 MESSAGE_CHARS = 2000
 NAME_CHARS = 200
 
 
-class BridgeError(Exception):
+class DoorError(Exception):
     """Anything the door raises: the test that hit it fails, with this message as the reason."""
 
 
-class StudentError(BridgeError):
+class StudentError(DoorError):
     """The submission's code raised an exception (its type and message, never grader source)."""
 
     def __init__(
@@ -85,7 +85,7 @@ class StudentError(BridgeError):
         super().__init__(f"{what} raised {ename}: {self.evalue}")
 
 
-class CallTimeout(BridgeError):
+class CallTimeout(DoorError):
     """The submission did not answer in time (`killed` when it also ignored the interrupt)."""
 
     def __init__(self, message: str, *, killed: bool) -> None:
@@ -93,11 +93,11 @@ class CallTimeout(BridgeError):
         self.killed = killed
 
 
-class KernelDied(BridgeError):
+class KernelDied(DoorError):
     """The kernel is gone (it exited, was killed after a timeout, or ran out of memory)."""
 
 
-class UnsupportedValue(BridgeError):
+class UnsupportedValue(DoorError):
     """The value cannot leave the sandbox (not plain data, too large, or malformed)."""
 
 
@@ -197,11 +197,11 @@ class Student:
         if self._installed:
             return
         source = Path(kernel_side.__file__).read_text()
-        code = _module_code(HELPER, source, "<introdl bridge>")
-        result = self._execute(code, "installing the grader's bridge", None)
+        code = _module_code(HELPER, source, "<introdl door>")
+        result = self._execute(code, "installing the grader's door", None)
         if result.status != "ok":
-            raise BridgeError(
-                f"could not install the grader's bridge in the kernel ({result.ename}: "
+            raise DoorError(
+                f"could not install the grader's door in the kernel ({result.ename}: "
                 f"{result.evalue}); the submission may have exhausted its processes or memory"
             )
         self._installed = True
@@ -240,8 +240,8 @@ class Student:
             code = f"{HELPER}.serve({str(request_dir)!r}, {str(result_dir)!r}, globals())"
             result = self._execute(code, what, timeout)
             if result.status == "error":
-                raise BridgeError(
-                    f"the grader's bridge failed inside the kernel during {what} "
+                raise DoorError(
+                    f"the grader's door failed inside the kernel during {what} "
                     f"({result.ename}: {str(result.evalue)[:200]}); the submission may have replaced it"
                 )
             try:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from introdl.grading.door.bridge import (
+from introdl.grading.door.student import (
     CallTimeout,
     KernelDied,
     Student,
@@ -217,7 +217,7 @@ def test_always_equal_objects_cannot_cross(tmp_path: Path) -> None:
         assert not (got == np.ones(3)).any()
 
 
-def test_tampered_bridge_cannot_forge_answers(
+def test_tampered_door_cannot_forge_answers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """When the submission patches json/numpy inside the kernel, is every forged answer refused, unpickled never?"""
@@ -228,8 +228,8 @@ def test_tampered_bridge_cannot_forge_answers(
     secret = tmp_path / "grader-only.txt"
     secret.write_text("GRADER SECRET")
     secret.chmod(0o600)
-    with sandboxed_kernel(tmp_path, "submitted-tampers-bridge") as kernel:
-        run_fixture(kernel, "submitted-tampers-bridge")
+    with sandboxed_kernel(tmp_path, "submitted-tampers-door") as kernel:
+        run_fixture(kernel, "submitted-tampers-door")
         student = Student(kernel)
         monkeypatch.setattr(pickle, "loads", no_unpickling)
         monkeypatch.setattr(pickle, "load", no_unpickling)

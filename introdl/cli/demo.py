@@ -30,8 +30,8 @@ from pathlib import Path
 import nbformat
 
 import introdl.data as registry
+from introdl.cli.release import generate
 from introdl.grading.batch import Row, grade_class
-from introdl.grading.commands.release import generate
 from introdl.grading.course import course_root, labs_with_source, nbgrader, validate_source
 from introdl.grading.grade import GradeOptions
 from introdl.grading.sandbox.limits import DEFAULT_LIMITS
@@ -141,7 +141,7 @@ def hand_in(course: Path) -> list[str]:
     exchange = f"--Exchange.root={course / 'exchange'}"
     nbgrader("generate_assignment", LAB, "--force", "--log-level=WARN", cwd=course)
     nbgrader("release_assignment", LAB, "--force", "--log-level=WARN", exchange, cwd=course)
-    from introdl.grading.commands.demo_students import demo_notebooks
+    from introdl.cli.demo_students import demo_notebooks
 
     source = nbformat.read(course / "source" / LAB / f"{LAB}.ipynb", as_version=4)
     release = nbformat.read(course / "release" / LAB / f"{LAB}.ipynb", as_version=4)

@@ -19,7 +19,7 @@ import heapq
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
-from introdl.check.fair_queue import Check
+from introdl.checkwork.fair_queue import Check
 
 DEFAULT_SECONDS = 60.0  # a lab never checked yet
 RATE_WINDOW = 600.0  # seconds of recent requests that tell how fast checks arrive

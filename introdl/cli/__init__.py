@@ -1,5 +1,8 @@
 """The `introdl` command line: a thin layer over plain functions.
 
+The front door, above everything it calls: the engine's own commands (`grade`, `grade-notebook`
+in introdl/grading/commands/), the commands that grade nothing (one module each here: release,
+data, demo, hub), the similarity report, the staff tools and the LMS. Nothing below imports it.
 Each command is a function with keyword-only arguments and a docstring; this module only parses
 arguments (defaults are read from the function, so they cannot drift) and prints the frozen
 dataclass the function returns. Exit codes: 0 done (a graded submission with failing tests is
@@ -29,7 +32,9 @@ STOPPED = 130  # exit code after Ctrl-C, as a shell reports a command killed by 
 
 def _commands() -> dict[str, tuple[Command, dict[str, str]]]:
     """Command name -> (function, {parameter: help}). Imported lazily: TensorFlow is slow to load."""
-    from introdl.grading.commands import data, demo, grade, grade_notebook, release
+    from introdl.cli import data, demo, release
+    from introdl.cli.hub import hub
+    from introdl.grading.commands import grade, grade_notebook
     from introdl.grading.sandbox.docker import DEFAULT_IMAGE
     from introdl.lms.command import lms
     from introdl.similarity.command import similarity
@@ -72,7 +77,7 @@ def _commands() -> dict[str, tuple[Command, dict[str, str]]]:
             },
         ),
         "hub": (
-            _hub_command(),
+            hub,
             {
                 "port": "the hub's port on 127.0.0.1",
                 "state": "the hub's state folder (root only: database, accounts, exchange)",
@@ -125,23 +130,6 @@ def _commands() -> dict[str, tuple[Command, dict[str, str]]]:
             {"workdir": "where to build the demo course (default: a fresh temporary folder)"},
         ),
     }
-
-
-def _hub_command() -> Command:
-    """`introdl hub`: the local demo hub; its set-up errors are bad input (exit 2)."""
-    import functools
-
-    from introdl.hub import local
-    from introdl.hub.accounts import AccountError
-
-    @functools.wraps(local.serve)
-    def hub(**kwargs: Any) -> Any:
-        try:
-            return local.serve(**kwargs)
-        except (local.HubError, AccountError) as err:
-            raise BadInput(str(err)) from err
-
-    return hub
 
 
 POSITIONAL = {
@@ -242,7 +230,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         print(render(result))
     return int(getattr(result, "exit_code", 0))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -27,9 +27,9 @@ from urllib.parse import quote
 from tornado.httpclient import HTTPClientError, HTTPRequest, HTTPResponse
 from tornado.simple_httpclient import HTTPTimeoutError, SimpleAsyncHTTPClient
 
-from introdl.check.notebook import MAX_NOTEBOOK_BYTES, NotebookError, ReadInProgress
+from introdl.checkwork.notebook import MAX_NOTEBOOK_BYTES, NotebookError, ReadInProgress
 
-log = logging.getLogger("introdl.check")
+log = logging.getLogger("introdl.checkwork")
 READ_TIMEOUT = 30.0  # seconds for the whole read from a student's server
 HUB_TIMEOUT = 10.0  # seconds for each call to the hub's API
 READS_AT_ONCE = 8  # reads in flight at once, each at most WIRE_CAP bytes in memory

@@ -9,8 +9,8 @@ server` from their running server through the proxy, server_notebook.py), queues
 test's visibility. Checks never touch the gradebook. Staff (hub group `--staff-group`) see the
 queue and every student's checks and can grant more.
 
-    python -m introdl.check.service --course DIR --state DIR --staff-group formgrade-introdl
-    python -m introdl.check.service --course DIR --state DIR --notebooks server \
+    python -m introdl.checkwork.service --course DIR --state DIR --staff-group formgrade-introdl
+    python -m introdl.checkwork.service --course DIR --state DIR --notebooks server \
         --public-url https://hub.example.edu [--ca-file PEM] --backend docker --image IMAGE
 
 Pages (cookie login through the hub) and API (hub token), under the prefix (/services/check/):
@@ -49,10 +49,10 @@ from urllib.parse import urlparse
 
 from tornado import web
 
-from introdl.check.app import CheckApp
-from introdl.check.errors import NotFound, OAuthCallback
-from introdl.check.fair_queue import CheckQueue
-from introdl.check.handlers import (
+from introdl.checkwork.app import CheckApp
+from introdl.checkwork.errors import NotFound, OAuthCallback
+from introdl.checkwork.fair_queue import CheckQueue
+from introdl.checkwork.handlers import (
     ApiAsk,
     ApiCheck,
     ApiChecks,
@@ -63,12 +63,13 @@ from introdl.check.handlers import (
     HomePage,
     StaffPage,
 )
-from introdl.check.notebook import HomeNotebooks, NotebookSource
-from introdl.check.server_notebook import ServerNotebooks
-from introdl.check.settings import CheckService, course_settings, limits_of
+from introdl.checkwork.notebook import HomeNotebooks, NotebookSource
+from introdl.checkwork.server_notebook import ServerNotebooks
+from introdl.checkwork.settings import CheckService, course_settings, limits_of
 from introdl.grading.grade import GradeOptions
 from introdl.grading.kernel.launch import sweep_stale
 from introdl.grading.record.late import course_policy
+from introdl.staff.dashboard_handlers import draw_ahead
 from introdl.staff.handins import ExchangeHandins
 from introdl.staff.regrade import RegradeDesk
 from introdl.staff.regrade_feedback import CourseReleases, ExchangeReleases
@@ -76,7 +77,7 @@ from introdl.staff.regrade_settings import regrade_window
 from introdl.staff.routes import staff_routes
 from introdl.staff.store import StaffStore
 
-log = logging.getLogger("introdl.check")
+log = logging.getLogger("introdl.checkwork")
 
 
 def make_app(app: CheckApp, prefix: str) -> web.Application:
@@ -135,7 +136,7 @@ async def serve(args: argparse.Namespace) -> None:
     course_policy(course)  # a nonsense late policy stops the service at start, naming the file
     cluster = cluster_of(args, settings)
     if cluster:  # checks graded on the Dask cluster of batch grading (docs/cluster.md)
-        from introdl.check.cluster_workers import ClusterWorkers
+        from introdl.checkwork.cluster_workers import ClusterWorkers
 
         app.workers = ClusterWorkers(
             queue, course, cluster, int(settings.warm), options=app.workers.options
@@ -143,6 +144,7 @@ async def serve(args: argparse.Namespace) -> None:
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/check/")
     url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", f"http://127.0.0.1:{args.port}"))
     make_app(app, prefix).listen(url.port or args.port, address=url.hostname or "127.0.0.1")
+    draw_ahead(app)  # the class dashboard, so that the first staff visit finds it drawn
     log.info(
         "check service for %s on port %s: %d workers, limits %s, %d checks re-queued after a "
         "restart; notebooks from %s, graded with %s%s",

@@ -19,7 +19,7 @@ from traitlets import Float, Int, Unicode
 from traitlets.config import Configurable
 from traitlets.config.loader import ConfigFileNotFound, PyFileConfigLoader
 
-from introdl.check.fair_queue import Limits
+from introdl.checkwork.fair_queue import Limits
 
 
 class CheckService(Configurable):

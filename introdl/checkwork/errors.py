@@ -15,7 +15,7 @@ from typing import Any
 from jupyterhub.services.auth import HubOAuthCallbackHandler
 from tornado import web
 
-from introdl.check import pages
+from introdl.checkwork import pages
 from introdl.hub import error_page
 from introdl.hub.request_guard import NO_SCRIPT_CSP, page_csp
 

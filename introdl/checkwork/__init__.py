@@ -8,4 +8,9 @@ watchdog), `fair_queue` (SQLite: requests, round-robin
 queue, limits, verdicts), `grader` (the one call into the engine, and the student's view),
 `notebook` (the student's fetched notebook, read safely; released labs; due dates), `pages`
 (HTML), `settings` (c.CheckService.* in the course's nbgrader_config.py).
+
+Named `checkwork`, not `check`, so that it cannot be mistaken for `introdl.checks` (the public
+checks students run in their own notebooks, which never import the engine): the two sit on
+opposite sides of the trust line. The hub still runs it as the service `check`
+(/services/check/), with its state in the `check/` folder.
 """

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
-from introdl.check.fair_queue import Check
+from introdl.checkwork.fair_queue import Check
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 60rem; color: #222; }

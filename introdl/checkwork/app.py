@@ -19,27 +19,27 @@ from jupyterhub.services.auth import HubOAuth
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
-from introdl.check.eta import (
+from introdl.checkwork.eta import (
     DEFAULT_SECONDS,
     RATE_WINDOW,
     finish_times,
     late_words,
     overtaken,
 )
-from introdl.check.fair_queue import Check, CheckQueue
-from introdl.check.grader import student_view
-from introdl.check.live import live_view
-from introdl.check.notebook import HomeNotebooks, NotebookSource, due_date, released_labs
-from introdl.check.refusals import RefusalLog
-from introdl.check.workers import Workers
+from introdl.checkwork.fair_queue import Check, CheckQueue
+from introdl.checkwork.grader import student_view
+from introdl.checkwork.live import live_view
+from introdl.checkwork.notebook import HomeNotebooks, NotebookSource, due_date, released_labs
+from introdl.checkwork.refusals import RefusalLog
+from introdl.checkwork.workers import Workers
 from introdl.grading.grade import GradeOptions
 from introdl.staff.handins import ExchangeHandins
 from introdl.staff.store import StaffStore
 
 if TYPE_CHECKING:
-    from introdl.check.cluster_workers import Grading
+    from introdl.checkwork.cluster_workers import Grading
 
-log = logging.getLogger("introdl.check")
+log = logging.getLogger("introdl.checkwork")
 GROUP_CACHE_SECONDS = 30.0
 DUE_CACHE_SECONDS = 30.0
 

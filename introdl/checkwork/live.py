@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from introdl.check.fair_queue import Check
-from introdl.check.grader import student_view
+from introdl.checkwork.fair_queue import Check
+from introdl.checkwork.grader import student_view
 
 
 @dataclass

@@ -19,10 +19,10 @@ from typing import Any
 from jupyterhub.services.auth import HubOAuthenticated
 from tornado import web
 
-from introdl.check import errors, pages
-from introdl.check.app import CheckApp
-from introdl.check.fair_queue import Check, OverLimit
-from introdl.check.notebook import NotebookError
+from introdl.checkwork import errors, pages
+from introdl.checkwork.app import CheckApp
+from introdl.checkwork.fair_queue import Check, OverLimit
+from introdl.checkwork.notebook import NotebookError
 from introdl.hub import error_page
 from introdl.hub.request_guard import (
     NO_SCRIPT_CSP,
@@ -33,7 +33,7 @@ from introdl.hub.request_guard import (
 )
 from introdl.staff import late
 
-log = logging.getLogger("introdl.check")
+log = logging.getLogger("introdl.checkwork")
 PAGE_CSP = page_csp(base64.b64encode(hashlib.sha256(pages.STYLE.encode()).digest()).decode())
 
 

@@ -30,16 +30,16 @@ from pathlib import Path
 from queue import Empty
 from typing import Any
 
-from introdl.check.fair_queue import Check, CheckQueue
-from introdl.check.grader import grade_check
-from introdl.check.live import LiveChecks, with_first_result
-from introdl.check.settings import course_settings
+from introdl.checkwork.fair_queue import Check, CheckQueue
+from introdl.checkwork.grader import grade_check
+from introdl.checkwork.live import LiveChecks, with_first_result
+from introdl.checkwork.settings import course_settings
 from introdl.grading.grade import GradeOptions
 from introdl.grading.kernel.launch import sweep_stale
 from introdl.grading.pool import PoolTimeout
 from introdl.grading.sandbox.limits import DEFAULT_LIMITS, lab_limits
 
-log = logging.getLogger("introdl.check")
+log = logging.getLogger("introdl.checkwork")
 MAX_ATTEMPTS = 3
 STOP_GRACE = 10.0  # seconds a stopped grading has to unwind its sandbox before its worker is killed
 

@@ -37,9 +37,9 @@ from typing import Any, Protocol, cast
 from distributed import Client, Future, KilledWorker
 
 import introdl.data as registry
-from introdl.check.fair_queue import Check, CheckQueue
-from introdl.check.live import LiveChecks, with_first_result
-from introdl.check.workers import (
+from introdl.checkwork.fair_queue import Check, CheckQueue
+from introdl.checkwork.live import LiveChecks, with_first_result
+from introdl.checkwork.workers import (
     MAX_ATTEMPTS,
     STOP_GRACE,
     Serving,
@@ -61,7 +61,7 @@ from introdl.grading.cluster.warm import TOPIC, GradingStopped, WarmKernels, sto
 from introdl.grading.grade import Graded, GradeOptions
 from introdl.grading.pool import PoolTimeout
 
-log = logging.getLogger("introdl.check")
+log = logging.getLogger("introdl.checkwork")
 OFFERED = "introdl-check-bundles"  # the scheduler's metadata key of the service's bundles
 WARM_PLUGIN = "introdl-warm-checks"
 PRIORITY = 10  # ahead of batch tasks (priority 0) waiting for a worker
