@@ -12,6 +12,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell
 
 from introdl.checkwork import pages
 from introdl.checkwork.grader import grade_check, status_lines, student_view
+from introdl.grading.kernel.cpu import AGAIN
 from tests.corpus_course import LAB, answer, build_course
 from tests.sandboxed import needs_bwrap
 
@@ -180,3 +181,31 @@ def test_an_error_says_what_to_do_and_keeps_its_internals_and_markup_out() -> No
     assert (
         error_page.as_json(500, None, home="home")["message"] == "Something went wrong on our side"
     )
+
+
+def test_a_busy_host_verdict_says_so_first_and_asks_for_a_check_again() -> None:
+    """Does a check graded on a too busy machine say, before anything else, that it is not a
+    verdict yet, with 'ask for a check again' in place of the batch's 'graded again'?"""
+    busy = (
+        "the grading machine was too busy: your code used only 0.2 CPU seconds of the 30 "
+        f"seconds it was given. {AGAIN}"
+    )
+    results = {
+        "host_busy": [busy],
+        "events": [{"kind": "cell_timeout", "message": "no answer", "cell": 3},
+                   {"kind": "host_busy", "message": busy, "cell": 3}],
+        "cells": [{"index": 3, "status": "timeout", "code_number": 2, "heading": None}],
+        "tests": [{"name": "test_add", "grade_id": "add", "score": 0.0, "max_score": 2.0,
+                   "status": "error", "output": busy, "host_busy": True}],
+    }  # fmt: skip
+    view = student_view(results, due=None, now=datetime.now(UTC))
+    first = view["status"][0]
+    assert first.startswith("Not judged yet: the grading machine was too busy"), first
+    assert "ask for a check again" in first
+    assert AGAIN not in first
+    assert view["tests"][0]["status"] == "error"
+    assert "ask for a check again" in view["tests"][0]["message"]
+    page = pages.check({"id": 1, "lab": LAB, "requested_at": 0, "state": "done",
+                        "verdict": view, "wait_seconds": 3.0})  # fmt: skip
+    assert "Not judged yet" in page
+    assert "failed" not in page

@@ -192,7 +192,8 @@ def test_call_that_ignores_the_interrupt_kills_the_kernel(tmp_path: Path) -> Non
         with pytest.raises(CallTimeout) as caught:
             student.call("stubborn", 60, timeout=0.5)
         assert caught.value.killed
-        assert [e.kind for e in kernel.events] == ["call_timeout", "kernel_killed"]
+        # it sleeps: little CPU, so a first grading cannot blame it (tests/test_busy_host.py)
+        assert [e.kind for e in kernel.events] == ["call_timeout", "host_busy", "kernel_killed"]
         assert processes_of_uid(kernel.sandbox.spec.uid) == []
         with pytest.raises(KernelDied):
             student.call("normalize", np.ones(2))

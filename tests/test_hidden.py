@@ -530,7 +530,8 @@ def test_ok(student):
         pytest.param(
             {"test_ok.py": OK_TEST},
             {"a": 3},
-            r"test_ok.py: grade cell 'a' is worth 3 points in the source notebook, but its hidden tests carry 2",
+            r"test_ok.py: grade cell 'a' is worth 3 points in the release notebook \(`introdl release` "
+            r"makes it from the source\), but its hidden tests carry 2",
             id="points-mismatch",
         ),
         pytest.param(

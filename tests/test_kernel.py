@@ -75,7 +75,8 @@ def test_loop_that_swallows_interrupts_gets_the_sandbox_killed(tmp_path: Path) -
     with sandboxed_kernel(tmp_path, "submitted-ignores-interrupt") as kernel:
         run = run_fixture(kernel, "submitted-ignores-interrupt")
         assert statuses(run) == ["ok", "killed", "skipped"]
-        assert kinds(run) == ["cell_timeout", "kernel_killed"]
+        # it sleeps: little CPU, so a first grading cannot blame it (tests/test_busy_host.py)
+        assert kinds(run) == ["cell_timeout", "host_busy", "kernel_killed"]
         assert not run.kernel_alive
         assert not kernel.alive
         assert run.cells[2].evalue == "the kernel is no longer running"

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from introdl.grading.api import (
+    AGAIN,
     GradeOptions,
     KernelPool,
     Listener,
@@ -50,6 +51,11 @@ UNSEEN = re.compile(
     re.I | re.M,
 )
 SEE_IT_THERE = "(the traceback is not shown here: run that cell in JupyterLab to see it)"
+# A check is never graded again by itself: the student asks again (the engine's words: AGAIN).
+CHECK_AGAIN = (
+    "This is not a verdict on your code: ask for a check again in a few minutes (a check is not "
+    "regraded by itself)."
+)
 
 
 DEFAULT_OPTIONS = GradeOptions()  # the engine's defaults: see GradeOptions
@@ -134,7 +140,9 @@ def student_view(results: dict[str, Any], *, due: datetime | None, now: datetime
                     "status": test["status"],
                     "score": test["score"],
                     "max_score": test["max_score"],
-                    "message": ANSI.sub("", str(test.get("output", ""))),
+                    "message": ANSI.sub("", str(test.get("output", ""))).replace(
+                        AGAIN, CHECK_AGAIN
+                    ),
                 }
             )
         elif visibility == "after_due_date":
@@ -161,7 +169,9 @@ def student_view(results: dict[str, Any], *, due: datetime | None, now: datetime
 def status_lines(results: dict[str, Any]) -> list[str]:
     """Plain sentences about how the notebook ran: errors, time-outs, memory, cells that raised,
     each cell named as the student finds it in JupyterLab."""
-    lines = [str(e) for e in results.get("errors", [])]
+    busy = [str(b) for b in results.get("host_busy", [])]
+    lines = [f"Not judged yet: {busy[0].replace(AGAIN, CHECK_AGAIN)}"] if busy else []
+    lines += [str(e) for e in results.get("errors", [])]
     cells = [c for c in results.get("cells", []) if isinstance(c, dict)]
     by_index = {c.get("index"): c for c in cells}
     for event in results.get("events", []):

@@ -109,6 +109,9 @@ if TYPE_CHECKING:
     from introdl.grading.grade import (
         warm_pool as warm_pool,
     )
+    from introdl.grading.kernel.cpu import (
+        AGAIN as AGAIN,
+    )
     from introdl.grading.kernel.launch import (
         sweep_stale as sweep_stale,
     )
@@ -196,6 +199,7 @@ WHERE: dict[str, str] = {
     "Graded": "introdl.grading.grade",
     "grade_submission": "introdl.grading.grade",
     "warm_pool": "introdl.grading.grade",
+    "AGAIN": "introdl.grading.kernel.cpu",
     "sweep_stale": "introdl.grading.kernel.launch",
     "KernelPool": "introdl.grading.pool",
     "PoolTimeout": "introdl.grading.pool",

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import dataclasses
 import multiprocessing
 import multiprocessing.util
 import os
@@ -38,6 +39,9 @@ from introdl.grading.record.row import Row as Row  # re-exported: callers import
 from introdl.grading.submission import Submission, parse_timestamp
 
 FINGERPRINT_FILE = "fingerprint.txt"
+# Written after the fingerprint of a submission whose grading ended on a too busy host: it is not
+# done, and the next batch grades it again as a retry (`GradeOptions.retry`), even without --force.
+BUSY_MARK = " host-busy"
 # After Ctrl-C, how long a local worker has to unwind its sandbox before it is killed (its
 # sandboxes then die with it: bwrap's --die-with-parent; the next batch sweeps what is left).
 STOP_GRACE_SECONDS = 20.0
@@ -54,6 +58,12 @@ def is_done(root: Path, sub: Submission) -> bool:
     )
 
 
+def was_busy(root: Path, sub: Submission) -> bool:
+    """Did an earlier batch land this exact submission with a too-busy-host verdict?"""
+    stamp = results_path(root, sub.student, sub.lab).parent / FINGERPRINT_FILE
+    return stamp.is_file() and stamp.read_text().strip() == sub.fingerprint() + BUSY_MARK
+
+
 def land(root: Path, sub: Submission, graded: Graded) -> Row:
     """Write results.json and the autograded notebook, and store the scores (coordinator only)."""
     from introdl.grading.record.gradebook import land_grades
@@ -65,11 +75,22 @@ def land(root: Path, sub: Submission, graded: Graded) -> Row:
         root, sub.lab, sub.student, notebook, results, timestamp=parse_timestamp(sub.timestamp)
     )
     results.write(results_path(root, sub.student, sub.lab))
-    (folder / FINGERPRINT_FILE).write_text(sub.fingerprint() + "\n")
+    busy = BUSY_MARK if results.host_busy else ""
+    (folder / FINGERPRINT_FILE).write_text(sub.fingerprint() + busy + "\n")
+    if busy:
+        return Row(sub.student, results.score, results.max_score, "error", busy_words(results))
     message = "; ".join(results.errors) or (
         "NOT SANDBOXED" if not results.sandbox.sandboxed else ""
     )
     return Row(sub.student, results.score, results.max_score, "graded", message)
+
+
+def busy_words(results: Results) -> str:
+    """A row's message when a retry ended on a too busy host again (a first one is retried)."""
+    return (
+        f"not graded: the grading machine was too busy ({results.host_busy[0]}), on a retry too; "
+        "run the same command later: it grades this submission again, without --force"
+    )
 
 
 def unchanged_row(root: Path, sub: Submission) -> Row:
@@ -230,28 +251,53 @@ def grade_class(
     WARM: kernels each worker (local, or of the Dask cluster) keeps warming while it grades (0:
     every sandbox starts cold).
 
-    Ctrl-C raises `Stopped` once the workers have stopped and what was graded has landed.
+    A submission whose grading ends on a too busy host (`Results.host_busy`) lands, then is graded
+    once more at the end of the batch as a retry (`GradeOptions.retry`); one an earlier batch left
+    so is graded in that retry pass directly. Ctrl-C raises `Stopped` once the workers have stopped
+    and what was graded has landed.
     """
     rows: dict[str, Row] = {}
     todo: list[Submission] = []
+    again: list[Submission] = []  # graded (again) as retries, at the end
     for sub in subs:
         if not force and is_done(root, sub):
             rows[sub.student] = unchanged_row(root, sub)
+        elif not force and was_busy(root, sub):
+            again.append(sub)
         else:
             todo.append(sub)
     if progress:
-        progress.plan(len(todo), len(subs) - len(todo))
+        progress.plan(len(todo) + len(again), len(subs) - len(todo) - len(again))
 
     def started(sub: Submission, worker: str | None = None) -> None:
         if progress:
             progress.started(sub.student, worker)
 
-    if scheduler:  # Dask is imported only for a cluster; its workers need no shared disk
-        from introdl.grading.cluster.dask_run import run_dask
+    def graded(
+        subs: list[Submission], options: GradeOptions
+    ) -> Generator[tuple[Submission, Graded | BaseException], None, None]:
+        if scheduler:  # Dask is imported only for a cluster; its workers need no shared disk
+            from introdl.grading.cluster.dask_run import run_dask
 
-        stream = run_dask(root, todo, options, scheduler, warm=warm, on_start=started)
-    else:
-        stream = run_local(root, todo, options, workers, on_start=started, warm=warm)
+            return run_dask(root, subs, options, scheduler, warm=warm, on_start=started)
+        return run_local(root, subs, options, workers, on_start=started, warm=warm)
+
+    def passes() -> Generator[tuple[Submission, Graded | BaseException, bool], None, None]:
+        """The batch, then its retries of the submissions a too busy host left ungraded; each
+        outcome with whether it is final (a busy first grading lands, but makes no row)."""
+        with contextlib.closing(graded(todo, options)) as first:  # closed at once on a stop
+            for sub, outcome in first:
+                busy = isinstance(outcome, Graded) and bool(outcome.results.host_busy)
+                if busy:
+                    again.append(sub)
+                yield sub, outcome, not busy
+        if again:
+            retry = dataclasses.replace(options, retry=True)
+            with contextlib.closing(graded(list(again), retry)) as second:
+                for sub, outcome in second:
+                    yield sub, outcome, True
+
+    stream = passes()
     # Landing (nbgrader's preprocessors, the gradebook, files) runs on one thread of its own, in
     # arrival order, while the next submission is graded: with one in-process worker the two
     # overlap instead of adding up. Rows are recorded, and on_row called, on this thread.
@@ -259,7 +305,7 @@ def grade_class(
     import introdl.grading.record.gradebook  # noqa: F401
 
     with cf.ThreadPoolExecutor(1, thread_name_prefix="introdl-land") as lander:
-        landing: deque[tuple[Submission, cf.Future[Row]]] = deque()
+        landing: deque[tuple[Submission, cf.Future[Row], bool]] = deque()
 
         def record(row: Row) -> None:
             rows[row.student] = row
@@ -271,19 +317,21 @@ def grade_class(
         def collect(wait: bool) -> None:
             """Record the landings that have finished, in order (all of them with WAIT)."""
             while landing and (wait or landing[0][1].done()):
-                sub, future = landing.popleft()
+                sub, future, final = landing.popleft()
                 try:
-                    record(future.result())
+                    row = future.result()
+                    if final:  # a busy first grading has its row after its retry
+                        record(row)
                 except Exception as err:
                     if disk_full_errno(err):
                         raise disk_full(root, sub, err, rows) from err
                     raise
 
         try:
-            for sub, outcome in stream:
+            for sub, outcome, final in stream:
                 collect(wait=False)
                 if not isinstance(outcome, BaseException):
-                    landing.append((sub, lander.submit(land, root, sub, outcome)))
+                    landing.append((sub, lander.submit(land, root, sub, outcome), final))
                     continue
                 if isinstance(outcome, BadInput):
                     raise outcome  # an authoring error (hidden suite broken): stop, nothing to land

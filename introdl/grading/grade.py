@@ -19,12 +19,13 @@ import nbformat
 from nbformat import NotebookNode
 
 from introdl.grading.door.student import Student
+from introdl.grading.hidden.busy import BusyWatch
 from introdl.grading.hidden.runner import run_hidden_tests
 from introdl.grading.kernel.launch import start_kernel
 from introdl.grading.kernel.notebook import CellRecord, NotebookRun, run_notebook
 from introdl.grading.pool import KernelPool
 from introdl.grading.record.live import Listener, notify
-from introdl.grading.record.results import CellRun, Event, Phases, Results, Sandbox
+from introdl.grading.record.results import CellRun, Event, Phases, Results, Sandbox, TestResult
 from introdl.grading.sandbox import default_backend, gpu_count
 from introdl.grading.sandbox.limits import DEFAULT_LIMITS, Limits, lab_limits
 from introdl.grading.sandbox.public_data import public_data_dir
@@ -57,6 +58,9 @@ class GradeOptions:
     # (True and False, the flag this once was, are taken as all and none)
     gpus: int | None = None
     extra_env: tuple[tuple[str, str], ...] = ()
+    # The second grading of a submission whose first ended on a too busy host (kernel/cpu.py): a
+    # limit that runs out while the CPU was there and unused is then the submission's own.
+    retry: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "gpus", gpu_count(self.gpus))  # ValueError for 0 and below -1
@@ -204,6 +208,8 @@ def grade_submission(
         sandbox = dataclasses.replace(sandbox, workdir_quota=copy.quota)
         workdir = copy.path
         t_notebook = time.monotonic()
+        kernel.meter.retry = options.retry
+        busy = BusyWatch(kernel.meter, limits.grading_timeout)  # the grading limit's window
         code = [i for i, cell in enumerate(nb.cells) if cell.cell_type == "code"]
         notify(on_progress, {"event": "notebook", "code_cells": len(code)})
         on_cell = cell_event(on_progress, code, public_checks(nb))
@@ -217,10 +223,12 @@ def grade_submission(
             only=options.only,
             deadline=t_notebook + limits.grading_timeout,
             on_event=on_progress,
+            busy=busy,
         )
         t_end = time.monotonic()
         events = tuple(Event("repaired", note) for note in notes)
         events += tuple(Event(e.kind, e.detail, e.cell) for e in kernel.events)
+    tests, host_busy = busy_verdicts(tests, [e.message for e in events if e.kind == "host_busy"])
     executed = run.executed_notebook(nb)
     phases = Phases(
         sandbox_start=t_notebook - t_start,
@@ -233,8 +241,31 @@ def grade_submission(
         phases=phases,
         events=events,
         cells=cell_runs(run),
+        host_busy=host_busy,
     )
     return Graded(graded, nbformat.writes(executed), tuple(notes))
+
+
+def busy_verdicts(
+    tests: list[TestResult], notebook: list[str]
+) -> tuple[list[TestResult], tuple[str, ...]]:
+    """TESTS with every test that did not pass after a too busy host's first word (NOTEBOOK: the
+    sandbox's `host_busy` events, which come before every test) made an error, 0 points for now:
+    the kernel it needed may have been interrupted or killed by that limit. And the sentences
+    (none when every test passed: there is nothing to grade again)."""
+    said = list(notebook)
+    out: list[TestResult] = []
+    for test in tests:
+        if test.host_busy:
+            said.append(test.output)
+        elif said and test.status != "passed":
+            words = f"not judged: {said[0]} (this run said: {test.output or test.status})"
+            test = dataclasses.replace(test, status="error", score=0.0, output=words)
+            test = dataclasses.replace(test, host_busy=True)
+        out.append(test)
+    if all(t.status == "passed" for t in out):
+        return out, ()  # full marks whatever the host did: nothing to grade again
+    return out, tuple(dict.fromkeys(said))
 
 
 def public_checks(nb: NotebookNode) -> set[int]:

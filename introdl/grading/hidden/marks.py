@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import math
+import time
 from collections.abc import Sequence
-from typing import cast
+from dataclasses import dataclass, field
+from typing import Any, cast
 
 import pytest
 
@@ -131,3 +133,33 @@ def seed_key(nodeid: str, module: object) -> int:
     if isinstance(seeded_as, str) and "::" in nodeid:
         nodeid = seeded_as + nodeid[nodeid.index("::") :]
     return node_key(nodeid)
+
+
+@dataclass
+class Timing:
+    budget: float
+    cut: bool = False  # the budget was shortened to the submission's grading deadline
+    started: float = field(default_factory=time.monotonic)
+    ended: float | None = None
+
+
+def planned(item: pytest.Item) -> dict[str, Any]:
+    """A hidden test as the live view announces it before it runs (no source, no inputs)."""
+    grade_id, points, visibility = grade_of(item)
+    return {
+        "name": item.name,
+        "grade_id": grade_id,
+        "max_score": points,
+        "visibility": visibility,
+        "trains": item.get_closest_marker("trains") is not None,
+    }
+
+
+def overrun_message(timing: Timing) -> str:
+    """What a student reads about a test stopped by its budget or by the grading deadline."""
+    if timing.cut:
+        return (
+            "the time this lab allows for grading one submission ran out before this test "
+            "finished (earlier cells or tests of this notebook took it)"
+        )
+    return f"the test ran past its time budget of {timing.budget:g} s and was stopped"

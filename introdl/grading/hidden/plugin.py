@@ -1,7 +1,7 @@
 """The pytest plugin of the test phase: markers, fixtures, budgets and source-free outcomes.
 
 - `@pytest.mark.grade(grade_id, points=N)`: every hidden test needs one; the points of the tests
-  sharing a grade id must add up to that grade cell's points in the source notebook. An optional
+  sharing a grade id must add up to that grade cell's points in the release notebook. An optional
   `visibility="hidden"` keeps a test's name and message out of feedback; `after_due_date` shows
   it in feedback but only counts it in a pre-deadline check (also as `@pytest.mark.visibility(...)`).
 - `@pytest.mark.budget(seconds=S)`: a test's wall-clock budget, fixture setup included (default
@@ -10,6 +10,8 @@
   live check shows the fast results first (introdl/grading/record/live.py).
 - Fixtures: `student` (the only door into the student's kernel), `rng` (a NumPy generator seeded
   from the grading seed and the test's id) and `seed` (an int drawn the same way).
+- A budget that runs out while the student's kernel used little CPU makes the test an error
+  ("the grading machine was too busy"), never a failure (hidden/busy.py, kernel/cpu.py).
 - Each test's outcome becomes a `TestResult` whose `output` is the authored message only (see
   `feedback_message`): never a traceback, a source line, a grader path or a local variable.
 """
@@ -22,7 +24,7 @@ import signal
 import threading
 import time
 from collections.abc import Generator, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol, runtime_checkable
@@ -30,15 +32,19 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import pytest
 
+from introdl.grading.hidden.busy import BusyWatch
 from introdl.grading.hidden.marks import (
     DEFAULT_BUDGET,
     BudgetExceeded,
     HostTooSlow,
     SetupBudgetExceeded,
+    Timing,
     budget_of,
     feedback_message,
     grade_of,
     item_location,
+    overrun_message,
+    planned,
     seed_key,
 )
 from introdl.grading.record.live import Listener, notify
@@ -81,14 +87,6 @@ class _Phase:
     xfail: bool = False
 
 
-@dataclass
-class _Timing:
-    budget: float
-    cut: bool = False  # the budget was shortened to the submission's grading deadline
-    started: float = field(default_factory=time.monotonic)
-    ended: float | None = None
-
-
 class HiddenTestPlugin:
     """The pytest plugin behind `run_hidden_tests`; one instance per run."""
 
@@ -103,6 +101,7 @@ class HiddenTestPlugin:
         default_budget: float = DEFAULT_BUDGET,
         deadline: float | None = None,
         on_event: Listener | None = None,
+        busy: BusyWatch | None = None,
     ) -> None:
         # Underscored: the public names are the fixtures `student` and `seed` below.
         self._student = student
@@ -113,10 +112,11 @@ class HiddenTestPlugin:
         self.default_budget = default_budget
         self.deadline = deadline  # time.monotonic() past which no hidden test may run
         self.on_event = on_event  # the live view: the plan, then each outcome as it lands
+        self.busy = busy  # whether a limit that ran out was the host's fault (hidden/busy.py)
         self.problems: list[str] = []
         self.items: list[pytest.Item] = []
         self.phases: dict[str, dict[str, _Phase]] = {}
-        self.timings: dict[str, _Timing] = {}
+        self.timings: dict[str, Timing] = {}
         self.interrupted = False
         self.rootpath = Path()
 
@@ -188,7 +188,8 @@ class HiddenTestPlugin:
                 detail = ", ".join(f"{w.rsplit('::', 1)[-1]} {p:g}" for w, p in tests)
                 self.problems.append(
                     f"{tests[0][0].split('::')[0]}: grade cell {grade_id!r} is worth "
-                    f"{self.points[grade_id]:g} points in the source notebook, but its hidden tests "
+                    f"{self.points[grade_id]:g} points in the release notebook (`introdl release` "
+                    "makes it from the source), but its hidden tests "
                     f"carry {total:g} ({detail}); make the marker points add up"
                 )
         for grade_id, pts in self.points.items():
@@ -246,8 +247,11 @@ class HiddenTestPlugin:
         if cut:
             assert self.deadline is not None
             budget = max(0.0, self.deadline - time.monotonic())
-        timing = self.timings[item.nodeid] = _Timing(budget=budget, cut=cut)
+        timing = self.timings[item.nodeid] = Timing(budget=budget, cut=cut)
+        if self.busy is not None:
+            self.busy.start(item.nodeid)
         if cut and budget <= 0:  # the deadline has passed: the test does not start
+            self._overrun(item, timing)
             raise SetupBudgetExceeded(overrun_message(timing))
         with self._alarm(item, SetupBudgetExceeded):
             return (yield)
@@ -278,6 +282,7 @@ class HiddenTestPlugin:
         over = overrun_message(timing)
 
         def on_alarm(signum: int, frame: FrameType | None) -> None:
+            self._overrun(item, timing)
             raise BudgetExceeded(over)
 
         previous = signal.signal(signal.SIGALRM, on_alarm)
@@ -304,6 +309,8 @@ class HiddenTestPlugin:
             host_too_slow = call.when == "call" and isinstance(exc, HostTooSlow)
             if isinstance(exc, BudgetExceeded | SetupBudgetExceeded):
                 self._interrupt_student()
+        if self.busy is not None and call.when == "call":
+            self.busy.ended(item.nodeid, call.excinfo.value if call.excinfo else None, message)
         self.phases.setdefault(item.nodeid, {})[call.when] = _Phase(
             outcome="error" if host_too_slow else report.outcome,
             message=message,
@@ -323,6 +330,10 @@ class HiddenTestPlugin:
         # pytest reports collection errors as Session.Interrupted, a KeyboardInterrupt subclass.
         if not isinstance(excinfo.value, pytest.Session.Interrupted | pytest.Session.Failed):
             self.interrupted = True
+
+    def _overrun(self, item: pytest.Item, timing: Timing) -> None:
+        if self.busy is not None:
+            self.busy.overrun(item.nodeid, timing.budget, timing.cut)
 
     def _interrupt_student(self) -> None:
         """Stop whatever the student's kernel was doing for the overrun test, if it can be told."""
@@ -366,6 +377,11 @@ class HiddenTestPlugin:
             status, message = "error", f"the test's clean-up failed: {teardown.message}"
         else:
             status, message = "passed", ""
+        busy = self.busy.busy.get(item.nodeid) if self.busy and status != "passed" else None
+        if busy is not None:  # the host's fault, not the submission's: an error (hidden/busy.py)
+            status, message = "error", busy
+        elif self.busy and status != "passed" and item.nodeid in self.busy.idle:
+            message = f"{message} ({self.busy.idle[item.nodeid]})"
         return TestResult(
             name=item.name,
             grade_id=grade_id,
@@ -375,26 +391,5 @@ class HiddenTestPlugin:
             output=message,
             visibility=visibility,
             duration=elapsed,
+            host_busy=busy is not None,
         )
-
-
-def planned(item: pytest.Item) -> dict[str, Any]:
-    """A hidden test as the live view announces it before it runs (no source, no inputs)."""
-    grade_id, points, visibility = grade_of(item)
-    return {
-        "name": item.name,
-        "grade_id": grade_id,
-        "max_score": points,
-        "visibility": visibility,
-        "trains": item.get_closest_marker("trains") is not None,
-    }
-
-
-def overrun_message(timing: _Timing) -> str:
-    """What a student reads about a test stopped by its budget or by the grading deadline."""
-    if timing.cut:
-        return (
-            "the time this lab allows for grading one submission ran out before this test "
-            "finished (earlier cells or tests of this notebook took it)"
-        )
-    return f"the test ran past its time budget of {timing.budget:g} s and was stopped"

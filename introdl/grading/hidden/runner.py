@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from introdl.grading.errors import BadInput
+from introdl.grading.hidden.busy import BusyWatch
 from introdl.grading.hidden.marks import DEFAULT_BUDGET
 from introdl.grading.hidden.plugin import HiddenTestPlugin, StudentLike
 from introdl.grading.record.live import Listener
@@ -44,6 +45,7 @@ def run_hidden_tests(
     default_budget: float = DEFAULT_BUDGET,
     deadline: float | None = None,
     on_event: Listener | None = None,
+    busy: BusyWatch | None = None,
 ) -> list[TestResult]:
     """Run the hidden suite in SUITE_DIR against STUDENT; one `TestResult` per test, in order.
 
@@ -54,6 +56,8 @@ def run_hidden_tests(
     of it, and a test that would start past it fails without running (the submission's grading
     limit, `Limits.grading_timeout`).
     ON_EVENT receives the plan and each outcome as it lands (introdl/grading/record/live.py).
+    BUSY (made when the grading started) turns a limit that ran out on a too busy host into an
+    error instead of a failure (hidden/busy.py).
     Raises `HiddenSuiteError` naming the file when the suite itself is broken.
     """
     suite_dir = suite_dir.resolve()
@@ -73,6 +77,7 @@ def run_hidden_tests(
         default_budget=default_budget,
         deadline=deadline,
         on_event=on_event,
+        busy=busy,
     )
     args = [
         str(suite_dir),

@@ -10,17 +10,10 @@ after `Limits.interrupt_grace` seconds, the whole sandbox is killed. A kernel pr
 on its own (``os._exit``, an OOM kill, a crash) is noticed within a quarter of a second. Its own
 stdout and stderr (TensorFlow's C++ logs, crashes) go to a pipe whose tail is kept for reports.
 
-Example::
-
-    kernel = start_kernel(workdir=Path("copy/of/submission"), datadir=Path("data"), slot=0)
-    try:
-        run = run_notebook(kernel, Path("copy/of/submission/lab1.ipynb"))  # notebook.py
-        student = Student(kernel)   # the only door for hidden tests (door/student.py)
-    finally:
-        kernel.shutdown()
-
-`start_kernel` (launch.py) sets up the sandbox and starts this class; `run_notebook`
-(notebook.py) is a function over a started kernel. This module imports neither, nor the door.
+A deadline that passes asks the CPU `meter` (cpu.py) whether a busy host made it pass (events
+``host_busy``, ``waited_idle``). `start_kernel` (launch.py) sets up the sandbox and starts this
+class; `run_notebook` (notebook.py) is a function over a started kernel; `Student(kernel)` is the
+door for hidden tests (door/student.py). This module imports neither, nor the door.
 """
 
 from __future__ import annotations
@@ -35,22 +28,23 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import zmq
 from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.manager import KernelManager
 
 from introdl.grading.errors import BadInput
+from introdl.grading.kernel.cpu import Judgement, Mark, Meter
 from introdl.grading.kernel.outputs import OutputBudget, OutputCollector
 from introdl.grading.kernel.protocol import (
-    BANNER,
     IOPUB_GRACE,
     MAX_MESSAGE_BYTES,
     POLL_SECONDS,
     Execution,
     SandboxEvent,
     Status,
+    death_detail,
     kernel_manager,
     next_message,
 )
@@ -73,6 +67,8 @@ class SandboxedKernel:
         self.events: list[SandboxEvent] = []
         self.timings: dict[str, float] = {}
         self.dead = False  # killed or died: nothing more can run
+        self.meter = Meter()  # the sandbox's CPU, read when a wall-clock limit fires (cpu.py)
+        self._window, self._judged = Mark(0.0, None), cast(Judgement | None, None)  # see execute
         self._started = time.monotonic()
         self._km: KernelManager | None = None
         self._kc: BlockingKernelClient | None = None
@@ -124,6 +120,8 @@ class SandboxedKernel:
         self._km = km
         process = getattr(km.provisioner, "process", None)
         self._launcher_pid = process.pid if isinstance(process, subprocess.Popen) else None
+        # docker: the kernel runs under the engine's daemon, not below the launcher
+        self.meter.root = self._launcher_pid if self.sandbox.backend != "docker" else None
         self._log_thread = threading.Thread(target=self._read_log, args=(read_fd,), daemon=True)
         self._log_thread.start()
         self._context = zmq.Context()
@@ -202,6 +200,7 @@ class SandboxedKernel:
             self.note_death(cell)
             return finish("died", "KernelDied", "the kernel is not running")
         client = self.client
+        self._window, self._judged = self.meter.mark(), None
         msg_id = client.execute(
             code, silent=silent, store_history=store_history, allow_stdin=False, stop_on_error=False
         )
@@ -213,7 +212,7 @@ class SandboxedKernel:
             self.interrupt()
             raise
         if isinstance(waited, Execution):
-            waited.duration = round(time.monotonic() - start, 3)
+            waited.duration, waited.judgement = round(time.monotonic() - start, 3), self._judged
             return waited
         reply, interrupted_at, iopub_lost = waited
         if iopub_lost:
@@ -238,6 +237,7 @@ class SandboxedKernel:
                 self.record("memory_exhausted", "MemoryError raised in the kernel", cell)
         count = reply.get("execution_count")
         result.execution_count = count if isinstance(count, int) else None
+        result.judgement = self._judged
         return result
 
     def _wait(
@@ -273,6 +273,7 @@ class SandboxedKernel:
                 return reply, interrupted_at, True  # the reply is in, but iopub never said idle
             if interrupted_at is None and now >= deadline:
                 self.record(timeout_kind, f"no answer within {timeout:.1f} s: interrupted", cell)
+                self._judged = self.judge(self._window, timeout, cell)
                 self.interrupt()
                 interrupted_at = now
             if interrupted_at is not None and now >= interrupted_at + limits.interrupt_grace:
@@ -294,6 +295,13 @@ class SandboxedKernel:
                     replied_at = time.monotonic()
         assert reply is not None  # the loop only ends once the reply is in
         return reply, interrupted_at, False
+
+    def judge(self, since: Mark, limit: float, cell: int | None = None) -> Judgement:
+        """Ask the meter why a limit of LIMIT seconds begun at SINCE fired; record its words."""
+        judged = self.meter.judge(since, limit)
+        if judged.kind != "student":
+            self.record("host_busy" if judged.kind == "busy" else "waited_idle", judged.words, cell)
+        return judged
 
     @property
     def client(self) -> BlockingKernelClient:
@@ -322,16 +330,9 @@ class SandboxedKernel:
         return self._km is not None and self._km.is_alive()
 
     def death_detail(self) -> str:
-        provisioner = getattr(self._km, "provisioner", None)
-        process = getattr(provisioner, "process", None)
+        process = getattr(getattr(self._km, "provisioner", None), "process", None)
         code = process.poll() if isinstance(process, subprocess.Popen) else None
-        lines = [line for line in self.kernel_log().splitlines() if line.strip()]
-        tail = [line for line in lines if not BANNER.search(line)][-3:]
-        detail = f"the kernel process exited (exit code {code}"
-        if isinstance(code, int) and code > 128:
-            detail += f", signal {code - 128}"
-        detail += ")"
-        return detail + (": " + " | ".join(tail) if tail else "")
+        return death_detail(code, self.kernel_log())
 
     def note_death(self, cell: int | None) -> None:
         """Record that the kernel died on its own (and whether memory ran out); clean up."""

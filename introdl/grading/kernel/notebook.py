@@ -3,7 +3,9 @@
 Each code cell gets `Limits.cell_timeout` seconds, and the notebook as a whole
 `Limits.notebook_timeout`; a cell that overruns is interrupted (and the sandbox killed if the
 interrupt is ignored). Cells after a killed or dead kernel, or past the notebook's budget, are
-recorded as ``skipped``. The kernel stays alive afterwards for the hidden tests.
+recorded as ``skipped``. The kernel stays alive afterwards for the hidden tests. When a cell's or
+the notebook's time runs out while the sandbox used little CPU, the kernel records why
+(``host_busy``: the grading host was too busy; kernel/cpu.py).
 """
 
 from __future__ import annotations
@@ -112,7 +114,7 @@ def run_notebook(
     cells included), in order: the live view of a grading (introdl/grading/record/live.py)."""
     nb = load_notebook(notebook)
     limits = kernel.limits
-    start = time.monotonic()
+    start, window = time.monotonic(), kernel.meter.mark()
     deadline = start + limits.notebook_timeout
     budget = OutputBudget(limits.notebook_output_bytes)
     events_before = len(kernel.events)
@@ -139,6 +141,7 @@ def run_notebook(
         if skip_reason is None and remaining <= 0:
             skip_reason = f"the notebook's {limits.notebook_timeout:.0f} s budget was used up"
             kernel.record("budget_exhausted", skip_reason, index)
+            kernel.judge(window, limits.notebook_timeout, index)
         if skip_reason is not None:
             record.evalue = skip_reason
             _ended(on_cell, record)

@@ -17,6 +17,8 @@ from typing import Any, Literal
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 
+from introdl.grading.kernel.cpu import Judgement
+
 KERNEL_NAME = "introdl-sandbox"
 # ipykernel's start-up notice on stdout, which says nothing about why a kernel died
 BANNER = re.compile(
@@ -36,7 +38,7 @@ class SandboxEvent:
     """Something the sandbox did to the submission, or that happened to it."""
 
     kind: str  # cell_timeout | call_timeout | kernel_killed | kernel_died | memory_exhausted
-    #            | output_truncated | budget_exhausted
+    #            | output_truncated | budget_exhausted | host_busy | waited_idle (cpu.py)
     detail: str
     cell: int | None = None  # index in the notebook's cells, when a cell was running
     at: float = 0.0  # seconds since the kernel started
@@ -54,6 +56,7 @@ class Execution:
     evalue: str | None = None
     traceback: list[str] = field(default_factory=list)
     execution_count: int | None = None
+    judgement: Judgement | None = None  # why its wall-clock limit fired, when it did (cpu.py)
 
 
 def kernel_manager(argv: Sequence[str], spec_root: Path, ipc_dir: Path) -> KernelManager:
@@ -104,3 +107,14 @@ def next_message(channel: Any, msg_id: str) -> dict[str, Any] | None:
         ):
             return msg
     return None
+
+
+def death_detail(code: int | None, kernel_log: str) -> str:
+    """Why a kernel process is gone, in one line: its exit code or signal, and its last words."""
+    lines = [line for line in kernel_log.splitlines() if line.strip()]
+    tail = [line for line in lines if not BANNER.search(line)][-3:]
+    detail = f"the kernel process exited (exit code {code}"
+    if isinstance(code, int) and code > 128:
+        detail += f", signal {code - 128}"
+    detail += ")"
+    return detail + (": " + " | ".join(tail) if tail else "")

@@ -40,8 +40,11 @@ class TestResult:
     output: str = ""
     visibility: Visibility = "visible"
     duration: float = 0.0
+    # an error because the grading host was too busy (kernel/cpu.py): graded again, not failed
+    host_busy: bool = False
 
     def to_json(self) -> dict[str, Any]:
+        busy = {"host_busy": True} if self.host_busy else {}
         return {
             "name": self.name,
             "grade_id": self.grade_id,
@@ -51,6 +54,7 @@ class TestResult:
             "output": self.output,
             "visibility": self.visibility,
             "duration": round(self.duration, 3),
+            **busy,
         }
 
     @classmethod
@@ -70,6 +74,7 @@ class TestResult:
             output=str(data.get("output", "")),
             visibility=cast(Visibility, visibility),
             duration=float(data.get("duration", 0.0)),
+            host_busy=bool(data.get("host_busy", False)),
         )
 
 
@@ -181,6 +186,9 @@ class Results:
     errors: tuple[str, ...] = ()
     execution_time: float = 0.0
     timestamp: str | None = None
+    # Why a wall-clock limit ran out on a too busy host (kernel/cpu.py): non-empty means the
+    # verdict is not final (its tests are errors, 0 points for now) and batch.py grades it again.
+    host_busy: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         unknown = sorted({t.grade_id for t in self.tests} - set(self.max_points))
@@ -227,6 +235,7 @@ class Results:
             "events": [e.to_json() for e in self.events],
             "cells": [c.to_json() for c in self.cells],
             "errors": list(self.errors),
+            "host_busy": list(self.host_busy),
         }
 
     @classmethod
@@ -264,6 +273,7 @@ class Results:
             errors=tuple(str(e) for e in data.get("errors", [])),
             execution_time=float(data.get("execution_time", 0.0)),
             timestamp=None if data.get("timestamp") is None else str(data["timestamp"]),
+            host_busy=tuple(str(e) for e in data.get("host_busy", [])),
         )
 
     def write(self, path: Path) -> Path:
