@@ -28,6 +28,11 @@ QUALITY_VARIANTS = (
     "wrong-cnn-no-pooling-tiny-dense",
     "wrong-cnn-without-convolutions",
 )
+LINEARITY_VARIANTS = (
+    "correct-functional-api-and-compiled-step",
+    "wrong-fc-outputs-scores",
+    "wrong-fc-linear-hidden-layer",
+)
 GRADING_SECONDS = 120  # the issue's limit for grading one submission on 2 cores
 
 
@@ -64,6 +69,15 @@ def test_wrong_network_misses_a_bar_for_every_seed(variant: str) -> None:
     assert run_calibration(LAB, ["quality", *args], root=ROOT) == 0
 
 
+def test_linearity_check_separates_relu_from_linear_networks_on_every_seed() -> None:
+    """Over 300 seeds, are the lab's fully connected network and the variants that redefine it
+    but keep a non-linear hidden layer always far above the linearity threshold, and the network
+    without an activation always below it? (The other variants do not touch build_fc_model.)"""
+    names = ["reference", *LINEARITY_VARIANTS]
+    args = [arg for name in names for arg in ("--variant", name)]
+    assert run_calibration(LAB, ["linearity", *args, "--seeds", "300"], root=ROOT) == 0
+
+
 def test_source_gets_full_marks_and_the_release_none_within_two_minutes() -> None:
     """Graded end to end in the sandbox: full marks for the solutions, zero for the untouched
     release, each within the two minutes the lab may take?"""
@@ -71,7 +85,7 @@ def test_source_gets_full_marks_and_the_release_none_within_two_minutes() -> Non
         path=str(ROOT / "source" / LAB / f"{LAB}.ipynb"), lab=LAB, backend="bwrap", seed=7
     ).results
     print("\nsource:", source["score"], source["execution_time"], source["phases"])
-    assert source["score"] == source["max_score"] == 14, [
+    assert source["score"] == source["max_score"] == 15, [
         (t["name"], t["output"]) for t in source["tests"] if t["status"] != "passed"
     ]
     assert source["execution_time"] <= GRADING_SECONDS

@@ -98,7 +98,7 @@ def grade(
 def test_every_wrong_fixture_names_the_tests_that_catch_it() -> None:
     """Does each wrong-* fixture name hidden tests that exist, and are the quality tests there?"""
     known = set(all_tests())
-    assert len(WRONG) == 10
+    assert len(WRONG) == 11
     for variant in variants(LAB):
         assert set(variant.caught_by) <= known, f"{variant.name}: {set(variant.caught_by) - known}"
     assert set(QUALITY_TESTS) <= known

@@ -1,6 +1,7 @@
 """Many-seed calibration of lab2_mnist's quality bars, in real sandboxed kernels.
 
     make calibrate LAB=lab2_mnist ARGS="--seeds 10 [--variant NAME ...] [--set builders=build_cnn_model]"
+    make calibrate LAB=lab2_mnist ARGS="linearity --seeds 300 --variant all"
 
 Run by the kit's one runner (introdl/grading/authoring/calibrate.py), which reads MODES below.
 For the reference (the source notebook's solutions) and each variant asked for (tests/fixtures/
@@ -24,7 +25,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from grader_tests.lab2_mnist import quality
+import numpy as np
+
+from grader_tests.lab2_mnist import linearity, quality
 from introdl.grading.authoring import Calibration, Variant, run_calibration
 
 LAB = "lab2_mnist"
@@ -175,7 +178,33 @@ def quality_mode(cal: Calibration) -> list[str]:
     return problems_of(cal, runs)
 
 
-MODES = {"quality": quality_mode}
+def linearity_mode(cal: Calibration) -> list[str]:
+    """test_fc_model_hidden_layer_is_not_linear's measure (linearity.departure) for each variant
+    and seed, inputs drawn from numpy's generator of the seed (grading draws them from the test's
+    own `rng`, so these are other draws of the same kind). Problems: the reference or a correct
+    variant at or under linearity.NONLINEAR, a variant that names the test above it."""
+    test = "test_fc_model_hidden_layer_is_not_linear"
+    problems = []
+    for variant in cal.chosen(("reference",)):
+        name = "reference" if variant is None else variant.name
+        must_fail = variant is not None and test in variant.caught_by
+        with cal.kernel() as kernel:
+            kernel.define(variant)
+            student = kernel.student()
+            found = [
+                linearity.departure(student, np.random.default_rng(seed), seed)
+                for seed in cal.seeds
+            ]
+        low, high = min(found), max(found)
+        print(f"{name:<42} {len(found)} seeds  departure min {low:.3g}  max {high:.3g}", flush=True)
+        if must_fail and high > linearity.NONLINEAR:
+            problems.append(f"{name} departs from linearity by {high:.3g} > {linearity.NONLINEAR}")
+        if not must_fail and (variant is None or variant.correct) and low <= linearity.NONLINEAR:
+            problems.append(f"{name} departs from linearity by only {low:.3g}")
+    return problems
+
+
+MODES = {"quality": quality_mode, "linearity": linearity_mode}
 
 if __name__ == "__main__":
     raise SystemExit(run_calibration(LAB))

@@ -33,8 +33,10 @@ def small_net(name: str, hidden: int, params: list[np.ndarray]) -> None:
     NOTEBOOK[name] = net
 
 
-def build(name: str, builder: str) -> None:
-    """The network the student's BUILDER makes, kept as NAME."""
+def build(name: str, builder: str, seed: int | None = None) -> None:
+    """The network the student's BUILDER makes, kept as NAME (its weights drawn from SEED)."""
+    if seed is not None:
+        keras.utils.set_random_seed(int(seed))
     NOTEBOOK[name] = NOTEBOOK[builder]()
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from grader_tests.lab2_mnist import quality, reference
+from grader_tests.lab2_mnist import linearity, quality, reference
 from introdl.grading.authoring import as_array, assert_close, assert_true, close
 
 pytestmark = pytest.mark.budget(seconds=60)
@@ -119,6 +119,18 @@ def cross_entropy_failure(
 @pytest.mark.grade("fc_model", points=1)
 def test_fc_model_outputs_ten_probabilities_per_image(student, rng) -> None:
     probability_rows(student, "build_fc_model", rng)
+
+
+@pytest.mark.grade("fc_model", points=1)
+def test_fc_model_hidden_layer_is_not_linear(student, rng, seed) -> None:
+    assert_true(
+        linearity.departure(student, rng, seed) > linearity.NONLINEAR,
+        "build_fc_model() computes a linear function of the pixels: on random images, its "
+        "log-probabilities at the midpoint of two images are the average of its log-probabilities "
+        "at the two (up to a constant per image). Without an activation the hidden layer adds "
+        "nothing (two Dense layers in a row are one Dense layer): give it one, "
+        "Dense(128, activation='relu')",
+    )
 
 
 @pytest.mark.trains
