@@ -11,13 +11,12 @@ The schema is versioned with `PRAGMA user_version`, in the style of introdl/staf
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from introdl.grading.api import BadInput
+from introdl.staff.store import open_versioned
 
 FILE_NAME = "lms.sqlite"
 
@@ -65,19 +64,7 @@ class Records:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fresh = not path.exists()
-        try:
-            self.db = sqlite3.connect(path, isolation_level=None)
-            self.db.row_factory = sqlite3.Row
-            self.db.execute("PRAGMA busy_timeout=5000")
-        except sqlite3.Error as err:
-            raise BadInput(
-                f"{path}: cannot open the LMS push records ({err}); check its owner"
-            ) from err
-        if fresh:
-            os.chmod(path, 0o600)
-        self._migrate()
+        self.db = open_versioned(path, MIGRATIONS, what="the LMS push records")
 
     @classmethod
     def beside(cls, state: Path) -> Records:
@@ -89,18 +76,6 @@ class Records:
     @property
     def version(self) -> int:
         return int(self.db.execute("PRAGMA user_version").fetchone()[0])
-
-    def _migrate(self) -> None:
-        current = self.version
-        if current > len(MIGRATIONS):
-            raise BadInput(
-                f"{self.path} was written by a newer introdl (schema {current}, this one knows "
-                f"{len(MIGRATIONS)}): upgrade introdl on this host before pushing grades"
-            )
-        for number in range(current, len(MIGRATIONS)):
-            self.db.executescript(
-                f"BEGIN IMMEDIATE;\n{MIGRATIONS[number]}\nPRAGMA user_version = {number + 1};\nCOMMIT;"
-            )
 
     def record(
         self,

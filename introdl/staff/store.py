@@ -72,6 +72,39 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 
+def open_versioned(
+    path: Path, migrations: tuple[str, ...], *, what: str, wal: bool = False
+) -> sqlite3.Connection:
+    """PATH opened (created mode 0600 in a 0700 folder) and brought to the newest of MIGRATIONS
+    (`MIGRATIONS[i]` takes a file from `user_version` i to i + 1, each in one transaction). A file
+    written by a newer version is refused, naming WHAT it holds. Also used by introdl/lms."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fresh = not path.exists()
+    try:
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA busy_timeout=5000")
+        if wal:
+            db.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.Error as err:
+        raise BadInput(f"{path}: cannot open {what} ({err}); check its owner") from err
+    if fresh:
+        os.chmod(path, 0o600)
+    current = int(db.execute("PRAGMA user_version").fetchone()[0])
+    if current > len(migrations):
+        db.close()
+        raise BadInput(
+            f"{path} was written by a newer introdl (schema {current}, this one knows "
+            f"{len(migrations)}): upgrade introdl on this host before opening {what}"
+        )
+    for number in range(current, len(migrations)):
+        # executescript commits first; the migration and its version bump are one unit.
+        db.executescript(
+            f"BEGIN IMMEDIATE;\n{migrations[number]}\nPRAGMA user_version = {number + 1};\nCOMMIT;"
+        )
+    return db
+
+
 @dataclass(frozen=True)
 class AuditLine:
     id: int
@@ -88,21 +121,8 @@ class StaffStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fresh = not path.exists()
-        try:
-            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self.db.row_factory = sqlite3.Row
-            self.db.execute("PRAGMA busy_timeout=5000")
-            self.db.execute("PRAGMA journal_mode=WAL")
-        except sqlite3.Error as err:
-            raise BadInput(
-                f"{path}: cannot open the staff records ({err}); check its owner"
-            ) from err
-        if fresh:
-            os.chmod(path, 0o600)
+        self.db = open_versioned(path, MIGRATIONS, what="the staff records", wal=True)
         self._lock = threading.RLock()
-        self._migrate()
 
     @classmethod
     def beside(cls, state: Path) -> StaffStore:
@@ -115,20 +135,6 @@ class StaffStore:
     @property
     def version(self) -> int:
         return int(self.db.execute("PRAGMA user_version").fetchone()[0])
-
-    def _migrate(self) -> None:
-        with self._lock:
-            current = self.version
-            if current > len(MIGRATIONS):
-                raise BadInput(
-                    f"{self.path} was written by a newer introdl (schema {current}, this one "
-                    f"knows {len(MIGRATIONS)}): upgrade introdl on this host before opening it"
-                )
-            for number in range(current, len(MIGRATIONS)):
-                # executescript commits first; the migration and its version bump are one unit.
-                self.db.executescript(
-                    f"BEGIN IMMEDIATE;\n{MIGRATIONS[number]}\nPRAGMA user_version = {number + 1};\nCOMMIT;"
-                )
 
     @contextmanager
     def change(
