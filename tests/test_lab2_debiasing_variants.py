@@ -29,19 +29,10 @@ from tests.sandboxed import needs_bwrap, test_slot
 
 LAB = Lab.named("lab2_debiasing", ROOT)
 WRONG = [v.name for v in variants(LAB) if v.wrong]
-# The source's cells that set up (imports, settings); its answers are what `define` re-runs.
-SETUP_CELLS = ("setup", "hyperparameters")
-ANSWER_CELLS = (
-    "cnn-model",
-    "vae-loss",
-    "sampling",
-    "debiasing-loss",
-    "decoder",
-    "dbvae",
-    "latent-mu",
-    "resampling",
-    "train-step",
-)
+# The source's cells that set up (imports, settings) and its answers (what `define` re-runs),
+# as the lab's calibrate.py names them.
+SETUP_CELLS = LAB.module("calibrate").SETUP_CELLS
+ANSWER_CELLS = LAB.module("calibrate").ANSWER_CELLS
 
 
 @pytest.fixture(scope="module")
