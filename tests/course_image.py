@@ -24,6 +24,7 @@ Run it with ``scripts/course-image`` (``--force`` rebuilds both, ``--force-image
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -57,6 +58,33 @@ def image_exists(env: dict[str, str], name: str) -> bool:
 def image_id(env: dict[str, str], name: str) -> str | None:
     found = podman(env, "image", "inspect", "--format", "{{.Id}}", name)
     return found.stdout.strip() if found.returncode == 0 else None
+
+
+SOURCE_LABEL = "introdl.source"
+
+
+def source_hash() -> str:
+    """A hash of what docker/Dockerfile copies into the image (pyproject.toml, README.md,
+    introdl/, docker/student/) and of the Dockerfile: an image built from other sources is stale
+    and is built again (so `make test-docker` never tests an image of older code)."""
+    digest = hashlib.sha256()
+    paths = [ROOT / "pyproject.toml", ROOT / "README.md", DOCKERFILE]
+    for folder in ("introdl", "docker/student"):
+        paths += sorted(
+            p for p in (ROOT / folder).rglob("*") if p.is_file() and "__pycache__" not in p.parts
+        )
+    for path in paths:
+        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def image_source(env: dict[str, str], name: str) -> str | None:
+    """The source hash the image was built from (None: no image, or built before the label)."""
+    found = podman(
+        env, "image", "inspect", "--format", f'{{{{ index .Labels "{SOURCE_LABEL}" }}}}', name
+    )
+    label = found.stdout.strip() if found.returncode == 0 else ""
+    return label if label and label != "<no value>" else None
 
 
 def image_size(env: dict[str, str], name: str) -> int:
@@ -126,6 +154,8 @@ def build_image(env: dict[str, str], *, tf: str = "cpu", tag: str = IMAGE) -> No
             f"BASE={BASE_IMAGE}",
             "--build-arg",
             f"TF={tf}",
+            "--label",
+            f"{SOURCE_LABEL}={source_hash()}",
             "--tag",
             tag,
             "--file",
@@ -149,6 +179,9 @@ def ensure_built(
             podman(env, "rmi", "--force", BASE_IMAGE)
         build_base(env)
         timings["base"] = time.monotonic() - started
+        force_image = True
+    if image_exists(env, IMAGE) and image_source(env, IMAGE) != source_hash():
+        print(f"{IMAGE} was built from other sources than this checkout's: building it again")
         force_image = True
     if force_image or not image_exists(env, IMAGE):
         previous = image_id(env, IMAGE)
