@@ -67,6 +67,24 @@ def show(check: Check) -> str:
         f"{phases.get('sandbox_start') or 0:.1f}, notebook {phases.get('notebook') or 0:.1f}, "
         f"hidden {phases.get('hidden_tests') or 0:.1f})  load {os.getloadavg()[0]:.1f}"
         + (f"  errors {r['errors']}" if r.get("errors") else "")
+        + slowest(r)
+    )
+
+
+def slowest(results: dict, n: int = 6) -> str:
+    """The N slowest hidden tests and notebook cells, to see where a check's time goes."""
+    tests = sorted(results.get("tests", []), key=lambda t: -t.get("duration", 0))[:n]
+    cells = sorted(results.get("cells", []), key=lambda c: -c.get("duration", 0))[:n]
+    return (
+        "\n    tests: "
+        + ", ".join(f"{t['name'].split('::')[-1]} {t['duration']:.1f}" for t in tests)
+        + "\n    cells: "
+        + ", ".join(f"[{c.get('code_number')}] {c['duration']:.1f}" for c in cells)
+        + "".join(
+            f"\n    LOST {t['name']} {t['score']}/{t['max_score']}: {t.get('output', '')[:300]!r}"
+            for t in results.get("tests", [])
+            if t.get("score", 0) < t.get("max_score", 0)
+        )
     )
 
 

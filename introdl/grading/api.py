@@ -53,9 +53,6 @@ if TYPE_CHECKING:
         lab_bundle as lab_bundle,
     )
     from introdl.grading.cluster.shipping import (
-        lab_datasets as lab_datasets,
-    )
-    from introdl.grading.cluster.shipping import (
         ship_notebook as ship_notebook,
     )
     from introdl.grading.cluster.shipping import (
@@ -172,6 +169,9 @@ if TYPE_CHECKING:
     from introdl.grading.sandbox.limits import (
         lab_limits as lab_limits,
     )
+    from introdl.grading.sandbox.public_data import (
+        lab_datasets as lab_datasets,
+    )
     from introdl.grading.submission import (
         find_submissions as find_submissions,
     )
@@ -232,7 +232,7 @@ WHERE: dict[str, str] = {
     "worker_code": "introdl.grading.cluster.same_code",
     "data_bundle": "introdl.grading.cluster.shipping",
     "lab_bundle": "introdl.grading.cluster.shipping",
-    "lab_datasets": "introdl.grading.cluster.shipping",
+    "lab_datasets": "introdl.grading.sandbox.public_data",
     "ship_notebook": "introdl.grading.cluster.shipping",
     "tree": "introdl.grading.cluster.shipping",
     "TOPIC": "introdl.grading.cluster.warm",

@@ -187,7 +187,7 @@ def grade_submission(
             t_start = time.monotonic()
             kernel = start_kernel(
                 workdir=copy.path,
-                datadir=datadir if datadir is not None else public_data_dir(),
+                datadir=datadir if datadir is not None else public_data_dir(root, lab),
                 backend=backend,
                 slot=slot,
                 limits=limits,

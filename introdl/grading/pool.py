@@ -328,7 +328,9 @@ class KernelPool:
             copy = stack.enter_context(working_copy(lock.slot, limits))
             kernel = start_kernel(
                 workdir=copy.path,
-                datadir=self.datadir if self.datadir is not None else public_data_dir(),
+                datadir=self.datadir
+                if self.datadir is not None
+                else public_data_dir(self.root, lab),
                 backend=self.backend,
                 slot=lock.slot,
                 limits=limits,

@@ -60,7 +60,7 @@ class DefinitionsKernel:
         self.answers = [(cell_id, cells[cell_id]) for cell_id in answers]
         self.kernel: SandboxedKernel = start_kernel(
             workdir=workdir,
-            datadir=public_data_dir(),
+            datadir=public_data_dir(lab.root, lab.name),
             backend=backend,
             slot=calibration_slot() if slot is None else slot,
             env={"INTRODL_BUDGET": "smoke"},

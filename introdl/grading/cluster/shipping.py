@@ -30,10 +30,14 @@ from pathlib import Path
 import introdl.data as registry
 from introdl.grading.cluster.bundles import Bundle, BundleError, check_name, pack, unpack
 from introdl.grading.errors import BadInput
-from introdl.grading.sandbox.public_data import mirror
+from introdl.grading.sandbox.public_data import (
+    DATASETS_FILE,
+    ensure_lab_data,
+    lab_datasets,
+    mirror,
+)
 from introdl.grading.submission import MAX_FILE_BYTES, MAX_NOTEBOOK_BYTES, Submission
 
-DATASETS_FILE = "datasets.txt"
 SKIPPED_DIRS = {"__pycache__", ".pytest_cache", ".hypothesis", ".ipynb_checkpoints"}
 
 
@@ -62,27 +66,9 @@ def tree(folder: Path) -> list[tuple[str, Path]]:
     return found
 
 
-def lab_datasets(root: Path, lab: str) -> list[tuple[str, bool]]:
-    """(name, required) of the data sets LAB declares; [] when it declares none."""
-    declared = root / "grader_tests" / lab / DATASETS_FILE
-    if not declared.is_file():
-        return []
-    sets = []
-    for number, line in enumerate(declared.read_text(encoding="utf-8").splitlines(), 1):
-        words = line.split("#", 1)[0].split()
-        if not words:
-            continue
-        if words[0] not in registry.REGISTRY or words[1:] not in ([], ["optional"]):
-            raise BadInput(
-                f"{declared}, line {number}: {line.strip()!r} is not `NAME` or `NAME optional` "
-                f"with a known data set (known: {', '.join(registry.REGISTRY)})"
-            )
-        sets.append((words[0], not words[1:]))
-    return sets
-
-
 def data_bundle(root: Path, lab: str) -> Bundle:
     """The data sets LAB declares, from this machine's data cache (an empty bundle for none)."""
+    ensure_lab_data(root, lab)  # fetched here first, where the coordinator can
     cache = registry.cache_dir()
     files: list[tuple[str, Path]] = []
     for name, required in lab_datasets(root, lab):

@@ -3,6 +3,13 @@
 The registry's cache also holds grader-only sets (held-out labels) and raw downloads. The sandbox
 gets a separate view, `<cache>/.sandbox-view/`, rebuilt from hard links (copies across file
 systems) of the public data sets' folders, and mounted read-only.
+
+A lab declares the data sets it grades with in `grader_tests/<lab>/datasets.txt` (one name a
+line, `# comments`, a name followed by `optional` where the lab can do without it):
+`public_data_dir(root, lab)` fetches the required ones into the cache first, on the grader's side
+(the sandbox has no network and a read-only view). A grading host that cannot get one refuses
+to grade with `DataMissing`, naming the set and the remedy: without it, the student's notebook
+would fail on its first data cell and the student would lose points for the host's fault.
 """
 
 from __future__ import annotations
@@ -12,12 +19,54 @@ import shutil
 from pathlib import Path
 
 import introdl.data as registry
+from introdl.grading.errors import BadInput
 
 VIEW = ".sandbox-view"
+DATASETS_FILE = "datasets.txt"
 
 
-def public_data_dir() -> Path:
-    """Build (or refresh) the sandbox's view of the public, cached data sets; returns its path."""
+class DataMissing(BadInput):
+    """A data set a lab grades with is not on this grading host and could not be fetched."""
+
+
+def lab_datasets(root: Path, lab: str) -> list[tuple[str, bool]]:
+    """(name, required) of the data sets LAB declares; [] when it declares none."""
+    declared = root / "grader_tests" / lab / DATASETS_FILE
+    if not declared.is_file():
+        return []
+    sets = []
+    for number, line in enumerate(declared.read_text(encoding="utf-8").splitlines(), 1):
+        words = line.split("#", 1)[0].split()
+        if not words:
+            continue
+        if words[0] not in registry.REGISTRY or words[1:] not in ([], ["optional"]):
+            raise BadInput(
+                f"{declared}, line {number}: {line.strip()!r} is not `NAME` or `NAME optional` "
+                f"with a known data set (known: {', '.join(registry.REGISTRY)})"
+            )
+        sets.append((words[0], not words[1:]))
+    return sets
+
+
+def ensure_lab_data(root: Path, lab: str) -> None:
+    """Fetch the data sets LAB requires that this host's cache lacks (once: then a stat each)."""
+    for name, required in lab_datasets(root, lab):
+        if not required or registry.is_cached(name):
+            continue
+        try:
+            registry.fetch(name, progress=False)
+        except registry.DataUnavailable as err:
+            raise DataMissing(
+                f"{lab} grades with the data set {name} (grader_tests/{lab}/{DATASETS_FILE}) and "
+                f"this grading host cannot get it, so nothing of {lab} is graded here: {err}"
+            ) from err
+
+
+def public_data_dir(root: Path | None = None, lab: str | None = None) -> Path:
+    """Build (or refresh) the sandbox's view of the public, cached data sets; returns its path.
+    With ROOT and LAB, the data sets LAB requires are fetched first (`ensure_lab_data`)."""
+    if root is not None and lab is not None:
+        ensure_lab_data(root, lab)
     cache = registry.cache_dir()
     view = cache / VIEW
     view.mkdir(parents=True, exist_ok=True)
