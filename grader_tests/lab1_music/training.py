@@ -163,8 +163,8 @@ def train_on_songs(student, seed: int, *, stop: bool = True) -> Training:
     student.call(f"{lab}.set_songs", train_ids)
     student.call(f"{lab}.trainer", "_grader_model", LEARNING_RATE)
     # The untrained loss decides nothing, but measuring it is part of the kernel's random stream
-    # that every calibrated verdict was drawn from (without it, 3 verdicts of wrong variants on
-    # tests not meant to catch them changed on the suite's seeds): CALIBRATION.md, "Verdicts in
+    # that every calibrated verdict was drawn from (without it, a verdict of a wrong variant on a
+    # test not meant to catch it changed on the suite's seeds): CALIBRATION.md, "Verdicts in
     # seconds". It costs one compiled pass (~0.05 s).
     before = heldout_loss(student)
     losses: list[float] = []
