@@ -52,3 +52,11 @@ def test_every_variant_over_the_full_suite() -> None:
     """Graded on the full hidden suite with several seeds, does every wrong variant fail (at least
     the tests meant to catch it), and do the reference and the correct variant pass everything?"""
     assert run_calibration(LAB, ["suite", *VARIANT_SEEDS], root=ROOT) == 0
+
+
+def test_wrong_generation_holds_no_tune_in_long_texts() -> None:
+    """Trained as grading trains, does a generation that never feeds back what it sampled hold no
+    tune in texts longer than any try the trained-generation test makes (so that its tries after
+    an early stop, EARLY_GENERATIONS, cannot pass it by chance)?"""
+    args = ["tunes", "--variant", "wrong-generation-not-fed-back", "--first-seed", "1"]
+    assert run_calibration(LAB, [*args, "--seeds", "3"], root=ROOT) == 0

@@ -3,6 +3,7 @@
     make calibrate LAB=lab1_music ARGS="reference --first-seed 1 --seeds 10"  # the training test
     make calibrate LAB=lab1_music ARGS="looks --first-seed 101 --seeds 2"     # every variant, every look
     make calibrate LAB=lab1_music ARGS="suite --first-seed 101 --seeds 2"     # every variant, whole suite
+    make calibrate LAB=lab1_music ARGS="tunes --first-seed 1 --seeds 40"      # where the first tune ends
     make calibrate LAB=lab1_music ARGS="pipeline --first-seed 201 --seeds 3"  # whole gradings
 
 Run by the kit's one runner (introdl/grading/authoring/calibrate.py), which reads MODES below; the
@@ -10,8 +11,13 @@ slow tests (tests/test_lab1_music_calibration.py) run the same modes with the se
 45 minutes in all on 2 busy cores.
 
 - `reference`: the reference's held-out loss after every kernel call of the training test, its
-  verdict as grading gives it (stopping when judged), and whether the text it then generates holds
-  a tune. Problems: a seed within MARGIN of a look's floor or of the final threshold, or no tune.
+  verdict as grading gives it (stopping when judged), and the trained-generation test's verdict as
+  grading gives it (its tries, and whether it fell back on the whole budget). Problems: a seed
+  within MARGIN of a look's floor or of the final threshold, or a verdict that fails.
+- `tunes`: trained as grading trains (stopping when judged), then TEXTS generations of TUNE_SCAN
+  characters from "X" (`--set texts=N --set characters=N`): where in each text the first complete
+  tune ends, to choose EARLY_GENERATIONS; for a wrong variant (`--variant NAME`) a problem when
+  any text holds a tune.
 - `looks`: every variant trained for the whole budget and measured after every call: the stopping
   rule must give each the verdict the final threshold gives it.
 - `suite`: every variant against the whole hidden suite (the kit's `suite_mode`).
@@ -40,6 +46,8 @@ LAB = "lab1_music"
 SETUP_CELLS = ("setup", "hyperparameters", "load-songs", "vocab", "lstm")
 FIRST_SEED = 1
 MARGIN = 0.2  # the reference's worst held-out loss must sit this far below the threshold
+TUNE_SCAN = 3000  # characters per text in the `tunes` mode
+TEXTS = 2  # texts per seed in the `tunes` mode
 
 
 def per_call(training: Any) -> str:
@@ -49,12 +57,11 @@ def per_call(training: Any) -> str:
 def reference(cal: Calibration) -> list[str]:
     """The reference over the seeds: held-out loss at every look, verdict, tunes generated."""
     training = cal.lab.module("training")
-    size = training.GRADER_MODEL
     rows = []
     with cal.kernel() as kernel:
         kernel.define()
         student = kernel.student()
-        lab = training.prepare(student)
+        training.prepare(student)
         for seed in cal.seeds:
             started = time.monotonic()
             full = training.train_on_songs(student, seed, stop=False)  # every call measured
@@ -62,27 +69,18 @@ def reference(cal: Calibration) -> list[str]:
             started = time.monotonic()
             graded = training.train_on_songs(student, seed)  # as grading does: stops when judged
             trained_at = time.monotonic()
-            training.build(
-                student, "_grader_gen_model", 83, size["embedding_dim"], size["rnn_units"], 1
-            )
-            student.call(f"{lab}.copy_weights", "_grader_model", "_grader_gen_model")
-            text = training.generate(student, "_grader_gen_model", "X", 2000, timeout=120)
+            tunes = training.tune_after_training(student, graded)  # as the generation test does
             done = time.monotonic()
-            row = {
-                "seed": seed,
-                "full": full,
-                "graded": graded,
-                "train_s": trained_at - started,
-                "tunes_1000": len(extract_songs(text[:1001])),
-                "tunes_2000": len(extract_songs(text)),
-            }
+            row = {"seed": seed, "full": full, "graded": graded, "tunes": tunes}
             rows.append(row)
+            cal.emit({"seed": seed, "looks": full.looks, "tries": tunes.tries})
             print(
                 f"reference seed {seed:3d}: held-out loss {full.before:.3f} -> after each call "
                 f"{per_call(full)} ({full_s:.0f} s); graded: "
                 f"{'passed' if graded.passed else 'FAILED'} after {graded.steps} steps at "
-                f"{graded.after:.3f} ({row['train_s']:.0f} s); tunes in 1000/2000 characters "
-                f"{row['tunes_1000']}/{row['tunes_2000']} ({done - trained_at:.0f} s)",
+                f"{graded.after:.3f} ({trained_at - started:.0f} s); tune "
+                f"{'found' if tunes.passed else 'NOT FOUND'} in tries of {tunes.tries} characters"
+                f"{' after the fallback' if tunes.fell_back else ''} ({done - trained_at:.0f} s)",
                 flush=True,
             )
     after = [r["full"].after for r in rows]
@@ -90,8 +88,9 @@ def reference(cal: Calibration) -> list[str]:
         f"reference over {len(rows)} seeds: held-out loss after {training.TRAINING_STEPS} steps "
         f"min {min(after):.3f}, mean {statistics.mean(after):.3f}, max {max(after):.3f} (threshold "
         f"{training.HELDOUT_LOSS_THRESHOLD}); graded steps median "
-        f"{statistics.median(r['graded'].steps for r in rows)}; tunes in "
-        f"{training.GENERATED_CHARACTERS} characters: min {min(r['tunes_2000'] for r in rows)}"
+        f"{statistics.median(r['graded'].steps for r in rows)}; the generation test fell back on "
+        f"the whole budget on {sum(r['tunes'].fell_back for r in rows)} seeds, generated "
+        f"{statistics.median(sum(r['tunes'].tries) for r in rows)} characters (median)"
     )
     problems = []
     if max(after) >= training.HELDOUT_LOSS_THRESHOLD - MARGIN:
@@ -103,7 +102,52 @@ def reference(cal: Calibration) -> list[str]:
         worst = max(r["full"].looks[look.call] for r in rows)
         if worst >= look.floor - MARGIN:
             problems.append(f"{look}: the worst seed's loss {worst:.3f} is within {MARGIN}")
-    problems += [f"seed {r['seed']} generated no tune" for r in rows if r["tunes_2000"] < 1]
+    problems += [f"seed {r['seed']} generated no tune" for r in rows if not r["tunes"].passed]
+    return problems
+
+
+def first_tune_end(text: str, step: int = 100) -> int | None:
+    """The shortest prefix of TEXT (in STEP characters) holding a complete tune; None: none."""
+    return next((n for n in range(step, len(text) + step, step) if extract_songs(text[:n])), None)
+
+
+def tunes(cal: Calibration) -> list[str]:
+    """Trained as grading trains, where does the first complete tune end in texts from "X"?"""
+    training = cal.lab.module("training")
+    size = training.GRADER_MODEL
+    count = int(cal.settings.get("texts", TEXTS))
+    length = int(cal.settings.get("characters", TUNE_SCAN))
+    problems, ends = [], []
+    with cal.kernel() as kernel:
+        student = kernel.student()
+        for variant in cal.chosen(("reference",)):
+            name = "reference" if variant is None else variant.name
+            kernel.define(variant)
+            for seed in cal.seeds:
+                graded = training.train_on_songs(student, seed)
+                lab = training.prepare(student)
+                training.build(
+                    student, "_grader_gen_model", 83, size["embedding_dim"], size["rnn_units"], 1
+                )
+                student.call(f"{lab}.copy_weights", "_grader_model", "_grader_gen_model")
+                found = [
+                    first_tune_end(
+                        training.generate(student, "_grader_gen_model", "X", length, timeout=200)
+                    )
+                    for _ in range(count)
+                ]
+                ends += found
+                cal.emit({"variant": name, "seed": seed, "steps": graded.steps, "ends": found})
+                print(
+                    f"{name} seed {seed}: trained {graded.steps} steps (held-out loss "
+                    f"{graded.after:.3f}); first tune ends at {found} characters",
+                    flush=True,
+                )
+                if variant is not None and variant.wrong and any(found):
+                    problems.append(f"{name} seed {seed}: a tune at {found}")
+    for limit in (500, 1000, 1500, 2000, length):
+        within = sum(e is not None and e <= limit for e in ends)
+        print(f"texts whose first tune ends within {limit} characters: {within} of {len(ends)}")
     return problems
 
 
@@ -154,7 +198,13 @@ def pipeline(cal: Calibration) -> list[str]:
     return problems
 
 
-MODES = {"reference": reference, "looks": looks, "suite": suite_mode, "pipeline": pipeline}
+MODES = {
+    "reference": reference,
+    "looks": looks,
+    "suite": suite_mode,
+    "pipeline": pipeline,
+    "tunes": tunes,
+}
 
 if __name__ == "__main__":
     raise SystemExit(run_calibration(LAB))

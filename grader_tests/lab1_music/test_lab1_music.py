@@ -19,18 +19,16 @@ from grader_tests.lab1_music import reference
 from grader_tests.lab1_music.training import (
     GENERATED_CHARACTERS,
     GENERATION_TRIES,
-    TRAINING_STEPS,
     Training,
     build,
     call_get_batch,
-    finish_training,
     generate,
-    holds_a_tune,
     logits_of,
     mean_cross_entropy,
     prepare,
     train_on_songs,
     training_verdict,
+    tune_after_training,
     window_starts,
 )
 from introdl.grading.authoring import assert_close, close
@@ -340,16 +338,11 @@ def test_generate_text_samples_from_the_predicted_distribution(student, rng, see
 @pytest.mark.grade("generation", points=2)
 @pytest.mark.budget(seconds=200)
 def test_generated_text_after_training_holds_a_tune(student, trained):
-    # Training stopped early when its test was judged: one try on that model, and if it holds no
-    # tune, the rest of the budget and today's tries (a correct model gets every chance it had
-    # before; a wrong one at most one more try). CALIBRATION.md, "Stopping once judged".
-    early = trained.steps < TRAINING_STEPS
-    if holds_a_tune(student, 1 if early else GENERATION_TRIES):
+    # Training stopped early when its test was judged: tries of 1500 then 2000 characters on that
+    # model, and if neither holds a tune, the rest of the budget and the 2 tries of 2000 a correct
+    # model had before the early stop. CALIBRATION.md, "Verdicts in seconds".
+    if tune_after_training(student, trained).passed:
         return
-    if early:
-        finish_training(student, trained)
-        if holds_a_tune(student, GENERATION_TRIES):
-            return
     raise AssertionError(
         f"after the grader trained your model ({trained.steps} steps, held-out loss "
         f"{trained.after:.2f}), {GENERATION_TRIES} calls of generate_text(model, 'X', "
