@@ -57,11 +57,6 @@ class Allowance:
         return None
 
 
-def cpu_now():
-    """This kernel's CPU seconds so far (all threads); the grader subtracts two readings."""
-    return _cpu_clock()
-
-
 def seed_everything(seed):
     import keras
 
@@ -197,9 +192,70 @@ def act(agents, observations):
     ).astype(np.int64)
 
 
-def act_charged(agents, observations):
-    """`act`, with this kernel's CPU seconds after it (the evaluation's CPU cap reads them)."""
-    return {"actions": act(agents, observations), "cpu": cpu_now()}
+def play(act, agents, seeds, max_steps, bar=None, spent=lambda: None):
+    """One CartPole episode per seed for each of AGENTS policies; the evaluation's loop.
+
+    ACT maps observations (agents, len(seeds), 4) to actions (agents, len(seeds)), once per step
+    for all episodes, ended ones included. Stops when every episode has ended ("ended"), after
+    MAX_STEPS steps, given BAR once the mean reward is sure to end on one side of it ("bar";
+    see curves.play), or when SPENT() names a spent budget ("cpu", "wall"). Returns the rewards,
+    the episodes still running, the steps, why it stopped and the actions of every step.
+    """
+    import gymnasium as gym
+
+    envs = [[gym.make("CartPole-v1") for _ in seeds] for _ in range(agents)]
+    starts = [
+        [env.reset(seed=int(s))[0] for env, s in zip(row, seeds, strict=True)] for row in envs
+    ]
+    obs = np.array(starts, dtype=np.float32)  # (agents, len(seeds), 4)
+    totals = np.zeros((agents, len(seeds)))
+    running = np.ones((agents, len(seeds)), dtype=bool)
+    taken = []
+
+    def ended(step, why):
+        return dict(totals=totals, running=running, steps=step, stopped=why, actions=taken)
+
+    for step in range(max_steps):
+        if not running.any():
+            return ended(step, "ended")
+        best = (totals.sum() + running.sum() * (max_steps - step)) / totals.size
+        if bar is not None and (totals.mean() >= bar or best < bar):
+            return ended(step, "bar")
+        why = spent()
+        if why is not None:
+            return ended(step, why)
+        actions = np.asarray(act(obs))
+        if actions.shape != running.shape or not np.issubdtype(actions.dtype, np.integer):
+            raise AssertionError(
+                "choose_action(model, observations, single=False) should return one whole-number "
+                f"action per observation; for {running.shape[1]} observations it returned "
+                f"an array of shape {actions.shape} and dtype {actions.dtype}"
+            )
+        taken.append(actions.astype(np.int64))
+        for a, row in enumerate(envs):
+            for e, env in enumerate(row):
+                if not running[a, e]:
+                    continue
+                action = int(actions[a, e])
+                if action not in (0, 1):
+                    raise AssertionError(
+                        f"choose_action returned {action}; CartPole's actions are 0 and 1"
+                    )
+                o, reward, terminated, truncated, _ = env.step(action)
+                obs[a, e] = o
+                totals[a, e] += reward
+                running[a, e] = not (terminated or truncated)
+    return ended(max_steps, "steps")
+
+
+def evaluate(agents, seeds, *, max_steps, bar, cpu_seconds, wall_seconds):
+    """The trained AGENTS (names) played here with `play` in one door call (not one per step);
+    the grader replays the actions in its own environments (curves.replay). CPU_SECONDS caps
+    this kernel's CPU, WALL_SECONDS is the safety net (see Allowance)."""
+    allowance = Allowance(cpu_seconds, wall_seconds)
+    played = play(lambda obs: act(agents, obs), len(agents), seeds, max_steps, bar, allowance.spent)
+    actions = np.asarray(played["actions"], dtype=np.int64).reshape(-1, len(agents), len(seeds))
+    return {"actions": actions, "stopped": played["stopped"], "cpu_seconds": allowance.cpu()}
 
 
 # --- rollouts: what the student's collect functions recorded ---------------------------------
