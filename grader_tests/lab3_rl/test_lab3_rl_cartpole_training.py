@@ -1,9 +1,10 @@
 """Hidden tests for lab3_rl, 3.7: the grader trains the student's CartPole agent and judges its
-reward curve, then plays the trained policies in its own environments. Never released.
+reward curve, then scores the trained policies in its own environments. Never released.
 
 The training loop runs inside the kernel (in_kernel.py) with the grader's seeds and CPU-second
-caps (curves.TRAINING); the curve is judged and the policy played here (curves.py). The thresholds
-and their calibration: CALIBRATION.md. The other tests of the lab: test_lab3_rl.py, test_lab3_rl_pong.py.
+caps (curves.TRAINING); so does the evaluation's play, whose actions are replayed and scored here
+(curves.py). The thresholds and their calibration: CALIBRATION.md. The other tests of the lab:
+test_lab3_rl.py, test_lab3_rl_pong.py.
 """
 
 from __future__ import annotations
