@@ -182,7 +182,7 @@ def update(model, optimizer, episodes):
 
 def act(agents, observations):
     """Actions of the trained AGENTS (names) for OBSERVATIONS shaped (agents, envs, 4)."""
-    observations = np.asarray(observations, dtype=np.float32)
+    observations = np.array(observations, dtype=np.float32)  # a copy, as the door's was
     return np.stack(
         [actions_for(AGENTS[a], observations[k], 2) for k, a in enumerate(agents)]
     ).astype(np.int64)
