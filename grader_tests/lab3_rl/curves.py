@@ -56,7 +56,7 @@ TRAINING_CPU_SECONDS = 60.0
 TRAINING_WALL_SECONDS = 90.0
 # A fresh policy keeps the pole up ~22 steps; a curve that starts above this did not have to learn.
 START_AT_MOST = 60.0
-# The trained policies, played in the grader's own environments.
+# The trained policies, played in the kernel and replayed (scored) in the grader's own environments.
 EVAL_EPISODES = 8  # episodes per trained agent
 EVAL_MAX_STEPS = 200  # each evaluation episode is cut here (one door call per step)
 EVAL_MEAN_AT_LEAST = 100.0  # mean reward over those episodes
