@@ -58,7 +58,7 @@ TRAINING_WALL_SECONDS = 90.0
 START_AT_MOST = 60.0
 # The trained policies, played in the kernel and replayed (scored) in the grader's own environments.
 EVAL_EPISODES = 8  # episodes per trained agent
-EVAL_MAX_STEPS = 200  # each evaluation episode is cut here (one door call per step)
+EVAL_MAX_STEPS = 200  # each evaluation episode is cut here
 EVAL_MEAN_AT_LEAST = 100.0  # mean reward over those episodes
 EVAL_CPU_SECONDS = 20.0  # CPU cap of the evaluation (kernel CPU s; the reference: under 1 s)
 EVAL_WALL_SECONDS = 40.0  # wall-clock safety net (pytest budget 50 s): an error, not a failure
