@@ -20,7 +20,8 @@ Two kinds of runs:
 - `curve_run`: the reward-curve test's training, in this process. It runs the grader's own loop
   (grader_tests/lab3_rl/in_kernel.py, the code the hidden test sends into the kernel) on the
   source notebook's solution or a variant, judges the curve as the hidden test does
-  (`curves.judge_curve`) and plays the trained policy in fresh environments (`curves.play`).
+  (`curves.judge_curve`) and plays the trained policy as the hidden test does (`in_kernel.evaluate`,
+  replayed in fresh environments by `curves.replay`).
   Cheap: the many-seed statistics of the threshold come from these.
 - `suite_run`: one real grading (bwrap sandbox, kernel, hidden tests) of the source notebook or a
   variant's lean notebook, with a given grading seed; per-test outcomes and times. These show
@@ -82,8 +83,17 @@ def curve_run(
     before = curves.judge_curve(result["rewards"], result["stopped"], floors=[])
     eval_seeds = [seed * 7919 + k for k in range(curves.EVAL_EPISODES)]
     eval_cpu, eval_wall = time.process_time(), time.monotonic()
-    # played to the end (no bar): the mean is the whole evaluation's, its CPU an upper bound
-    evaluation = curves.play(lambda obs: module.act(["agent"], obs), 1, eval_seeds)
+    # played to the end (no bar) as the hidden test plays it (in the "kernel", replayed here):
+    # the mean is the whole evaluation's, its CPU an upper bound
+    answer = module.evaluate(
+        ["agent"],
+        eval_seeds,
+        max_steps=curves.EVAL_MAX_STEPS,
+        bar=None,
+        cpu_seconds=curves.EVAL_CPU_SECONDS,
+        wall_seconds=curves.EVAL_WALL_SECONDS,
+    )
+    evaluation = curves.replay(answer, 1, eval_seeds)
     eval_cpu, eval_wall = time.process_time() - eval_cpu, time.monotonic() - eval_wall
     played = evaluation.totals
     window = int(settings["window"])

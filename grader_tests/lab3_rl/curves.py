@@ -1,9 +1,10 @@
 """How the hidden tests judge CartPole learning; shared with the calibration script.
 
 The grader trains the student's agent with `in_kernel.train_cartpole` (in the kernel) under
-TRAINING, on several seeds, judges each reward curve with `judge_curve`, then plays the trained
-policies in its own environments with `play` (observations in, actions out). The thresholds here
-come from the calibration runs written down in CALIBRATION.md.
+TRAINING, on several seeds, judges each reward curve with `judge_curve`, then has the trained
+policies play in the kernel (`in_kernel.evaluate`, one door call) and replays their actions in its
+own environments with `replay`, which score them. The thresholds here come from the calibration
+runs written down in CALIBRATION.md.
 """
 
 from __future__ import annotations
@@ -17,8 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from grader_tests.lab3_rl import in_kernel as loop  # its episode loop, run here too
+
 IN_KERNEL = Path(__file__).with_name("in_kernel.py")  # the grader's code in the student's kernel
 RL = "_grader_lab3_rl"  # IN_KERNEL as installed in the kernel by `student.install`
+STOPS = ("ended", "steps", "bar", "cpu", "wall")  # why in_kernel.play stops
 
 # The grader's training budget for one seed (arguments of in_kernel.train_cartpole).
 TRAINING: dict[str, Any] = {
@@ -52,9 +56,9 @@ TRAINING_CPU_SECONDS = 60.0
 TRAINING_WALL_SECONDS = 90.0
 # A fresh policy keeps the pole up ~22 steps; a curve that starts above this did not have to learn.
 START_AT_MOST = 60.0
-# The trained policies, played in the grader's own environments.
+# The trained policies, played in the kernel and replayed (scored) in the grader's own environments.
 EVAL_EPISODES = 8  # episodes per trained agent
-EVAL_MAX_STEPS = 200  # each evaluation episode is cut here (one door call per step)
+EVAL_MAX_STEPS = 200  # each evaluation episode is cut here
 EVAL_MEAN_AT_LEAST = 100.0  # mean reward over those episodes
 EVAL_CPU_SECONDS = 20.0  # CPU cap of the evaluation (kernel CPU s; the reference: under 1 s)
 EVAL_WALL_SECONDS = 40.0  # wall-clock safety net (pytest budget 50 s): an error, not a failure
@@ -154,66 +158,70 @@ def play(
     bar: float | None = None,
     cpu: Callable[[], float] = time.process_time,
 ) -> Played:
-    """Play one CartPole episode per seed for each of AGENTS policies, in the grader's process.
+    """Play one CartPole episode per seed for each of AGENTS policies, in this process.
 
     ACT maps observations (agents, len(seeds), 4) to actions (agents, len(seeds)); it is called
-    once per step for all episodes still running. CPU is the clock of the policy's CPU seconds
-    (the hidden test reads the kernel's, reported with each answer; calibration runs the policy
-    in this process). Stops when every episode has ended, after MAX_STEPS steps, when the
-    policy has spent CPU_SECONDS of CPU (`out_of_time`; episodes still running then keep the
-    reward they had), when WALL_SECONDS of wall-clock time have passed (`host_too_slow`, the
-    safety net: no verdict), or, given BAR, as soon as the mean reward is sure to end at least
-    BAR or sure to end below it. CartPole pays exactly 1 per step, so the mean at the end lies between the mean so far
-    and the mean if every running episode lasted to MAX_STEPS: stopping there never changes
-    which side of BAR the mean ends on, only the feedback's number (then a bound).
+    once per step for all episodes. CPU is the clock of the policy's CPU seconds. Stops when every
+    episode has ended, after MAX_STEPS steps, when the policy has spent CPU_SECONDS of CPU
+    (`out_of_time`; episodes still running then keep the reward they had), when WALL_SECONDS of
+    wall-clock time have passed (`host_too_slow`, the safety net: no verdict), or, given BAR, as
+    soon as the mean reward is sure to end at least BAR or sure to end below it. CartPole pays
+    exactly 1 per step, so the mean at the end lies between the mean so far and the mean if every
+    running episode lasted to MAX_STEPS: stopping there never changes which side of BAR the mean
+    ends on, only the feedback's number (then a bound). The loop is in_kernel.play, which the
+    hidden test runs in the kernel (in_kernel.evaluate) and then replays here (`replay`).
     """
-    import gymnasium as gym
-
     started, cpu_started = time.monotonic(), cpu()
-    envs = [[gym.make("CartPole-v1") for _ in seeds] for _ in range(agents)]
-    obs = np.stack(
-        [
-            np.stack([env.reset(seed=int(s))[0] for env, s in zip(row, seeds, strict=True)])
-            for row in envs
-        ]
-    ).astype(np.float32)
-    totals = np.zeros((agents, len(seeds)))
-    running = np.ones((agents, len(seeds)), dtype=bool)
 
-    def played(step: int, out_of_time: bool = False, host_too_slow: bool = False) -> Played:
-        best = float((totals.sum() + running.sum() * (max_steps - step)) / totals.size)
-        return Played(totals, out_of_time, step, best, host_too_slow)
-
-    for step in range(max_steps):
-        if not running.any():
-            return played(step)
-        if bar is not None and (totals.mean() >= bar or played(step).best_mean < bar):
-            return played(step)
+    def spent() -> str | None:
         if cpu() - cpu_started > cpu_seconds:
-            return played(step, out_of_time=True)
+            return "cpu"
         if time.monotonic() - started > wall_seconds:
-            return played(step, host_too_slow=True)
-        actions = np.asarray(act(obs))
-        if actions.shape != running.shape or not np.issubdtype(actions.dtype, np.integer):
-            raise AssertionError(
-                "choose_action(model, observations, single=False) should return one whole-number "
-                f"action per observation; for {running.shape[1]} observations it returned "
-                f"an array of shape {actions.shape} and dtype {actions.dtype}"
-            )
-        for a, row in enumerate(envs):
-            for e, env in enumerate(row):
-                if not running[a, e]:
-                    continue
-                action = int(actions[a, e])
-                if action not in (0, 1):
-                    raise AssertionError(
-                        f"choose_action returned {action}; CartPole's actions are 0 and 1"
-                    )
-                o, reward, terminated, truncated, _ = env.step(action)
-                obs[a, e] = o
-                totals[a, e] += reward
-                running[a, e] = not (terminated or truncated)
-    return played(max_steps)
+            return "wall"
+        return None
+
+    return _played(loop.play(act, agents, seeds, max_steps, bar, spent), max_steps)
+
+
+def replay(
+    answer: Any,
+    agents: int,
+    seeds: Sequence[int],
+    max_steps: int = EVAL_MAX_STEPS,
+    bar: float | None = None,
+) -> Played:
+    """The evaluation the kernel played (in_kernel.evaluate's ANSWER), replayed in the grader's
+    own environments: the rewards are the grader's, the kernel gives only the actions. The same
+    loop on the same seeds stops where the kernel's did; a kernel that stopped on its CPU cap or
+    its wall net stops the replay there, and actions that end before the verdict fail."""
+    if not isinstance(answer, dict) or answer.get("stopped") not in STOPS:
+        raise AssertionError("the grader's evaluation of your trained agents returned nothing")
+    recorded = np.asarray(answer.get("actions"))
+    if recorded.ndim != 3 or recorded.shape[1:] != (agents, len(seeds)):
+        raise AssertionError(
+            f"the grader's evaluation returned actions of shape {recorded.shape}, not "
+            f"(steps, {agents}, {len(seeds)})"
+        )
+    budget = answer["stopped"] if answer["stopped"] in ("cpu", "wall") else None
+    steps = [0]  # actions handed out so far
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        if steps[0] == len(recorded):
+            raise AssertionError("the grader's evaluation of your agents stopped before a verdict")
+        steps[0] += 1
+        return recorded[steps[0] - 1]
+
+    def spent() -> str | None:
+        return budget if steps[0] == len(recorded) else None
+
+    return _played(loop.play(act, agents, seeds, max_steps, bar, spent), max_steps)
+
+
+def _played(result: dict[str, Any], max_steps: int) -> Played:
+    """in_kernel.play's result as a Played."""
+    totals, running, step = result["totals"], result["running"], int(result["steps"])
+    best = float((totals.sum() + running.sum() * (max_steps - step)) / totals.size)
+    return Played(totals, result["stopped"] == "cpu", step, best, result["stopped"] == "wall")
 
 
 def load_in_process(namespace: dict[str, Any]) -> types.ModuleType:

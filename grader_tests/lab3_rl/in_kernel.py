@@ -1,15 +1,13 @@
 """Grader code that runs INSIDE the student's kernel, installed there by the hidden tests.
 
 Episode loops call the student's code at every step; through the `student` door each call would
-be a round trip, so loops run here, next to the student's functions, on environments created here
-with the grader's seeds. Nothing here is trusted: the grader checks what comes back, and the final
-policy is scored in the grader's own environments (observations in, actions out). Nothing here is
+be a round trip (~20 ms), so loops run here, next to the student's functions, on environments
+created here with the grader's seeds. Nothing here is trusted: the grader checks what comes back,
+and the final policy's actions are replayed in the grader's own environments. Nothing here is
 secret either (no expected values, no reference implementations): the kernel can read it.
 
-The hidden tests install it with ``student.install(Path(__file__).with_name("in_kernel.py"))``
-as ``_grader_lab3_rl``; the door binds `NOTEBOOK` to the notebook's namespace, where the
-student's functions are looked up by name at call time (`create_cartpole_model`,
-`choose_action`, `discount_rewards`, `train_step`, ...).
+Installed by the hidden tests as ``_grader_lab3_rl``; the door binds `NOTEBOOK` to the notebook's
+namespace, where the student's functions are looked up by name at call time.
 """
 
 import time
@@ -28,12 +26,11 @@ _wall_clock = time.monotonic
 class Allowance:
     """CPU seconds a piece of grading may spend in this kernel, and a wall-clock safety net.
 
-    CPU time is this process's (CLOCK_PROCESS_CPUTIME_ID: user + system time of ALL its
-    threads, so TensorFlow's thread pools are charged too; not child processes, which the
-    grader's loops do not start). Waiting is not charged: while the kernel sleeps, blocks, or
-    is not scheduled because the host is busy, its CPU clock stands still, so the CPU cap decides
-    the same way on an idle and on a saturated host. The wall-clock net only ends a run the
-    host is too slow to finish; the grader reports that as an error, not as a failure.
+    CPU time is this process's (CLOCK_PROCESS_CPUTIME_ID: user + system time of ALL its threads,
+    TensorFlow's pools included; not child processes, which the grader's loops do not start).
+    Waiting (asleep, blocked, or not scheduled on a busy host) is not charged, so the CPU cap
+    decides the same way on an idle and on a saturated host. The wall-clock net only ends a run
+    the host is too slow to finish; the grader reports that as an error, not as a failure.
     """
 
     def __init__(self, cpu_seconds, wall_seconds):
@@ -55,11 +52,6 @@ class Allowance:
         if self.wall() > self.wall_seconds:
             return "wall"
         return None
-
-
-def cpu_now():
-    """This kernel's CPU seconds so far (all threads); the grader subtracts two readings."""
-    return _cpu_clock()
 
 
 def seed_everything(seed):
@@ -112,13 +104,12 @@ def train_cartpole(
     environment's episode ends it restarts at once. Every EPISODES_PER_UPDATE finished episodes,
     one train_step on their observations, actions and discount_rewards (each episode's returns
     computed on its own). Stops when the mean of the last WINDOW episode rewards reaches TARGET,
-    after MAX_EPISODES episodes, once this kernel has spent CPU_SECONDS of CPU time on it
-    ("cpu": the student's code is too slow), or after WALL_SECONDS of wall-clock time ("wall":
-    the safety net; the host is too busy, which the grader reports as an error); and, for each
-    (EPISODES, FLOOR) of FLOORS, once EPISODES episodes have ended, when the mean of episodes
-    EPISODES-WINDOW+1 to EPISODES is below FLOOR (the grader counts it as failed). Returns the
-    episode rewards in the order the episodes ended, why it stopped, and the CPU and wall
-    seconds it took; the model is kept as AGENTS[agent].
+    after MAX_EPISODES episodes, past CPU_SECONDS of this kernel's CPU ("cpu": the student's
+    code is too slow) or WALL_SECONDS of wall-clock time ("wall": the safety net, an error),
+    and for each (EPISODES, FLOOR) of FLOORS, once EPISODES episodes have ended, when the mean
+    of the last WINDOW of them is below FLOOR ("floor"). Returns the episode rewards in the
+    order the episodes ended, why it stopped, and the CPU and wall seconds; the model is kept
+    as AGENTS[agent].
     """
     import gymnasium as gym
     import keras
@@ -191,15 +182,76 @@ def update(model, optimizer, episodes):
 
 def act(agents, observations):
     """Actions of the trained AGENTS (names) for OBSERVATIONS shaped (agents, envs, 4)."""
-    observations = np.asarray(observations, dtype=np.float32)
+    observations = np.array(observations, dtype=np.float32)  # a copy, as the door's was
     return np.stack(
         [actions_for(AGENTS[a], observations[k], 2) for k, a in enumerate(agents)]
     ).astype(np.int64)
 
 
-def act_charged(agents, observations):
-    """`act`, with this kernel's CPU seconds after it (the evaluation's CPU cap reads them)."""
-    return {"actions": act(agents, observations), "cpu": cpu_now()}
+def play(act, agents, seeds, max_steps, bar=None, spent=lambda: None):
+    """One CartPole episode per seed for each of AGENTS policies; the evaluation's loop.
+
+    ACT maps observations (agents, len(seeds), 4) to actions (agents, len(seeds)), once per step
+    for all episodes, ended ones included. Stops when every episode has ended ("ended"), after
+    MAX_STEPS steps, given BAR once the mean reward is sure to end on one side of it ("bar";
+    see curves.play), or when SPENT() names a spent budget ("cpu", "wall"). Returns the rewards,
+    the episodes still running, the steps, why it stopped and the actions of every step.
+    """
+    import gymnasium as gym
+
+    envs = [[gym.make("CartPole-v1") for _ in seeds] for _ in range(agents)]
+    starts = [
+        [env.reset(seed=int(s))[0] for env, s in zip(row, seeds, strict=True)] for row in envs
+    ]
+    obs = np.array(starts, dtype=np.float32)  # (agents, len(seeds), 4)
+    totals = np.zeros((agents, len(seeds)))
+    running = np.ones((agents, len(seeds)), dtype=bool)
+    taken = []
+
+    def ended(step, why):
+        return dict(totals=totals, running=running, steps=step, stopped=why, actions=taken)
+
+    for step in range(max_steps):
+        if not running.any():
+            return ended(step, "ended")
+        best = (totals.sum() + running.sum() * (max_steps - step)) / totals.size
+        if bar is not None and (totals.mean() >= bar or best < bar):
+            return ended(step, "bar")
+        why = spent()
+        if why is not None:
+            return ended(step, why)
+        actions = np.asarray(act(obs))
+        if actions.shape != running.shape or not np.issubdtype(actions.dtype, np.integer):
+            raise AssertionError(
+                "choose_action(model, observations, single=False) should return one whole-number "
+                f"action per observation; for {running.shape[1]} observations it returned "
+                f"an array of shape {actions.shape} and dtype {actions.dtype}"
+            )
+        taken.append(actions.astype(np.int64))
+        for a, row in enumerate(envs):
+            for e, env in enumerate(row):
+                if not running[a, e]:
+                    continue
+                action = int(actions[a, e])
+                if action not in (0, 1):
+                    raise AssertionError(
+                        f"choose_action returned {action}; CartPole's actions are 0 and 1"
+                    )
+                o, reward, terminated, truncated, _ = env.step(action)
+                obs[a, e] = o
+                totals[a, e] += reward
+                running[a, e] = not (terminated or truncated)
+    return ended(max_steps, "steps")
+
+
+def evaluate(agents, seeds, *, max_steps, bar, cpu_seconds, wall_seconds):
+    """The trained AGENTS (names) played here with `play` in one door call (not one per step);
+    the grader replays the actions in its own environments (curves.replay). CPU_SECONDS caps
+    this kernel's CPU, WALL_SECONDS is the safety net (see Allowance)."""
+    allowance = Allowance(cpu_seconds, wall_seconds)
+    played = play(lambda obs: act(agents, obs), len(agents), seeds, max_steps, bar, allowance.spent)
+    actions = np.asarray(played["actions"], dtype=np.int64).reshape(-1, len(agents), len(seeds))
+    return {"actions": actions, "stopped": played["stopped"], "cpu_seconds": allowance.cpu()}
 
 
 # --- rollouts: what the student's collect functions recorded ---------------------------------
@@ -249,9 +301,15 @@ def train_on(model_name, optimizer, learning_rate, inputs, actions, returns, ste
         )
 
 
-def with_model(function, model, *args, **kwargs):
-    """The student's FUNCTION called with the kernel object named MODEL as first argument."""
-    return NOTEBOOK[function](NOTEBOOK[model], *args, **kwargs)
+def each(function, calls, model=None, **kwargs):
+    """The student's FUNCTION (a name, or a path such as "m.add_to_memory") called with each
+    argument list of CALLS in turn, after the kernel object named MODEL if given, and KWARGS:
+    several calls in one door call. Their results, as a list."""
+    target = NOTEBOOK[function.split(".")[0]]
+    for attribute in function.split(".")[1:]:
+        target = getattr(target, attribute)
+    first = () if model is None else (NOTEBOOK[model],)
+    return [target(*first, *args, **kwargs) for args in calls]
 
 
 def build_linear_policy(name, n_inputs, kernel, bias):
@@ -296,11 +354,10 @@ def weights(model_name):
 
 
 def pong_updates(seed, *, num_envs, max_steps, updates, learning_rate):
-    """A few Pong training steps end to end with the student's code, on short games.
-
-    Each update: collect_pong_rollout on NUM_ENVS games cut after MAX_STEPS steps,
-    discount_rewards_pong per game, one train_step. Returns what the grader checks.
-    """
+    """Pong training steps end to end with the student's code, on short games: each update
+    collect_pong_rollout on NUM_ENVS games cut after MAX_STEPS steps, discount_rewards_pong per
+    game, one train_step. Stops after the first update whose games scored a point (the weights
+    must then change), or after UPDATES. Returns what the grader checks."""
     import keras
 
     from introdl.labs import lab3_rl as rl
@@ -313,6 +370,8 @@ def pong_updates(seed, *, num_envs, max_steps, updates, learning_rate):
     ]
     steps, points, changed = [], 0, False
     for _ in range(int(updates)):
+        if points:
+            break
         memories = NOTEBOOK["collect_pong_rollout"](envs, model)
         before = [np.array(w) for w in model.get_weights()]
         rewards = [np.asarray(m.rewards, dtype=np.float32) for m in memories]

@@ -69,12 +69,13 @@ def test_choose_action_single_returns_one_valid_action(
 ) -> None:
     n_actions = int(rng.integers(2, 6))
     linear_policy(kernel, rng, "_grader_policy1", 4, n_actions, 1.0)
-    for _ in range(5):
-        obs = rng.normal(size=4).astype(np.float32)
-        action = as_array(
-            kernel.call(f"{RL}.with_model", "choose_action", "_grader_policy1", obs),
-            "choose_action(model, observation)",
-        )
+    observations = [rng.normal(size=4).astype(np.float32) for _ in range(5)]
+    # the five calls in one door call (each call's result is checked as before)
+    answers = kernel.call(
+        f"{RL}.each", "choose_action", [[o] for o in observations], model="_grader_policy1"
+    )
+    for answer in answers:
+        action = as_array(answer, "choose_action(model, observation)")
         assert_true(
             action.size == 1,
             f"choose_action(model, observation) should return one action; it returned shape {action.shape}",
@@ -94,10 +95,10 @@ def test_choose_action_samples_follow_policy_probabilities(
     w, b = linear_policy(kernel, rng, "_grader_policy2", n_in, n_actions, 0.8)
     states = rng.normal(size=(3, n_in)).astype(np.float32)
     batch = np.repeat(states, repeats, axis=0)  # (3 * repeats, n_in)
-    actions = as_array(
-        kernel.call(f"{RL}.with_model", "choose_action", "_grader_policy2", batch, single=False),
-        "choose_action(model, observations, single=False)",
-    ).reshape(-1)
+    answer = kernel.call(
+        f"{RL}.each", "choose_action", [[batch]], model="_grader_policy2", single=False
+    )[0]
+    actions = as_array(answer, "choose_action(model, observations, single=False)").reshape(-1)
     assert_true(
         actions.shape == (len(batch),),
         f"choose_action(..., single=False) should return one action per observation "
@@ -129,8 +130,7 @@ def test_memory_records_steps_in_order_and_clears(kernel: Any, rng: np.random.Ge
         (rng.normal(size=4).astype(np.float32), int(rng.integers(0, 2)), float(rng.normal()))
         for _ in range(int(rng.integers(3, 8)))
     ]
-    for obs, action, reward in steps:
-        kernel.call("_grader_memory.add_to_memory", obs, action, reward)
+    kernel.call(f"{RL}.each", "_grader_memory.add_to_memory", [list(step) for step in steps])
     observations = kernel.get("_grader_memory.observations")
     actions = kernel.get("_grader_memory.actions")
     rewards = kernel.get("_grader_memory.rewards")
@@ -175,11 +175,14 @@ def test_memories_do_not_share_lists(kernel: Any, rng: np.random.Generator) -> N
 def test_discount_rewards_matches_reference_for_random_gamma(
     kernel: Any, rng: np.random.Generator
 ) -> None:
+    cases = []
     for _ in range(3):
         rewards = [float(r) for r in rng.normal(size=int(rng.integers(4, 40)))]
-        gamma = float(rng.uniform(0.5, 0.99))
+        cases.append((rewards, float(rng.uniform(0.5, 0.99))))
+    answers = kernel.call(f"{RL}.each", "discount_rewards", cases)  # the 3 calls in one door call
+    for (rewards, gamma), got in zip(cases, answers, strict=True):
         assert_close(
-            kernel.call("discount_rewards", rewards, gamma),
+            got,
             reference.discount_rewards(np.asarray(rewards), gamma),
             f"discount_rewards(rewards, gamma={gamma:.3f}) should be the discounted returns "
             "R_t = r_t + gamma R_(t+1), normalised to mean 0 and standard deviation 1",
@@ -204,14 +207,19 @@ def test_discount_rewards_default_gamma_is_0_95(kernel: Any, rng: np.random.Gene
 def test_discount_rewards_pong_restarts_at_every_point(
     kernel: Any, rng: np.random.Generator
 ) -> None:
+    cases = []
     for _ in range(3):
         n = int(rng.integers(20, 60))
         rewards = np.zeros(n)
         points = rng.choice(np.arange(2, n), size=int(rng.integers(2, 5)), replace=False)
         rewards[points] = rng.choice([-1.0, 1.0], size=len(points))
-        gamma = float(rng.uniform(0.8, 0.99))
+        cases.append((rewards, float(rng.uniform(0.8, 0.99))))
+    answers = kernel.call(
+        f"{RL}.each", "discount_rewards_pong", [([float(r) for r in x], g) for x, g in cases]
+    )
+    for (rewards, gamma), got in zip(cases, answers, strict=True):
         assert_close(
-            kernel.call("discount_rewards_pong", [float(r) for r in rewards], gamma),
+            got,
             reference.discount_rewards_pong(rewards, gamma),
             f"discount_rewards_pong(rewards, gamma={gamma:.3f}) should restart the discounted sum "
             "at every nonzero reward (a point) and normalise the result",
@@ -225,12 +233,15 @@ def test_discount_rewards_pong_restarts_at_every_point(
 def test_compute_loss_matches_reference_on_random_batches(
     kernel: Any, rng: np.random.Generator
 ) -> None:
+    cases = []
     for _ in range(3):
         n, k = int(rng.integers(3, 50)), int(rng.integers(2, 7))
         logits = (rng.normal(size=(n, k)) * 2).astype(np.float32)
         actions = rng.integers(0, k, size=n).astype(np.int32)
-        returns = rng.normal(size=n).astype(np.float32)
-        got = as_array(kernel.call("compute_loss", logits, actions, returns), "compute_loss(...)")
+        cases.append((logits, actions, rng.normal(size=n).astype(np.float32)))
+    answers = kernel.call(f"{RL}.each", "compute_loss", cases)  # the 3 calls in one door call
+    for (logits, actions, returns), answer in zip(cases, answers, strict=True):
+        got = as_array(answer, "compute_loss(...)")
         assert_close(
             got.reshape(()) if got.size == 1 else got,
             reference.policy_loss(logits, actions, returns),

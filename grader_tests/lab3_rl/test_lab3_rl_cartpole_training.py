@@ -1,9 +1,10 @@
 """Hidden tests for lab3_rl, 3.7: the grader trains the student's CartPole agent and judges its
-reward curve, then plays the trained policies in its own environments. Never released.
+reward curve, then scores the trained policies in its own environments. Never released.
 
 The training loop runs inside the kernel (in_kernel.py) with the grader's seeds and CPU-second
-caps (curves.TRAINING); the curve is judged and the policy played here (curves.py). The thresholds
-and their calibration: CALIBRATION.md. The other tests of the lab: test_lab3_rl.py, test_lab3_rl_pong.py.
+caps (curves.TRAINING); so does the evaluation's play, whose actions are replayed and scored here
+(curves.py). The thresholds and their calibration: CALIBRATION.md. The other tests of the lab:
+test_lab3_rl.py, test_lab3_rl_pong.py.
 """
 
 from __future__ import annotations
@@ -120,23 +121,21 @@ def test_trained_cartpole_policy_balances_in_graders_environments(
         "(see the reward-curve test)",
     )
     seeds = [int(s) for s in rng.integers(0, 2**31 - 1, size=curves.EVAL_EPISODES)]
-    kernel_cpu = [float(kernel.call(f"{RL}.cpu_now"))]  # the kernel's CPU clock, all its threads
-
-    def act(obs: np.ndarray) -> np.ndarray:
-        answer = kernel.call(f"{RL}.act_charged", agents, obs, timeout=30)
-        assert_true(isinstance(answer, dict), "the grader's evaluation got no actions back")
-        kernel_cpu.append(float(answer["cpu"]))
-        return as_array(answer["actions"], "the actions").astype(np.int64)
-
-    played = curves.play(
-        act,
-        len(agents),
+    # played in the kernel in one door call; the actions replayed in the grader's environments
+    answer = kernel.call(
+        f"{RL}.evaluate",
+        agents,
         seeds,
+        max_steps=curves.EVAL_MAX_STEPS,
         bar=curves.EVAL_MEAN_AT_LEAST,
-        cpu=lambda: kernel_cpu[-1] - kernel_cpu[0],
+        cpu_seconds=curves.EVAL_CPU_SECONDS,
+        wall_seconds=curves.EVAL_WALL_SECONDS,
+        timeout=curves.EVAL_WALL_SECONDS + 5,
     )
+    played = curves.replay(answer, len(agents), seeds, bar=curves.EVAL_MEAN_AT_LEAST)
     if played.host_too_slow:
-        used = kernel_cpu[-1] - kernel_cpu[0]
+        spent = answer.get("cpu_seconds")
+        used = float(spent) if isinstance(spent, int | float) else 0.0
         raise host_too_slow(
             "the evaluation of your trained agents",
             curves.EVAL_WALL_SECONDS,

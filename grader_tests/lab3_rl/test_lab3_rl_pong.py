@@ -44,9 +44,12 @@ def test_pong_change_matches_reference_on_real_frames(
     kernel: Any, rng: np.random.Generator
 ) -> None:
     frames = pong_frames(rng, 80)
-    for t in sorted(rng.choice(np.arange(1, len(frames)), size=4, replace=False)):
-        prev, curr = frames[t - 1], frames[t]
-        got = kernel.call("pong_change", prev, curr)
+    pairs = [
+        (frames[t - 1], frames[t])
+        for t in sorted(rng.choice(np.arange(1, len(frames)), size=4, replace=False))
+    ]
+    answers = kernel.call(f"{RL}.each", "pong_change", pairs)  # the 4 calls in one door call
+    for (prev, curr), got in zip(pairs, answers, strict=True):
         assert_close(
             got,
             reference.pong_change(prev, curr),
@@ -133,6 +136,7 @@ def test_pong_rollout_records_frame_differences_of_the_game(
 @pytest.mark.grade("pong_training", points=1)
 @pytest.mark.budget(seconds=90)
 def test_pong_training_steps_run_end_to_end(kernel: Any, seed: int) -> None:
+    # one update, a second only if the first update's games scored no point (CALIBRATION.md)
     result = kernel.call(
         f"{RL}.pong_updates",
         seed,
@@ -143,18 +147,22 @@ def test_pong_training_steps_run_end_to_end(kernel: Any, seed: int) -> None:
         timeout=80,
     )
     assert_true(isinstance(result, dict), "the Pong training steps returned nothing")
+    steps, points = result.get("steps"), result.get("points")
+    updates = 1 if isinstance(points, int) and points > 0 else 2  # what pong_updates plays
     assert_true(
-        result.get("steps") == [[80, 80], [80, 80]],
+        isinstance(steps, list)
+        and len(steps) in (updates, 2)
+        and all(s == [80, 80] for s in steps),
         "collect_pong_rollout should play each game to its end (here: cut after 80 steps); "
-        f"the games lasted {result.get('steps')}",
+        f"the games lasted {steps}",
     )
     assert_true(
         bool(result.get("finite")),
-        "after two Pong training steps the model's weights are NaN or infinite",
+        "after the Pong training steps the model's weights are NaN or infinite",
     )
     assert_true(
-        bool(result.get("changed")) or result.get("points") == 0,
-        "two Pong training steps on games with points scored did not change the model's weights",
+        bool(result.get("changed")) or points == 0,
+        "a Pong training step on games with points scored did not change the model's weights",
     )
 
 
