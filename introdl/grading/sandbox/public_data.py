@@ -49,9 +49,10 @@ def lab_datasets(root: Path, lab: str) -> list[tuple[str, bool]]:
 
 
 def ensure_lab_data(root: Path, lab: str) -> None:
-    """Fetch the data sets LAB requires that this host's cache lacks (once: then a stat each)."""
+    """Fetch the data sets LAB requires that this host's cache lacks. `fetch` verifies a cached
+    set's checksums once per process, then only that its files are unchanged (a stat each)."""
     for name, required in lab_datasets(root, lab):
-        if not required or registry.is_cached(name):
+        if not required:
             continue
         try:
             registry.fetch(name, progress=False)
