@@ -158,3 +158,39 @@ def test_the_reward_curve_test_has_floors_inside_its_budget() -> None:
         curves.TRAINING["window"] <= at < curves.TRAINING["max_episodes"] for at, _ in floors
     )
     assert all(0 < floor < curves.TRAINING["target"] for _, floor in floors)
+
+
+@pytest.mark.parametrize(
+    ("learned", "verdict"),
+    [
+        ([], None),  # nothing trained yet
+        ([True], True),  # the first seed learned: passed, no second seed
+        ([False], None),  # one unlucky seed costs nothing: two more
+        ([False, True], None),
+        ([False, False], False),  # the next two cannot both learn any more
+        ([False, True, True], True),
+        ([False, True, False], False),
+    ],
+)
+def test_the_seeds_decide_as_soon_as_the_verdict_is_sure(
+    learned: list[bool], verdict: bool | None
+) -> None:
+    """Does the reward-curve test pass on a first seed that learns, and otherwise need both of
+    the next two (CALIBRATION.md, "One seed when it learns")?"""
+    assert curves.seeds_verdict(learned) is verdict
+
+
+def test_the_seed_rule_fails_correct_work_no_more_often_than_two_of_three() -> None:
+    """Over every per-seed learning rate, is the new rule's false fail at most 2 of 3's, and its
+    pass chance for an agent that never learns zero?"""
+    outcomes = [(a, b, c) for a in (0, 1) for b in (0, 1) for c in (0, 1)]
+    for p in np.linspace(0, 1, 101):
+
+        def chance(rule: Callable[[tuple[int, int, int]], bool], p: float = p) -> float:
+            return sum(float(np.prod([p if x else 1 - p for x in o])) for o in outcomes if rule(o))
+
+        new = chance(lambda o: bool(curves.seeds_verdict([bool(x) for x in o])))
+        two_of_three = chance(lambda o: sum(o) >= 2)
+        assert new >= two_of_three - 1e-12
+        assert abs(new - (p + (1 - p) * p * p)) < 1e-12
+    assert curves.seeds_verdict([False, False, False]) is False

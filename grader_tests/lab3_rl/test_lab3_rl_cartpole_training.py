@@ -38,9 +38,8 @@ def test_cartpole_reward_curve_rises_past_target(kernel: Any, seed: int) -> None
     cpu_budget = cpu_left = curves.TRAINING_CPU_SECONDS  # kernel CPU seconds: what decides
     verdicts = []
     for k in range(curves.SEEDS):
-        learned = sum(v.learned for v in verdicts)
-        if learned >= curves.SEEDS_TO_PASS or learned + curves.SEEDS - k < curves.SEEDS_TO_PASS:
-            break  # decided
+        if curves.seeds_verdict([v.learned for v in verdicts]) is not None:
+            break  # decided: the first seed learned, or one of the next two did not
         if cpu_left < 5:
             break
         wall_left = curves.TRAINING_WALL_SECONDS - (time.monotonic() - started)
@@ -75,7 +74,6 @@ def test_cartpole_reward_curve_rises_past_target(kernel: Any, seed: int) -> None
         verdict = curves.judge_curve(rewards, str(result.get("stopped")))
         verdicts.append(verdict)
         TRAINED[agent] = verdict
-    learned = sum(v.learned for v in verdicts)
     details = "; ".join(f"seed {i + 1}: {v.reason}" for i, v in enumerate(verdicts))
     slow = ""
     if any("CPU time ran out" in v.reason for v in verdicts) or cpu_left < 5:
@@ -86,11 +84,11 @@ def test_cartpole_reward_curve_rises_past_target(kernel: Any, seed: int) -> None
             "model(observation), never model.predict)."
         )
     assert_true(
-        learned >= curves.SEEDS_TO_PASS,
+        bool(curves.seeds_verdict([v.learned for v in verdicts])),
         f"The grader trained your CartPole agent (create_cartpole_model, choose_action, "
         f"discount_rewards, compute_loss, train_step) with its own seeds; the mean reward over "
-        f"{window} episodes should rise to {target:.0f} for at least {curves.SEEDS_TO_PASS} of "
-        f"them. {details}.{slow}",
+        f"{window} episodes should rise to {target:.0f} on the first seed, or else on both of "
+        f"the next two. {details}.{slow}",
     )
 
 
