@@ -209,7 +209,8 @@ def test_kernel_that_ignores_the_interrupt_is_killed_with_its_container(
     with docker_kernel(tmp_path, "submitted-ignores-interrupt") as kernel:
         run = run_fixture(kernel, "submitted-ignores-interrupt")
         assert statuses(run) == ["ok", "killed", "skipped"]
-        assert [e.kind for e in run.events] == ["cell_timeout", "kernel_killed"]
+        # it sleeps: little CPU, so a first grading cannot blame it (tests/test_docker_busy_host.py)
+        assert [e.kind for e in run.events] == ["cell_timeout", "host_busy", "kernel_killed"]
         assert not kernel.alive
         assert_container_gone(engine, kernel)
         assert processes_of_uid(kernel.sandbox.spec.uid) == []

@@ -24,8 +24,10 @@ The rule (docs/grading.md, "Busy host or slow code"):
   error again); otherwise the CPU was there and it did not use it (sleeping, blocked on I/O): the
   verdict is today's, with words saying it waited without computing.
 
-A backend whose processes this host cannot see (docker: the kernel runs under the engine's
-daemon) has no meter (`root` None): its limits keep today's verdicts.
+The root is the sandbox's (`Sandbox.cpu_root`, asked once the kernel answers): bwrap's launcher;
+docker's container init as this host sees it (``State.Pid``), when ``/proc/<pid>/cgroup`` names the
+container, i.e. on a local engine. A backend whose processes this host cannot see (an engine on
+another host) has no meter (`root` None): its limits keep today's verdicts.
 """
 
 from __future__ import annotations

@@ -120,8 +120,6 @@ class SandboxedKernel:
         self._km = km
         process = getattr(km.provisioner, "process", None)
         self._launcher_pid = process.pid if isinstance(process, subprocess.Popen) else None
-        # docker: the kernel runs under the engine's daemon, not below the launcher
-        self.meter.root = self._launcher_pid if self.sandbox.backend != "docker" else None
         self._log_thread = threading.Thread(target=self._read_log, args=(read_fd,), daemon=True)
         self._log_thread.start()
         self._context = zmq.Context()
@@ -131,6 +129,7 @@ class SandboxedKernel:
         kc.start_channels(hb=False)
         self._kc = kc
         self._wait_for_ready(self.limits.startup_timeout)
+        self.meter.root = self.sandbox.cpu_root(self._launcher_pid)  # whose CPU counts (cpu.py)
         self.timings["kernel_start"] = round(time.monotonic() - t0, 3)
 
     def _read_log(self, fd: int) -> None:

@@ -82,6 +82,10 @@ class Sandbox(Protocol):
     def memory_exhausted(self) -> bool:
         """Whether the sandbox ran out of memory (OOM kill seen); False when it cannot tell."""
 
+    def cpu_root(self, launcher_pid: int | None) -> int | None:
+        """The host pid under which every process of the running sandbox lives, for the CPU
+        meter (kernel/cpu.py); None when this host cannot see them. Asked once the kernel answers."""
+
     def cleanup(self) -> None:
         """Kill what is left and remove host-side state. Safe to call twice."""
 
@@ -226,6 +230,9 @@ class NoSandbox:
 
     def memory_exhausted(self) -> bool:
         return False
+
+    def cpu_root(self, launcher_pid: int | None) -> int | None:
+        return launcher_pid
 
     def cleanup(self) -> None:
         pass

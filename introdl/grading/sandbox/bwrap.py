@@ -174,6 +174,9 @@ class BwrapSandbox:
     def memory_exhausted(self) -> bool:
         return self.cgroups.oom_killed()
 
+    def cpu_root(self, launcher_pid: int | None) -> int | None:
+        return launcher_pid  # bwrap's pid namespace: every process descends from the launcher
+
     def cleanup(self) -> None:
         self.kill()
         self.cgroups.remove()

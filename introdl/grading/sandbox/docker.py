@@ -128,6 +128,18 @@ def container_name(spec: SandboxSpec) -> str:
     return f"introdl-sandbox-{spec.name}"
 
 
+def in_container(pid: int, container_id: str) -> bool:
+    """Whether host process PID is in the cgroup of the container CONTAINER_ID (docker's
+    ``docker-<id>.scope`` or ``/docker/<id>``, podman's ``libpod-<id>``): its full id, 64 hex."""
+    if pid <= 0 or len(container_id) < 32:
+        return False
+    try:
+        with open(f"/proc/{pid}/cgroup") as fh:
+            return container_id in fh.read()
+    except OSError:
+        return False
+
+
 def docker_client() -> Any:
     """A Docker API client that has answered a ping, or BadInput saying how to get one."""
     try:
@@ -227,6 +239,19 @@ class DockerSandbox:
         if state is not None:
             self._oom = self._oom or bool(state.get("OOMKilled"))
         return self._oom
+
+    def cpu_root(self, launcher_pid: int | None) -> int | None:
+        """The container's init process as this host sees it (``State.Pid``), on a local engine.
+
+        Trusted only when ``/proc/PID/cgroup`` names the container's id: an engine on another
+        host (DOCKER_HOST=tcp://...) reports a pid of its own host, which here is nobody's or
+        someone else's, and then the meter has nothing to read (None: today's verdicts).
+        """
+        container = self._container()
+        if container is None:
+            return None
+        pid = container.attrs.get("State", {}).get("Pid")
+        return pid if isinstance(pid, int) and in_container(pid, container.id) else None
 
     def cleanup(self) -> None:
         self.kill()
