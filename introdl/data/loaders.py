@@ -204,7 +204,8 @@ class TrainFaces:
         4,000 at the smoke budget, or 4,000 of the real set's ~110k).
         """
         if "raw" in self.__dict__:
-            return self.raw[np.asarray(indices)]
+            in_memory: np.ndarray = self.raw[np.asarray(indices)]
+            return in_memory
         wanted = np.arange(len(self))[np.asarray(indices)]  # numpy's own index checks and negatives
         with _open_faces(self.path) as f:
             rows = _read_rows(self.path, f["images"], wanted.reshape(-1))
