@@ -177,3 +177,16 @@ def test_image_grids_are_one_picture_with_every_image_and_label(
     (ax,) = figures[-1].axes
     assert [t.get_text() for t in ax.texts] == ["input", "reconstruction"]
     plt.close("all")
+
+
+def test_the_smoke_subset_reads_8_image_blocks_and_the_same_images(offline: Path) -> None:
+    """Is the generated set stored 8 images a block (so the smoke budget's 64 random images read a
+    fraction of the file), and are those images exactly the rows of a whole read?"""
+    faces = data.load_train_faces(source="generated")
+    with h5py.File(faces.path, "r") as f:
+        assert f["images"].chunks == (8, 64, 64, 3)
+        everything = f["images"][:]
+    loader = FaceBatches(faces, limit=64, seed=6191)
+    order = np.sort(np.random.default_rng(6191).permutation(len(faces))[:64])
+    np.testing.assert_array_equal(loader.raw, everything[order])
+    assert "raw" not in faces.__dict__

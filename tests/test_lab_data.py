@@ -9,6 +9,7 @@ set and what to do.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from pathlib import Path
 
@@ -16,9 +17,17 @@ import nbformat
 import pytest
 
 import introdl.data as registry
+from introdl.data import cache as cache_module
+from introdl.data.downloads import Generated, sha256_file
 from introdl.grading.errors import BadInput
 from introdl.grading.grade import GradeOptions, grade_submission
-from introdl.grading.sandbox.public_data import DataMissing, ensure_lab_data, public_data_dir
+from introdl.grading.pool import WARM_CODE
+from introdl.grading.sandbox.public_data import (
+    DataMissing,
+    ensure_lab_data,
+    public_data_dir,
+    sandbox_datasets,
+)
 from introdl.grading.submission import submission_at
 from tests.sandboxed import ROOT, needs_bwrap, test_slot
 
@@ -68,6 +77,54 @@ def test_a_lab_that_declares_nothing_needs_nothing(tmp_path, empty_cache):
     (tmp_path / "course" / "grader_tests" / "labx").mkdir(parents=True)
     ensure_lab_data(tmp_path / "course", "labx")
     assert not empty_cache.exists() or not any(empty_cache.iterdir())
+
+
+def test_a_warm_kernel_checks_the_public_sets_so_the_notebook_does_not(
+    tmp_path, empty_cache, monkeypatch
+):
+    """Issue 23: does a warm kernel's pre-work verify the public sets its lab declares (never a
+    grader-only one, never fetching a missing one), so that the notebook's first fetch of a set
+    costs a stat instead of its checksums (0.5 s for the debiasing lab's faces)?"""
+    hashed: list[Path] = []
+
+    def digest(path: Path) -> str:
+        hashed.append(path)
+        return sha256_file(path)
+
+    made = Generated("a text file", lambda d: (d / "a.txt").write_text("abc"), "nothing")
+    for name in ("counted", "absent"):
+        monkeypatch.setitem(
+            registry.REGISTRY,
+            name,
+            registry.Dataset(
+                name=name,
+                description="one text file",
+                sources=(made,),
+                files=(registry.Artifact("a.txt", hashlib.sha256(b"abc").hexdigest(), digest),),
+                main="a.txt",
+            ),
+        )
+    monkeypatch.setattr(cache_module, "_SETTLED_SECONDS", 0.0)
+    course = course_declaring(tmp_path, "counted\nabsent optional\nmnist_npm_heldout\n")
+    assert sandbox_datasets(course, "labx") == ("counted", "absent")
+    path = registry.fetch("counted", progress=False)
+
+    def fresh_kernel_fetches(warm: bool) -> list[Path]:
+        monkeypatch.setattr(cache_module, "_VERIFIED", {})  # what a new kernel process knows
+        hashed.clear()
+        if warm:
+            code = WARM_CODE.format(names=[], datasets=list(sandbox_datasets(course, "labx")))
+            exec(code, {})
+            assert hashed == [path], "the warm-up should verify the declared set"
+            hashed.clear()
+        assert registry.fetch("counted", progress=False) == path
+        return list(hashed)
+
+    assert fresh_kernel_fetches(warm=False) == [path]  # cold: the notebook pays the checksum
+    assert fresh_kernel_fetches(warm=True) == []  # warm: already verified in this process
+    assert not (empty_cache / "absent").exists(), "the warm-up must never fetch"
+    (course / "grader_tests" / "labx" / "datasets.txt").write_text("no_such_set\n")
+    assert sandbox_datasets(course, "labx") == ()  # reported where the sandbox's data is built
 
 
 @needs_bwrap

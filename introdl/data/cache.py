@@ -135,7 +135,7 @@ def _stamp(ds: Dataset, directory: Path) -> _Stamp | None:
     return tuple(stamps)
 
 
-def _cached_problems(ds: Dataset, directory: Path) -> dict[Path, str]:
+def cached_problems(ds: Dataset, directory: Path) -> dict[Path, str]:
     """`find_problems`, skipped for a data set whose files this process verified unchanged."""
     key = (directory, tuple((a.path, a.sha256) for a in ds.files))
     before = _stamp(ds, directory)
@@ -193,7 +193,7 @@ def fetch_dataset(ds: Dataset, *, progress: bool = True) -> Path:
     name = ds.name
     root = cache_dir()
     target = root / name
-    problems = _cached_problems(ds, target)
+    problems = cached_problems(ds, target)
     if not problems:
         return target / ds.main
     notes = []

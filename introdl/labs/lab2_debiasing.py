@@ -27,7 +27,7 @@ class FaceBatches:
         order = self.rng.permutation(len(faces))
         if limit is not None:
             order = np.sort(order[:limit])  # a random subset, kept in file order
-        self.raw = faces.raw[order]  # (N, 64, 64, 3) uint8 BGR
+        self.raw = faces.rows(order)  # (N, 64, 64, 3) uint8 BGR: only these are read from the file
         self.labels = faces.labels[order]  # (N, 1) float32, 1.0 = face
         self.groups = _groups(faces)
         if self.groups is not None:

@@ -48,6 +48,18 @@ def lab_datasets(root: Path, lab: str) -> list[tuple[str, bool]]:
     return sets
 
 
+def sandbox_datasets(root: Path, lab: str) -> tuple[str, ...]:
+    """The data sets LAB declares that its sandbox's /data may hold (the public ones): what a
+    warm kernel checks before the notebook arrives (introdl/grading/pool.py). A bad datasets.txt
+    gives () here; building the sandbox's data reports it."""
+    try:
+        declared = lab_datasets(root, lab)
+    except BadInput:
+        return ()
+    public = set(registry.public_datasets())
+    return tuple(name for name, _ in declared if name in public)
+
+
 def ensure_lab_data(root: Path, lab: str) -> None:
     """Fetch the data sets LAB requires that this host's cache lacks. `fetch` verifies a cached
     set's checksums once per process, then only that its files are unchanged (a stat each)."""
