@@ -57,8 +57,14 @@ from introdl.grading.submission import Submission, prepare_workdir
 
 # Run silently before binding: no output, no history (the student's first cell is still In[1]),
 # no name left in the user namespace, the environment left as it was. A module that fails to
-# import, or a data set that fails its check (`is_cached` never fetches), is left to the notebook. TensorFlow's C++ log level is read once, at its first log line
-# (during import): it is set quiet for the import, as every lab's first cell does before its own.
+# import, or a data set that fails its check (`is_cached` never fetches), is left to the
+# notebook. TensorFlow's C++ log level is read once, at its first log line (during import): it
+# is set quiet for the import, as every lab's first cell does before its own.
+# Then the garbage collector's full pass over what the imports made is done here, and those
+# objects are frozen (`gc.freeze`: left out of every later pass): otherwise the first full pass
+# fell in the student's notebook (0.2-0.3 s over TensorFlow's objects in lab1_music's cell 4) and
+# each later one walked them all again. Nothing is collected that would not be: the imports' objects
+# are alive; it changes when passes run, not what the code computes.
 WARM_CODE = """\
 def _introdl_warm(names, datasets):
     import importlib, os
@@ -80,6 +86,9 @@ def _introdl_warm(names, datasets):
             del os.environ["TF_CPP_MIN_LOG_LEVEL"]
         else:
             os.environ["TF_CPP_MIN_LOG_LEVEL"] = before
+    import gc
+    gc.collect()
+    gc.freeze()
 _introdl_warm({names!r}, {datasets!r})
 del _introdl_warm
 """

@@ -120,13 +120,15 @@ def plot_piano_roll(
         ax.text(0.5, 0.5, "no notes", ha="center", va="center", transform=ax.transAxes)
     channels = sorted({n.channel for n in notes})
     colours = plt.get_cmap("tab10")
+    # One bar per note, drawn with one call per channel and pitch (a call per note took ~0.1-0.3 s
+    # for a tune of 130 notes, in every check of the notebook).
+    rows: dict[tuple[int, int], list[tuple[float, float]]] = {}
     for note in notes:
-        colour = colours(channels.index(note.channel) % 10)
-        ax.broken_barh(
-            [(note.start, max(note.end - note.start, 1e-3))],
-            (note.pitch - 0.4, 0.8),
-            facecolors=colour,
-        )
+        bar = (note.start, max(note.end - note.start, 1e-3))
+        rows.setdefault((note.channel, note.pitch), []).append(bar)
+    for (channel, pitch), bars in rows.items():
+        colour = colours(channels.index(channel) % 10)
+        ax.broken_barh(bars, (pitch - 0.4, 0.8), facecolors=colour)
     if notes:
         low, high = min(n.pitch for n in notes), max(n.pitch for n in notes)
         # Shade the black keys' rows, as on a piano roll; name the white keys (or only the Cs
