@@ -60,11 +60,9 @@ from introdl.grading.submission import Submission, prepare_workdir
 # import, or a data set that fails its check (`is_cached` never fetches), is left to the
 # notebook. TensorFlow's C++ log level is read once, at its first log line (during import): it
 # is set quiet for the import, as every lab's first cell does before its own.
-# Then the garbage collector's full pass over what the imports made is done here, and those
-# objects are frozen (`gc.freeze`: left out of every later pass): otherwise the first full pass
-# fell in the student's notebook (0.2-0.3 s over TensorFlow's objects in lab1_music's cell 4) and
-# each later one walked them all again. Nothing is collected that would not be: the imports' objects
-# are alive; it changes when passes run, not what the code computes.
+# Then a full garbage-collector pass over what the imports made, and `gc.freeze` (later passes
+# skip those objects): otherwise that pass fell in the student's notebook (0.2-0.3 s in
+# lab1_music's cell 4). It changes when passes run, never what the code computes.
 WARM_CODE = """\
 def _introdl_warm(names, datasets):
     import importlib, os
