@@ -3,9 +3,8 @@
 A `KernelPool` keeps up to `size` kernels ready. Each is a fresh sandbox over an EMPTY working
 copy (bound at /submission, the kernel's working directory, exactly as in the cold path), with
 the heavy imports of its lab already done (the modules the lab's release notebook imports:
-numpy, tensorflow, keras, the lab's helpers) and the data sets the lab declares checked (their
-checksums, which the notebook's first `fetch` of each would otherwise compute: 0.5 s for the
-debiasing lab's faces; after this, a stat). Nothing of any submission is in it yet.
+numpy, tensorflow, keras, the lab's helpers) and its data sets' checksums checked (the notebook's
+first `fetch` of each then costs a stat). Nothing of any submission is in it yet.
 
 `take(lab)` hands one out as a `WarmKernel`; `bind` then copies ONE submission's files into its
 working copy, and from there grading goes on as in the cold path. On leaving the `with` block the
@@ -28,9 +27,9 @@ waits. The warmer serves the takers waiting, oldest first, whatever their labs; 
 it warms for the lab asked for last. A ready kernel of a lab no waiting taker wants is destroyed to
 make room, so a take waits for at most two starts (one already under way, then its own), and
 every take has a deadline (`PoolTimeout`, naming the lab): nothing on a grading's path waits for
-ever on the pool. `close` (the end of
-the `with`, an exception, Ctrl-C) destroys every kernel it holds and leaves no process, mount or
-lock; a pool killed outright leaves what `launch.sweep_stale` removes, like a killed cold grader.
+ever on the pool. `close` (the end of the `with`, an exception, Ctrl-C) destroys every kernel it
+holds and leaves no process, mount or lock; a pool killed outright leaves what
+`launch.sweep_stale` removes, like a killed cold grader.
 """
 
 from __future__ import annotations
