@@ -32,7 +32,6 @@ import nbformat
 
 from introdl.grading.errors import BadInput, DiskFull, Stopped, disk_full_errno
 from introdl.grading.grade import Graded, GradeOptions, grade_submission, warm_pool
-from introdl.grading.interrupts import sigint_remembered
 from introdl.grading.pool import KernelPool
 from introdl.grading.progress import Progress
 from introdl.grading.record.results import Results, results_path
@@ -188,10 +187,7 @@ def run_local(
                 kernels = stack.enter_context(
                     warm_pool(root, options, size=warm, labs=labs, limit=len(subs))
                 )
-            interrupted = stack.enter_context(sigint_remembered())
             for sub in subs:
-                if interrupted():  # a Ctrl-C that Python swallowed (see sigint_remembered)
-                    raise KeyboardInterrupt
                 if on_start:
                     on_start(sub)
                 try:
