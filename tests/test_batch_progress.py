@@ -153,6 +153,9 @@ def test_ctrl_c_stops_cleanly_keeps_what_landed_and_a_rerun_finishes(
         stderr=subprocess.PIPE,
         env=env_for(course),
         start_new_session=True,  # its own process group, as a shell's foreground job
+        # with Ctrl-C's default action, as a terminal's job has it, even when this suite runs as
+        # a background job of a non-interactive shell (which starts its children ignoring SIGINT)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert proc.stdout is not None
     seen = []
